@@ -1,0 +1,70 @@
+"""Backend registry: a parsed URI -> a configured fsspec filesystem and a path inside it.
+
+Each backend module (``artifact_fs.backends.<name>``) provides:
+
+* ``CAPABILITIES`` - a :class:`~artifact_fs.capabilities.Capabilities`;
+* ``options(uri, environ, **overrides) -> dict`` - MLflow's variables turned into the storage
+  options of the underlying filesystem (explicit overrides win);
+* ``filesystem(options) -> fsspec.AbstractFileSystem``;
+* ``fs_path(uri, options) -> str`` - where ``uri`` points inside that filesystem.
+
+Modules are imported lazily so a missing optional dependency only affects its own scheme.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from fsspec import AbstractFileSystem
+
+from artifact_fs import uris
+from artifact_fs.capabilities import Capabilities
+
+EXTRA_FOR_BACKEND = {
+    "s3": "s3",
+    "gcs": "gcs",
+    "azure": "azure",
+    "sftp": "sftp",
+    "hdfs": "hdfs",
+    "ftp": None,
+    "local": None,
+    "mlflow_artifacts": None,
+    "runs": None,
+}
+
+
+class BackendUnavailableError(ImportError):
+    """The backend for a scheme cannot be used here (its optional dependencies are missing)."""
+
+
+def load(name: str) -> ModuleType:
+    """Import ``artifact_fs.backends.<name>``; a clear error says what to install if that fails."""
+    try:
+        return importlib.import_module(f"artifact_fs.backends.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("artifact_fs.backends."):
+            raise BackendUnavailableError(f"the {name!r} backend is not available in this version") from exc
+        extra = EXTRA_FOR_BACKEND.get(name)
+        install = f"pip install 'artifact-fs[{extra}]'" if extra else "pip install artifact-fs"
+        raise BackendUnavailableError(
+            f"the {name!r} backend needs the package {exc.name!r}, which is not installed; run: {install}"
+        ) from exc
+
+
+def capabilities(uri: str | uris.ArtifactURI) -> Capabilities:
+    """What the backend serving ``uri`` can do."""
+    return load(uris.parse(uri).backend).CAPABILITIES  # type: ignore[no-any-return]
+
+
+def resolve(
+    uri: str | uris.ArtifactURI, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> tuple[AbstractFileSystem, str]:
+    """The configured filesystem for ``uri`` and the path ``uri`` names inside it."""
+    parsed = uris.parse(uri)
+    backend = load(parsed.backend)
+    options = backend.options(parsed, os.environ if environ is None else environ, **overrides)
+    return backend.filesystem(options), backend.fs_path(parsed, options)

@@ -1,0 +1,267 @@
+"""One translation table from backend errors to builtin ``OSError`` subclasses.
+
+fsspec's contract is that filesystems raise builtin errors (``FileNotFoundError``,
+``PermissionError``, ...). Every backend sends its SDK's exceptions through :func:`translate`
+(usually via :func:`translating`), so the mapping lives here and nowhere else. The original
+exception is always kept as ``__cause__``.
+
+The same table also gives MLflow's error codes and HTTP statuses for the artifact server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class InvalidArtifactPathError(PermissionError, ValueError):
+    """An artifact path that could escape its root (``..``, absolute, encoded traversal, ...).
+
+    Both a ``ValueError`` (bad input, as MLflow's INVALID_PARAMETER_VALUE) and an ``OSError``
+    (fsspec's contract), so either ``except`` clause catches it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(errno.EACCES, f"Invalid artifact path {path!r}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class MultipartUnsupportedError(NotImplementedError):
+    """The store cannot do presigned multipart uploads; servers answer 501 so clients fall back."""
+
+
+# Provider error codes (S3 XML codes, Azure error codes, GCS reasons) -> builtin error class.
+ERROR_CODES: dict[str, type[OSError]] = {
+    # S3 and S3-compatible stores
+    "NoSuchKey": FileNotFoundError,
+    "NoSuchBucket": FileNotFoundError,
+    "NoSuchUpload": FileNotFoundError,
+    "NotFound": FileNotFoundError,
+    "404": FileNotFoundError,
+    "AccessDenied": PermissionError,
+    "AllAccessDisabled": PermissionError,
+    "403": PermissionError,
+    "InvalidAccessKeyId": PermissionError,
+    "SignatureDoesNotMatch": PermissionError,
+    "ExpiredToken": PermissionError,
+    "InvalidToken": PermissionError,
+    "AccountProblem": PermissionError,
+    "BucketAlreadyExists": FileExistsError,
+    "BucketAlreadyOwnedByYou": FileExistsError,
+    "PreconditionFailed": FileExistsError,
+    "BucketNotEmpty": OSError,
+    "InvalidBucketName": ValueError,  # type: ignore[dict-item]
+    # Azure Blob / ADLS
+    "BlobNotFound": FileNotFoundError,
+    "ContainerNotFound": FileNotFoundError,
+    "PathNotFound": FileNotFoundError,
+    "FilesystemNotFound": FileNotFoundError,
+    "ResourceNotFound": FileNotFoundError,
+    "AuthenticationFailed": PermissionError,
+    "AuthorizationFailure": PermissionError,
+    "AuthorizationPermissionMismatch": PermissionError,
+    "InsufficientAccountPermissions": PermissionError,
+    "BlobAlreadyExists": FileExistsError,
+    "ContainerAlreadyExists": FileExistsError,
+    "PathAlreadyExists": FileExistsError,
+    "ConditionNotMet": FileExistsError,
+}
+
+# HTTP statuses -> builtin error class, for every HTTP-speaking backend.
+HTTP_STATUSES: dict[int, type[OSError]] = {
+    400: OSError,
+    401: PermissionError,
+    403: PermissionError,
+    404: FileNotFoundError,
+    408: TimeoutError,
+    409: FileExistsError,
+    412: FileExistsError,
+    416: OSError,
+    501: OSError,
+    504: TimeoutError,
+}
+
+# Exception class names from SDKs we do not import eagerly -> builtin error class.
+EXCEPTION_NAMES: dict[str, type[OSError]] = {
+    "ResourceNotFoundError": FileNotFoundError,  # azure.core
+    "ResourceExistsError": FileExistsError,  # azure.core
+    "ClientAuthenticationError": PermissionError,  # azure.core
+    "ServiceRequestTimeoutError": TimeoutError,  # azure.core
+    "ServiceResponseTimeoutError": TimeoutError,  # azure.core
+    "ServiceRequestError": ConnectionError,  # azure.core: connection refused / DNS
+    "NoCredentialsError": PermissionError,  # botocore
+    "PartialCredentialsError": PermissionError,  # botocore
+    "EndpointConnectionError": ConnectionError,  # botocore
+    "ConnectTimeoutError": TimeoutError,  # botocore
+    "ReadTimeoutError": TimeoutError,  # botocore / urllib3
+    "DefaultCredentialsError": PermissionError,  # google.auth
+    "NotFound": FileNotFoundError,  # google.api_core
+    "Forbidden": PermissionError,  # google.api_core
+    "Unauthorized": PermissionError,  # google.api_core
+    "Conflict": FileExistsError,  # google.api_core
+    "PreconditionFailed": FileExistsError,  # google.api_core
+    "PermissionDenied": PermissionError,  # asyncssh
+    "HostKeyNotVerifiable": PermissionError,  # asyncssh
+    "SFTPNoSuchFile": FileNotFoundError,  # asyncssh
+    "SFTPPermissionDenied": PermissionError,  # asyncssh
+    "SFTPFileAlreadyExists": FileExistsError,  # asyncssh
+    "ConnectionError": ConnectionError,  # requests
+    "ConnectTimeout": TimeoutError,  # requests
+    "ReadTimeout": TimeoutError,  # requests
+    "Timeout": TimeoutError,  # requests
+    "ClientConnectorError": ConnectionError,  # aiohttp
+    "ServerTimeoutError": TimeoutError,  # aiohttp
+}
+
+_ERRNO_FOR: dict[type[OSError], int] = {
+    FileNotFoundError: errno.ENOENT,
+    PermissionError: errno.EACCES,
+    FileExistsError: errno.EEXIST,
+    TimeoutError: errno.ETIMEDOUT,
+    ConnectionError: errno.ECONNREFUSED,
+    IsADirectoryError: errno.EISDIR,
+    NotADirectoryError: errno.ENOTDIR,
+}
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """The provider's error code, whatever SDK raised ``exc``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    code = getattr(exc, "error_code", None)  # azure.core HttpResponseError
+    if code is not None:
+        return str(getattr(code, "value", code))
+    return None
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status carried by ``exc``, if any."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status else None
+    for holder in (exc, response):
+        for attribute in ("status_code", "status", "code"):
+            value = getattr(holder, attribute, None)
+            if isinstance(value, int) and 100 <= value < 600:
+                return value
+    return None
+
+
+def error_class(exc: BaseException) -> type[OSError]:
+    """The builtin ``OSError`` subclass that stands for ``exc``."""
+    if isinstance(exc, OSError):
+        return type(exc)
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
+        return TimeoutError
+    code = _error_code(exc)
+    if code is not None and code in ERROR_CODES and issubclass(ERROR_CODES[code], OSError):
+        return ERROR_CODES[code]
+    for klass in type(exc).__mro__:
+        if klass.__name__ in EXCEPTION_NAMES:
+            return EXCEPTION_NAMES[klass.__name__]
+    status = _http_status(exc)
+    if status is not None and status in HTTP_STATUSES:
+        return HTTP_STATUSES[status]
+    return OSError
+
+
+def translate(exc: BaseException, path: str | None = None) -> OSError:
+    """Turn any backend exception into a builtin ``OSError`` naming ``path``; the cause is kept.
+
+    An exception that is already an ``OSError`` is returned unchanged (it is fsspec's contract
+    already), as are ``ValueError`` / ``NotImplementedError`` raised for bad input.
+    """
+    if isinstance(exc, OSError):
+        return exc
+    klass = error_class(exc)
+    code = _error_code(exc)
+    detail = f"{code}: {exc}" if code and code not in str(exc) else str(exc) or type(exc).__name__
+    message = f"{detail} (path: {path})" if path else detail
+    translated = klass(_ERRNO_FOR.get(klass, errno.EIO), message)
+    if path is not None:
+        translated.filename = path
+    translated.__cause__ = exc
+    return translated
+
+
+_PASS_THROUGH = (OSError, ValueError, TypeError, NotImplementedError, KeyError, AssertionError)
+
+
+@contextlib.contextmanager
+def translating(path: str | None = None) -> Iterator[None]:
+    """Context manager: any non-builtin error raised inside becomes a translated ``OSError``."""
+    try:
+        yield
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated and re-raised with the cause kept
+        raise translate(exc, path) from exc
+
+
+def translate_errors(func: Callable[P, T]) -> Callable[P, T]:
+    """Decorator form of :func:`translating` for sync and async methods; names the first path argument."""
+
+    def _path(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        candidate = kwargs.get("path", args[1] if len(args) > 1 else None)
+        return candidate if isinstance(candidate, str) else None
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            with translating(_path(args, kwargs)):
+                return await func(*args, **kwargs)  # type: ignore[misc]
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with translating(_path(args, kwargs)):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+# MLflow's error codes and the HTTP status its server sends for each.
+MLFLOW_STATUS = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "RESOURCE_ALREADY_EXISTS": 409,
+    "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503,
+}
+
+
+def mlflow_error_code(exc: BaseException) -> str:
+    """MLflow's error code for ``exc`` (what the artifact server puts in ``error_code``)."""
+    if isinstance(exc, InvalidArtifactPathError):
+        return "INVALID_PARAMETER_VALUE"
+    if isinstance(exc, NotImplementedError):
+        return "NOT_IMPLEMENTED"
+    if isinstance(exc, ValueError):
+        return "INVALID_PARAMETER_VALUE"
+    klass = error_class(exc)
+    if issubclass(klass, FileNotFoundError):
+        return "RESOURCE_DOES_NOT_EXIST"
+    if issubclass(klass, PermissionError):
+        return "PERMISSION_DENIED"
+    if issubclass(klass, FileExistsError):
+        return "RESOURCE_ALREADY_EXISTS"
+    if issubclass(klass, IsADirectoryError | NotADirectoryError):
+        return "INVALID_PARAMETER_VALUE"
+    return "INTERNAL_ERROR"

@@ -1,0 +1,303 @@
+"""Every artifact URI form MLflow accepts, parsed once into one value.
+
+``parse(uri)`` validates a URI the way MLflow's artifact-repository registry would accept it and
+returns an :class:`ArtifactURI`. Everything downstream (settings, backends, store, server, CLI)
+takes the parsed value, never the raw string. Credentials never appear in ``str()`` or in error
+messages; :meth:`ArtifactURI.to_string` with ``reveal=True`` gives the exact input back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse, urlsplit
+
+# scheme -> backend module name (artifact_fs.backends.<name>)
+BACKEND_FOR_SCHEME: dict[str, str] = {
+    "": "local",
+    "file": "local",
+    "s3": "s3",
+    "gs": "gcs",
+    "wasbs": "azure",
+    "abfss": "azure",
+    "ftp": "ftp",
+    "sftp": "sftp",
+    "hdfs": "hdfs",
+    "viewfs": "hdfs",
+    "http": "mlflow_artifacts",
+    "https": "mlflow_artifacts",
+    "mlflow-artifacts": "mlflow_artifacts",
+    "runs": "runs",
+}
+SUPPORTED_SCHEMES: tuple[str, ...] = tuple(sorted(s for s in BACKEND_FOR_SCHEME if s))
+
+# Hints for schemes people reach for that MLflow does not register.
+_SCHEME_HINTS = {
+    "wasb": "MLflow registers only 'wasbs' (TLS); use wasbs://<container>@<account>.blob.core.windows.net/<path>",
+    "abfs": "MLflow registers only 'abfss' (TLS); use abfss://<filesystem>@<account>.dfs.core.windows.net/<path>",
+    "s3a": "use s3://<bucket>/<path>",
+    "s3n": "use s3://<bucket>/<path>",
+    "gcs": "use gs://<bucket>/<path>",
+    "az": "use wasbs://<container>@<account>.blob.core.windows.net/<path>",
+    "models": "models:/ URIs are resolved by MLflow's model registry, which artifact_fs does not include",
+    "dbfs": "Databricks storage is out of scope for artifact_fs",
+}
+
+_AZURE_BLOB_HOST = re.compile(
+    r"^(?P<account>[A-Za-z0-9]+)\.blob\.core\.(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)$"
+)
+_AZURE_DFS_HOST = re.compile(r"^(?P<account>[^.]+)\.(?P<suffix>.+)$")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:([\\/]|$)")
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):")
+_PASSWORD_IN_NETLOC = re.compile(r"^(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+
+MLFLOW_ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``; safe to put in messages and logs."""
+    match = _SCHEME.match(uri)
+    if not match or not uri[match.end() :].startswith("//"):
+        return uri
+    start = match.end() + 2
+    rest = uri[start:]
+    netloc_end = len(rest)
+    for separator in "/?#":
+        index = rest.find(separator)
+        if index != -1:
+            netloc_end = min(netloc_end, index)
+    netloc = rest[:netloc_end]
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{hostport}"
+    return uri[:start] + netloc + rest[netloc_end:]
+
+
+def _reject(uri: str, reason: str) -> ValueError:
+    return ValueError(f"Invalid artifact URI {redact(uri)!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class ArtifactURI:
+    """One parsed artifact location.
+
+    ``scheme`` is lower-cased and ``""`` for a plain local path (POSIX, relative or a Windows
+    drive path). ``username``/``password`` are percent-decoded; ``path`` and ``query`` are kept
+    exactly as written.
+    """
+
+    scheme: str
+    path: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    query: str = ""
+    has_authority: bool = False
+    """True when the URI had ``//`` after the scheme (``file:///x`` versus ``file:/x``)."""
+    netloc: str = field(default="", repr=False)
+    """The authority exactly as written (may hold a password; never shown)."""
+
+    # -- derived views ------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """Name of the backend module that serves this URI (``local``, ``s3``, ``azure``...)."""
+        return BACKEND_FOR_SCHEME[self.scheme]
+
+    @property
+    def is_local(self) -> bool:
+        return self.backend == "local"
+
+    @property
+    def bucket(self) -> str:
+        """Bucket (S3, GCS) or container / filesystem (Azure) name."""
+        if self.scheme in {"wasbs", "abfss"}:
+            return self.username or ""
+        return self.host or ""
+
+    @property
+    def key(self) -> str:
+        """Object key prefix inside the bucket, without a leading slash."""
+        return self.path.lstrip("/")
+
+    @property
+    def account(self) -> str | None:
+        """Azure storage account name."""
+        if self.scheme == "wasbs" and self.host:
+            match = _AZURE_BLOB_HOST.match(self.host)
+            return match.group("account") if match else None
+        if self.scheme == "abfss" and self.host:
+            return self.host.split(".", 1)[0]
+        return None
+
+    @property
+    def run_id(self) -> str | None:
+        """The run id of a ``runs:/<run_id>/<path>`` URI."""
+        if self.scheme != "runs":
+            return None
+        return self.path.lstrip("/").split("/", 1)[0]
+
+    @property
+    def run_relative_path(self) -> str:
+        """The artifact path after the run id of a ``runs:/`` URI (may be empty)."""
+        parts = self.path.lstrip("/").split("/", 1)
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def local_path(self) -> str:
+        """The filesystem path of a local URI, percent-decoded for ``file:`` forms."""
+        if self.scheme == "":
+            return self.path
+        return unquote(self.path)
+
+    # -- formatting ---------------------------------------------------------------------------
+    def to_string(self, *, reveal: bool = False) -> str:
+        """The canonical URI; the password appears only when ``reveal`` is true."""
+        if self.scheme == "":
+            return self.path
+        netloc = self.netloc
+        if not reveal and self.password is not None:
+            netloc = _PASSWORD_IN_NETLOC.sub(lambda m: f"{m.group('user')}:***@", netloc)
+        text = f"{self.scheme}:"
+        if self.has_authority:
+            text += f"//{netloc}"
+        text += self.path
+        if self.query:
+            text += f"?{self.query}"
+        return text
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    def with_path(self, path: str) -> ArtifactURI:
+        """The same location with another path (used to qualify roots)."""
+        return _replace(self, path=path)
+
+
+def _replace(uri: ArtifactURI, **changes: object) -> ArtifactURI:
+    from dataclasses import replace
+
+    return replace(uri, **changes)  # type: ignore[arg-type]
+
+
+def parse(uri: str | ArtifactURI) -> ArtifactURI:
+    """Parse and validate ``uri``; raise ``ValueError`` naming the (redacted) URI and the problem."""
+    if isinstance(uri, ArtifactURI):
+        return uri
+    if not isinstance(uri, str):
+        raise TypeError(f"artifact URI must be a string, not {type(uri).__name__}")
+    if not uri.strip():
+        raise ValueError("Invalid artifact URI '': the URI is empty")
+    if "\x00" in uri:
+        raise _reject(uri, "it contains a NUL character")
+    if _WINDOWS_DRIVE.match(uri):
+        return ArtifactURI(scheme="", path=uri)
+    match = _SCHEME.match(uri)
+    if not match:
+        if "#" in uri:
+            raise _reject(uri, "a local path may not contain a '#' fragment")
+        return ArtifactURI(scheme="", path=uri)
+    scheme = match.group("scheme").lower()
+    if scheme not in BACKEND_FOR_SCHEME:
+        hint = _SCHEME_HINTS.get(scheme)
+        supported = ", ".join(SUPPORTED_SCHEMES)
+        message = f"unknown scheme {scheme!r}; supported schemes are {supported}, or a plain local path"
+        raise _reject(uri, f"{message} ({hint})" if hint else message)
+
+    split = urlsplit(uri, allow_fragments=True)
+    if split.fragment or uri.endswith("#"):
+        raise _reject(uri, "fragments ('#...') are not allowed in artifact locations")
+    if urlparse(uri).params:
+        raise _reject(uri, "';' path parameters are not allowed in artifact locations")
+    if ".." in _fully_unquote(split.query).split("/") or ".." in _fully_unquote(split.query):
+        raise _reject(uri, "the query string may not contain '..'")
+    has_authority = uri[match.end() :].startswith("//")
+    try:
+        port = split.port
+    except ValueError as exc:
+        raise _reject(uri, f"the port is not a number between 0 and 65535 ({exc})") from exc
+    username = unquote(split.username) if split.username is not None else None
+    password = unquote(split.password) if split.password is not None else None
+    parsed = ArtifactURI(
+        scheme=scheme,
+        path=split.path,
+        host=split.hostname,
+        port=port,
+        username=username,
+        password=password,
+        query=split.query,
+        has_authority=has_authority,
+        netloc=split.netloc,
+    )
+    _validate_scheme_specific(uri, parsed)
+    return parsed
+
+
+def _fully_unquote(text: str) -> str:
+    for _ in range(10):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _validate_scheme_specific(uri: str, parsed: ArtifactURI) -> None:
+    scheme = parsed.scheme
+    if scheme == "file":
+        if parsed.host not in (None, "", "localhost"):
+            raise _reject(uri, "a file: URI may not name a remote host; use file:///<absolute path>")
+        if parsed.username or parsed.port:
+            raise _reject(uri, "a file: URI may not carry credentials or a port")
+    elif scheme in {"s3", "gs"}:
+        if not parsed.host:
+            raise _reject(uri, f"expected {scheme}://<bucket>/<path>: the bucket name is missing")
+        if parsed.username is not None or parsed.port is not None:
+            raise _reject(
+                uri,
+                f"expected {scheme}://<bucket>/<path>; credentials and endpoints belong in "
+                "the environment (e.g. MLFLOW_S3_ENDPOINT_URL), not in the artifact URI",
+            )
+    elif scheme == "wasbs":
+        if not parsed.username or not parsed.host or not _AZURE_BLOB_HOST.match(parsed.host):
+            raise _reject(
+                uri,
+                "WASBS URI must be of the form "
+                "wasbs://<container>@<account>.blob.core.windows.net/<path> "
+                "(or .blob.core.chinacloudapi.cn / .blob.core.usgovcloudapi.net), "
+                "with an alphanumeric account name",
+            )
+        if parsed.password is not None or parsed.port is not None:
+            raise _reject(uri, "a wasbs URI may not carry a password or a port")
+    elif scheme == "abfss":
+        if not parsed.username or not parsed.host or not _AZURE_DFS_HOST.match(parsed.host):
+            raise _reject(
+                uri, "ABFSS URI must be of the form abfss://<filesystem>@<account>.dfs.core.windows.net/<path>"
+            )
+        if parsed.password is not None:
+            raise _reject(uri, "an abfss URI may not carry a password")
+    elif scheme in {"http", "https"}:
+        if not parsed.host:
+            raise _reject(uri, f"expected {scheme}://<host>[:<port>]/.../api/2.0/mlflow-artifacts/artifacts/...")
+    elif scheme == "mlflow-artifacts":
+        if parsed.has_authority and parsed.netloc:
+            if parsed.host and parsed.host.isdigit() and parsed.port is None:
+                raise _reject(
+                    uri,
+                    f"the mlflow-artifacts URI was supplied with a port number: {parsed.host}, "
+                    "but no host was defined",
+                )
+            if parsed.username is not None:
+                raise _reject(uri, "credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD, not the URI")
+    elif scheme == "runs":
+        if parsed.has_authority and parsed.netloc:
+            raise _reject(uri, "Not a proper runs:/ URI; expected runs:/<run_id>/<path> (one slash)")
+        if not parsed.path.startswith("/") or not parsed.run_id:
+            raise _reject(uri, "Not a proper runs:/ URI; expected runs:/<run_id>/<path> with a run id")
+    elif scheme in {"ftp", "sftp", "hdfs", "viewfs"}:
+        if parsed.has_authority and parsed.netloc and not parsed.host:
+            raise _reject(uri, f"expected {scheme}://[user[:password]@]host[:port]/path")
+    else:  # pragma: no cover - every scheme in BACKEND_FOR_SCHEME is handled above
+        raise _reject(uri, f"no validation rule for scheme {scheme!r}")
