@@ -43,7 +43,7 @@ def url_to_fs(uri: str | ArtifactURI, **options: Any) -> tuple[AbstractFileSyste
     return resolve(uri, **options)
 
 
-def open(  # noqa: A001 - mirrors fsspec.open
+def open(
     uri: str | ArtifactURI, mode: str = "rb", *, open_options: dict[str, Any] | None = None, **options: Any
 ) -> OpenFile:
     """An ``fsspec.core.OpenFile`` for ``uri`` (use it as a context manager)."""
@@ -56,8 +56,9 @@ def open(  # noqa: A001 - mirrors fsspec.open
 def register(*, clobber: bool = False) -> None:
     """Opt in: make plain ``fsspec`` calls on MLflow schemes use artifact_fs's filesystems.
 
-    Without ``clobber`` only schemes nobody else owns are registered (``mlflow-artifacts``, ``runs``);
-    with it, ``s3``, ``gs``, ``wasbs``, ``abfss``, ``ftp``, ``sftp`` and ``hdfs`` follow MLflow's variables too.
+    Without ``clobber`` only schemes nobody else owns are registered (``mlflow-artifacts``,
+    ``runs``); with it, ``s3``, ``gs``, ``wasbs``, ``abfss``, ``ftp``, ``sftp`` and ``hdfs`` follow
+    MLflow's variables too.
     """
     from artifact_fs.registration import register as _register
 

@@ -205,7 +205,7 @@ def translating(path: str | None = None) -> Iterator[None]:
         yield
     except _PASS_THROUGH:
         raise
-    except Exception as exc:  # noqa: BLE001 - translated and re-raised with the cause kept
+    except Exception as exc:
         raise translate(exc, path) from exc
 
 

@@ -207,9 +207,14 @@ def _capped(parser: Callable[[str], Any], cap: float) -> Callable[[str], Any]:
 
 # -- 1.1 artifact-store variables -------------------------------------------------------------------
 MLFLOW_S3_ENDPOINT_URL = string("MLFLOW_S3_ENDPOINT_URL", None, "S3-compatible endpoint for every S3 call.")
-MLFLOW_S3_IGNORE_TLS = boolean("MLFLOW_S3_IGNORE_TLS", False, "Disable TLS verification for S3 and presigned URLs.")
+MLFLOW_S3_IGNORE_TLS = boolean(
+    "MLFLOW_S3_IGNORE_TLS", False, "Disable TLS verification for S3 and presigned URLs."
+)
 MLFLOW_S3_UPLOAD_EXTRA_ARGS = Setting(
-    "MLFLOW_S3_UPLOAD_EXTRA_ARGS", None, parse_json_object, "JSON object merged into every S3 upload's ExtraArgs."
+    "MLFLOW_S3_UPLOAD_EXTRA_ARGS",
+    None,
+    parse_json_object,
+    "JSON object merged into every S3 upload's ExtraArgs.",
 )
 MLFLOW_S3_EXPECTED_BUCKET_OWNER = string(
     "MLFLOW_S3_EXPECTED_BUCKET_OWNER", None, "ExpectedBucketOwner sent on every S3 call."
@@ -218,7 +223,10 @@ MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE = Setting(
     "MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE", "auto", _parse_addressing_style, "botocore s3 addressing_style."
 )
 MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION = Setting(
-    "MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION", "s3v4", _parse_signature_version, "'unsigned' for anonymous buckets."
+    "MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION",
+    "s3v4",
+    _parse_signature_version,
+    "'unsigned' for anonymous buckets.",
 )
 MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE = Setting(
     "MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE", None, _parse_gcs_chunk, "GCS download chunk size (multiple of 256 KiB)."
@@ -227,10 +235,16 @@ MLFLOW_GCS_UPLOAD_CHUNK_SIZE = Setting(
     "MLFLOW_GCS_UPLOAD_CHUNK_SIZE", None, _parse_gcs_chunk, "GCS upload chunk size (multiple of 256 KiB)."
 )
 MLFLOW_GCS_DEFAULT_TIMEOUT = Setting(
-    "MLFLOW_GCS_DEFAULT_TIMEOUT", None, _parse_timeout, "Deprecated; use MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT."
+    "MLFLOW_GCS_DEFAULT_TIMEOUT",
+    None,
+    _parse_timeout,
+    "Deprecated; use MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT.",
 )
 MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT = Setting(
-    "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT", None, _parse_timeout, "Transfer timeout in seconds; -1 for none."
+    "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT",
+    None,
+    _parse_timeout,
+    "Transfer timeout in seconds; -1 for none.",
 )
 MLFLOW_KERBEROS_TICKET_CACHE = string("MLFLOW_KERBEROS_TICKET_CACHE", None, "HDFS Kerberos ticket cache.")
 MLFLOW_KERBEROS_USER = string("MLFLOW_KERBEROS_USER", None, "HDFS user.")
@@ -259,7 +273,9 @@ MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS = Setting(
     "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS", 300, in_range(parse_int, 1, 604800, "a presigned URL TTL")
 )
 MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = boolean("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", True)
-MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH = Setting("MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH", 2048, _parse_positive_int)
+MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH = Setting(
+    "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH", 2048, _parse_positive_int
+)
 MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES = Setting(
     "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES", [], parse_comma_list
 )
@@ -297,7 +313,9 @@ AZURE_STORAGE_SAS_TOKEN = string("AZURE_STORAGE_SAS_TOKEN")
 STORAGE_EMULATOR_HOST = string("STORAGE_EMULATOR_HOST")
 GOOGLE_APPLICATION_CREDENTIALS = string("GOOGLE_APPLICATION_CREDENTIALS")
 
-ALL: tuple[Setting[Any], ...] = tuple(value for value in list(globals().values()) if isinstance(value, Setting))
+ALL: tuple[Setting[Any], ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Setting)
+)
 """Every setting, for documentation and validation (``validate_environment``)."""
 
 

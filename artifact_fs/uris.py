@@ -274,13 +274,16 @@ def _validate_scheme_specific(uri: str, parsed: ArtifactURI) -> None:
     elif scheme == "abfss":
         if not parsed.username or not parsed.host or not _AZURE_DFS_HOST.match(parsed.host):
             raise _reject(
-                uri, "ABFSS URI must be of the form abfss://<filesystem>@<account>.dfs.core.windows.net/<path>"
+                uri,
+                "ABFSS URI must be of the form abfss://<filesystem>@<account>.dfs.core.windows.net/<path>",
             )
         if parsed.password is not None:
             raise _reject(uri, "an abfss URI may not carry a password")
     elif scheme in {"http", "https"}:
         if not parsed.host:
-            raise _reject(uri, f"expected {scheme}://<host>[:<port>]/.../api/2.0/mlflow-artifacts/artifacts/...")
+            raise _reject(
+                uri, f"expected {scheme}://<host>[:<port>]/.../api/2.0/mlflow-artifacts/artifacts/..."
+            )
     elif scheme == "mlflow-artifacts":
         if parsed.has_authority and parsed.netloc:
             if parsed.host and parsed.host.isdigit() and parsed.port is None:

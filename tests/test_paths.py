@@ -79,7 +79,9 @@ def test_decoding_that_never_settles_is_rejected() -> None:
         fully_decode(nested)
 
 
-@pytest.mark.parametrize("path", ["/", "//", "/tmp", "/bad_path", ".", "../terrible_path", "a/../b", "a/", "C:/x"])
+@pytest.mark.parametrize(
+    "path", ["/", "//", "/tmp", "/bad_path", ".", "../terrible_path", "a/../b", "a/", "C:/x"]
+)
 def test_verify_artifact_path_rejects_what_mlflow_rejects(path: str) -> None:
     with pytest.raises(InvalidArtifactPathError):
         verify_artifact_path(path)
