@@ -209,8 +209,11 @@ def parse(uri: str | ArtifactURI) -> ArtifactURI:
     split = urlsplit(uri, allow_fragments=True)
     if split.fragment or uri.endswith("#"):
         raise _reject(uri, "fragments ('#...') are not allowed in artifact locations")
-    if urlparse(uri).params:
+    proxied = scheme in {"http", "https", "mlflow-artifacts"}
+    if urlparse(uri).params or (proxied and ";" in split.path):
         raise _reject(uri, "';' path parameters are not allowed in artifact locations")
+    if proxied and ".." in _fully_unquote(split.path).split("/"):
+        raise _reject(uri, "'..' segments are not allowed in the path of a proxied artifact location")
     if ".." in _fully_unquote(split.query).split("/") or ".." in _fully_unquote(split.query):
         raise _reject(uri, "the query string may not contain '..'")
     has_authority = uri[match.end() :].startswith("//")
