@@ -158,12 +158,22 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def _is_builtin_like(exc: BaseException) -> bool:
+    """Builtin exceptions and our own already speak fsspec's contract."""
+    return type(exc).__module__ in {"builtins", __name__}
+
+
+def _builtin_ancestor(klass: type[OSError]) -> type[OSError]:
+    for ancestor in klass.__mro__:
+        if ancestor.__module__ == "builtins" and issubclass(ancestor, OSError):
+            return ancestor
+    return OSError
+
+
 def error_class(exc: BaseException) -> type[OSError]:
     """The builtin ``OSError`` subclass that stands for ``exc``."""
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and _is_builtin_like(exc):
         return type(exc)
-    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
-        return TimeoutError
     code = _error_code(exc)
     if code is not None and code in ERROR_CODES and issubclass(ERROR_CODES[code], OSError):
         return ERROR_CODES[code]
@@ -173,16 +183,20 @@ def error_class(exc: BaseException) -> type[OSError]:
     status = _http_status(exc)
     if status is not None and status in HTTP_STATUSES:
         return HTTP_STATUSES[status]
+    if isinstance(exc, OSError):  # a library's own OSError subclass (requests, paramiko, ...)
+        return _builtin_ancestor(type(exc))
+    if isinstance(exc, TimeoutError):
+        return TimeoutError
     return OSError
 
 
 def translate(exc: BaseException, path: str | None = None) -> OSError:
     """Turn any backend exception into a builtin ``OSError`` naming ``path``; the cause is kept.
 
-    An exception that is already an ``OSError`` is returned unchanged (it is fsspec's contract
-    already), as are ``ValueError`` / ``NotImplementedError`` raised for bad input.
+    A builtin ``OSError`` (or one of ours) is returned unchanged: it is fsspec's contract already.
+    A library's own ``OSError`` subclass (``requests.ConnectTimeout``) becomes its builtin meaning.
     """
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and _is_builtin_like(exc):
         return exc
     klass = error_class(exc)
     code = _error_code(exc)
@@ -195,7 +209,7 @@ def translate(exc: BaseException, path: str | None = None) -> OSError:
     return translated
 
 
-_PASS_THROUGH = (OSError, ValueError, TypeError, NotImplementedError, KeyError, AssertionError)
+_PASS_THROUGH = (ValueError, TypeError, NotImplementedError, KeyError, AssertionError)
 
 
 @contextlib.contextmanager
@@ -206,7 +220,10 @@ def translating(path: str | None = None) -> Iterator[None]:
     except _PASS_THROUGH:
         raise
     except Exception as exc:
-        raise translate(exc, path) from exc
+        translated = translate(exc, path)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 def translate_errors(func: Callable[P, T]) -> Callable[P, T]:
