@@ -251,67 +251,141 @@ MLFLOW_KERBEROS_USER = string("MLFLOW_KERBEROS_USER", None, "HDFS user.")
 MLFLOW_PYARROW_EXTRA_CONF = Setting(
     "MLFLOW_PYARROW_EXTRA_CONF", None, parse_key_value_pairs, "HDFS extra_conf as k=v,k2=v2."
 )
-MLFLOW_ENABLE_MULTIPART_UPLOAD = boolean("MLFLOW_ENABLE_MULTIPART_UPLOAD", True)
-MLFLOW_ENABLE_MULTIPART_DOWNLOAD = boolean("MLFLOW_ENABLE_MULTIPART_DOWNLOAD", True)
+MLFLOW_ENABLE_MULTIPART_UPLOAD = boolean(
+    "MLFLOW_ENABLE_MULTIPART_UPLOAD", True, "Cloud repositories: presigned multipart upload for large files."
+)
+MLFLOW_ENABLE_MULTIPART_DOWNLOAD = boolean(
+    "MLFLOW_ENABLE_MULTIPART_DOWNLOAD", True, "Cloud repositories: parallel ranged download for large files."
+)
 MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE = Setting(
-    "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", 500 * MIB, _parse_non_negative_int
+    "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE",
+    500 * MIB,
+    _parse_non_negative_int,
+    "Proxied multipart upload only from this size (bytes).",
 )
 MLFLOW_MULTIPART_DOWNLOAD_MINIMUM_FILE_SIZE = Setting(
-    "MLFLOW_MULTIPART_DOWNLOAD_MINIMUM_FILE_SIZE", 500 * MIB, _parse_non_negative_int
+    "MLFLOW_MULTIPART_DOWNLOAD_MINIMUM_FILE_SIZE",
+    500 * MIB,
+    _parse_non_negative_int,
+    "Parallel ranged download only from this size (bytes).",
 )
 MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE = Setting(
     "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", 10 * MIB, _parse_s3_part, "Part size, 5 MiB to 5 GiB (S3's limits)."
 )
 MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE = Setting(
-    "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE", 100 * MIB, _parse_positive_int
+    "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE",
+    100 * MIB,
+    _parse_positive_int,
+    "Range size for parallel downloads (bytes).",
 )
-MLFLOW_DOWNLOAD_CHUNK_TIMEOUT = Setting("MLFLOW_DOWNLOAD_CHUNK_TIMEOUT", 300, _parse_positive_int)
-MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD = boolean("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", False)
-MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD = boolean("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", False)
-MLFLOW_ARTIFACTS_PRESIGNED_ONLY = boolean("MLFLOW_ARTIFACTS_PRESIGNED_ONLY", False)
+MLFLOW_DOWNLOAD_CHUNK_TIMEOUT = Setting(
+    "MLFLOW_DOWNLOAD_CHUNK_TIMEOUT", 300, _parse_positive_int, "Timeout per ranged chunk (seconds)."
+)
+MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD = boolean(
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD",
+    False,
+    "Server: advertise proxied MPU. Client: if set, overrides the server.",
+)
+MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD = boolean(
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD",
+    False,
+    "Server: advertise presigned downloads. Client: if set, overrides.",
+)
+MLFLOW_ARTIFACTS_PRESIGNED_ONLY = boolean(
+    "MLFLOW_ARTIFACTS_PRESIGNED_ONLY",
+    False,
+    "Server refuses proxied byte transfer; clients must use presigned URLs.",
+)
 MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS = Setting(
-    "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS", 300, in_range(parse_int, 1, 604800, "a presigned URL TTL")
+    "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",
+    300,
+    in_range(parse_int, 1, 604800, "a presigned URL TTL"),
+    "TTL of presigned GET URLs the server mints (1..604800).",
 )
-MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = boolean("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", True)
+MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = boolean(
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", True, "Show tqdm progress bars for transfers."
+)
 MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH = Setting(
-    "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH", 2048, _parse_positive_int
+    "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH", 2048, _parse_positive_int, "Longest accepted artifact location."
 )
 MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES: Setting[list[str]] = Setting(
-    "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES", [], parse_comma_list
+    "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES",
+    [],
+    parse_comma_list,
+    "Server SSRF policy: host-addressed schemes allowed anywhere.",
 )
-MLFLOW_ARTIFACTS_DESTINATION = string("MLFLOW_ARTIFACTS_DESTINATION", "./mlartifacts")
-MLFLOW_DEFAULT_ARTIFACT_ROOT = string("MLFLOW_DEFAULT_ARTIFACT_ROOT", None)
+MLFLOW_ARTIFACTS_DESTINATION = string(
+    "MLFLOW_ARTIFACTS_DESTINATION", "./mlartifacts", "The artifact server's destination store."
+)
+MLFLOW_DEFAULT_ARTIFACT_ROOT = string(
+    "MLFLOW_DEFAULT_ARTIFACT_ROOT", None, "Default artifact root for new experiments."
+)
 
 # -- 1.2 HTTP client variables (proxied artifact traffic) --------------------------------------------
 MLFLOW_TRACKING_URI = string("MLFLOW_TRACKING_URI", None, "Where mlflow-artifacts: and runs: URIs resolve.")
-MLFLOW_HTTP_REQUEST_TIMEOUT = Setting("MLFLOW_HTTP_REQUEST_TIMEOUT", 120, _parse_positive_int)
+MLFLOW_HTTP_REQUEST_TIMEOUT = Setting(
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    120,
+    _parse_positive_int,
+    "Timeout of every proxied HTTP request (seconds).",
+)
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = Setting(
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES", 7, _capped(parse_int, 10), "Retries, capped at 10 as in MLflow."
 )
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = Setting(
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 2, _capped(parse_int, 120), "Backoff factor, capped at 120."
 )
-MLFLOW_HTTP_REQUEST_BACKOFF_JITTER = Setting("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", 1.0, parse_float)
-MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER = boolean("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", True)
-MLFLOW_HTTP_POOL_CONNECTIONS = Setting("MLFLOW_HTTP_POOL_CONNECTIONS", 10, _parse_positive_int)
-MLFLOW_HTTP_POOL_MAXSIZE = Setting("MLFLOW_HTTP_POOL_MAXSIZE", 10, _parse_positive_int)
-MLFLOW_ALLOW_HTTP_REDIRECTS = boolean("MLFLOW_ALLOW_HTTP_REDIRECTS", True)
-MLFLOW_TRACKING_USERNAME = string("MLFLOW_TRACKING_USERNAME")
-MLFLOW_TRACKING_PASSWORD = string("MLFLOW_TRACKING_PASSWORD")
-MLFLOW_TRACKING_TOKEN = string("MLFLOW_TRACKING_TOKEN")
-MLFLOW_TRACKING_INSECURE_TLS = boolean("MLFLOW_TRACKING_INSECURE_TLS", False)
-MLFLOW_TRACKING_SERVER_CERT_PATH = string("MLFLOW_TRACKING_SERVER_CERT_PATH")
-MLFLOW_TRACKING_CLIENT_CERT_PATH = string("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+MLFLOW_HTTP_REQUEST_BACKOFF_JITTER = Setting(
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", 1.0, parse_float, "Random jitter added to the retry backoff."
+)
+MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER = boolean(
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", True, "Honour Retry-After on 429/503."
+)
+MLFLOW_HTTP_POOL_CONNECTIONS = Setting(
+    "MLFLOW_HTTP_POOL_CONNECTIONS", 10, _parse_positive_int, "HTTP connection pools kept."
+)
+MLFLOW_HTTP_POOL_MAXSIZE = Setting(
+    "MLFLOW_HTTP_POOL_MAXSIZE", 10, _parse_positive_int, "Connections per HTTP pool."
+)
+MLFLOW_ALLOW_HTTP_REDIRECTS = boolean("MLFLOW_ALLOW_HTTP_REDIRECTS", True, "Follow HTTP redirects.")
+MLFLOW_TRACKING_USERNAME = string(
+    "MLFLOW_TRACKING_USERNAME", None, "Basic auth user (wins over ~/.mlflow/credentials)."
+)
+MLFLOW_TRACKING_PASSWORD = string("MLFLOW_TRACKING_PASSWORD", None, "Basic auth password.")
+MLFLOW_TRACKING_TOKEN = string(
+    "MLFLOW_TRACKING_TOKEN", None, "Bearer token, used when username+password are not both set."
+)
+MLFLOW_TRACKING_INSECURE_TLS = boolean(
+    "MLFLOW_TRACKING_INSECURE_TLS", False, "Turn TLS verification off (exclusive with the server cert path)."
+)
+MLFLOW_TRACKING_SERVER_CERT_PATH = string(
+    "MLFLOW_TRACKING_SERVER_CERT_PATH", None, "CA bundle to verify the tracking/artifact server."
+)
+MLFLOW_TRACKING_CLIENT_CERT_PATH = string(
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH", None, "Client certificate for mutual TLS."
+)
 
 # -- 1.3 provider variables MLflow relies on ---------------------------------------------------------
-AWS_DEFAULT_REGION = string("AWS_DEFAULT_REGION")
-AWS_CA_BUNDLE = string("AWS_CA_BUNDLE")
-AWS_PROFILE = string("AWS_PROFILE")
-AZURE_STORAGE_CONNECTION_STRING = string("AZURE_STORAGE_CONNECTION_STRING")
-AZURE_STORAGE_ACCESS_KEY = string("AZURE_STORAGE_ACCESS_KEY")
-AZURE_STORAGE_SAS_TOKEN = string("AZURE_STORAGE_SAS_TOKEN")
-STORAGE_EMULATOR_HOST = string("STORAGE_EMULATOR_HOST")
-GOOGLE_APPLICATION_CREDENTIALS = string("GOOGLE_APPLICATION_CREDENTIALS")
+AWS_DEFAULT_REGION = string(
+    "AWS_DEFAULT_REGION", None, "Region for S3 (set it rather than a client region for moto)."
+)
+AWS_CA_BUNDLE = string(
+    "AWS_CA_BUNDLE", None, "CA bundle for S3 TLS (never together with MLFLOW_S3_IGNORE_TLS)."
+)
+AWS_PROFILE = string("AWS_PROFILE", None, "Profile in ~/.aws/credentials.")
+AZURE_STORAGE_CONNECTION_STRING = string(
+    "AZURE_STORAGE_CONNECTION_STRING", None, "Azure credential, precedence 1."
+)
+AZURE_STORAGE_ACCESS_KEY = string(
+    "AZURE_STORAGE_ACCESS_KEY", None, "Azure account key, precedence 2 (then DefaultAzureCredential)."
+)
+AZURE_STORAGE_SAS_TOKEN = string("AZURE_STORAGE_SAS_TOKEN", None, "ADLS (abfss) SAS token.")
+STORAGE_EMULATOR_HOST = string(
+    "STORAGE_EMULATOR_HOST", None, "GCS emulator endpoint (google-cloud-storage and gcsfs honour it)."
+)
+GOOGLE_APPLICATION_CREDENTIALS = string(
+    "GOOGLE_APPLICATION_CREDENTIALS", None, "GCS service-account key; anonymous access when no credentials."
+)
 
 ALL: tuple[Setting[Any], ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, Setting)
