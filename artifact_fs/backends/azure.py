@@ -29,11 +29,11 @@ from adlfs import AzureBlobFile, AzureBlobFileSystem
 from adlfs.spec import _USER_AGENT
 from azure.storage.blob import BlobBlock, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient
-from fsspec.asyn import sync
+from fsspec.asyn import sync, sync_wrapper
 
 from artifact_fs import settings
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import MultipartUnsupportedError, translating
+from artifact_fs.errors import MultipartUnsupportedError, translate_errors, translating
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -237,6 +237,18 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
         )
 
 
+# Errors leaving these methods are builtin OSErrors (azure.core's pass through errors.translate).
+_TRANSLATED_METHODS = (
+    "_info", "_ls", "_cat_file", "_pipe_file", "_put_file", "_get_file", "_rm_file", "_rm", "_cp_file",
+    "_mkdir",
+)  # fmt: skip
+for _name in _TRANSLATED_METHODS:
+    _translated = translate_errors(getattr(ArtifactAzureBlobFileSystem, _name))
+    setattr(ArtifactAzureBlobFileSystem, _name, _translated)
+    if _name[1:] in vars(AzureBlobFileSystem):  # adlfs bound the sync twin to its own coroutine
+        setattr(ArtifactAzureBlobFileSystem, _name[1:], sync_wrapper(_translated))
+
+
 # -- presigned multipart upload and download (the artifact server calls these generically) -------
 def _split(fs: AzureBlobFileSystem, path: str) -> tuple[str, str]:
     container, blob, _ = fs.split_path(path)
@@ -317,7 +329,8 @@ def complete_multipart_upload(
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(part["url"]).query)
         if "blockid" not in query:
             raise ValueError(f"part {part['part_number']} has no blockid in its URL")
-        block_ids.append(query["blockid"][0])
+        # The SDK base64-encodes block ids itself, so it is given the id as staged before encoding.
+        block_ids.append(base64.b64decode(query["blockid"][0]).decode())
 
     async def commit() -> None:
         blob_client = fs.service_client.get_blob_client(container, blob)
