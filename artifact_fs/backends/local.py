@@ -1,17 +1,31 @@
-"""Local paths and NFS mounts (a mounted path is local): fsspec's local filesystem.
+"""Local paths and NFS mounts (a mounted path is local): fsspec's local filesystem with MLflow's guarantees.
 
-(First version; atomic writes and containment are added by the foundation work.)
+MLflow's ``LocalArtifactRepository`` (3.x, PR #23794) never shows a half-written artifact: it writes
+to a hidden ``.artifact.uploading.*`` file in the destination directory and ``os.replace``\\ s it
+into place. :class:`ArtifactLocalFileSystem` gives every write path of fsspec's ``LocalFileSystem``
+(``open(..., "wb")``, ``pipe_file``, ``put_file``, ``cp_file``, ``mv`` across devices) the same
+guarantee, reserves and hides that prefix, and - when built with a ``root`` - refuses any path
+that resolves (symlinks included) outside that root, so a ``DirFileSystem`` over it cannot be
+escaped through a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from fsspec.implementations.local import LocalFileSystem
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from fsspec.implementations.local import LocalFileOpener, LocalFileSystem, get_umask
+from fsspec.utils import isfilelike
 
 from artifact_fs.capabilities import Capabilities
+from artifact_fs.errors import InvalidArtifactPathError
+from artifact_fs.paths import validate_path_within_directory
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -22,20 +36,331 @@ CAPABILITIES = Capabilities(
     range_read=True,
 )
 
+UPLOADING_PREFIX = ".artifact.uploading."
+"""MLflow's reserved name prefix for uploads in progress: refused on write, hidden from listings."""
+
+# Filesystems without hard links (some FUSE and SMB mounts) answer os.link with one of these.
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
 
 class LocalOptions(TypedDict, total=False):
     auto_mkdir: bool
+    """Create parent directories on write (MLflow does); default True."""
+    root: str | None
+    """Refuse paths that resolve outside this directory; defaults to the URI's own path."""
 
 
 def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> LocalOptions:
-    result: LocalOptions = {"auto_mkdir": True}
+    """Storage options for a local URI: parents created on write, confined to the URI's path."""
+    result: LocalOptions = {"auto_mkdir": True, "root": os.path.abspath(uri.local_path)}
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
 
 
-def filesystem(options: LocalOptions) -> LocalFileSystem:
-    return LocalFileSystem(**options)
+def filesystem(options: LocalOptions) -> ArtifactLocalFileSystem:
+    return ArtifactLocalFileSystem(**options)
 
 
 def fs_path(uri: ArtifactURI, options: LocalOptions) -> str:
-    return os.path.abspath(uri.local_path)
+    """The absolute path; a relative one resolves against the current directory, as in MLflow."""
+    return LocalFileSystem._strip_protocol(os.path.abspath(uri.local_path))  # type: ignore[no-any-return]
+
+
+def is_reserved_name(path: str) -> bool:
+    """True for names MLflow reserves for uploads in progress."""
+    return os.path.basename(path.rstrip("/")).startswith(UPLOADING_PREFIX)
+
+
+def _refuse_reserved(path: str) -> None:
+    if is_reserved_name(path):
+        raise InvalidArtifactPathError(
+            path, f"names starting with {UPLOADING_PREFIX!r} are reserved for uploads in progress; rename it"
+        )
+
+
+def _new_temporary(destination: str) -> tuple[int, str]:
+    """A hidden temporary file next to ``destination``, readable as a normal new file would be."""
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(destination) or ".", prefix=UPLOADING_PREFIX)
+    try:
+        os.fchmod(fd, 0o666 & ~get_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(temporary)
+        raise
+    return fd, temporary
+
+
+def _publish(temporary: str, destination: str, *, exclusive: bool) -> None:
+    """Move a finished temporary file onto ``destination`` in one step; remove it on failure.
+
+    ``exclusive`` publishes with ``os.link`` (fails if ``destination`` exists, atomically); on a
+    filesystem without hard links it first claims the name with ``O_EXCL``, then replaces it.
+    """
+    try:
+        if not exclusive:
+            os.replace(temporary, destination)
+            return
+        try:
+            os.link(temporary, destination)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            os.close(os.open(destination, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            os.replace(temporary, destination)
+            return
+        os.unlink(temporary)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_copy(source: str, destination: str, *, exclusive: bool = False) -> None:
+    """Copy a file so ``destination`` shows either its old content or the whole new one."""
+    fd, temporary = _new_temporary(destination)
+    try:
+        with open(source, "rb") as reader, os.fdopen(fd, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1024 * 1024)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _publish(temporary, destination, exclusive=exclusive)
+
+
+class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
+    """A local file opened for writing that appears at its path only when closed successfully.
+
+    The bytes go to a hidden temporary file in the destination directory. ``close()`` publishes it
+    with ``os.replace`` (``"x"`` modes: ``os.link``, so an existing file is never replaced);
+    leaving a ``with`` block through an exception, ``discard()``, or dropping the object unclosed
+    removes it. Inside an fsspec transaction ``close()`` only closes and the transaction decides.
+    """
+
+    temp: str
+    f: Any
+    _done = False
+
+    def _open(self) -> None:
+        if self.f is not None and not self.f.closed:
+            return
+        if "x" in self.mode and os.path.lexists(self.path):
+            raise FileExistsError(errno.EEXIST, "File exists", self.path)
+        fd, self.temp = _new_temporary(self.path)
+        self.f = os.fdopen(fd, self.mode.replace("x", "w"))
+        if self.compression:
+            from fsspec.compression import compr
+
+            self.f = compr[self.compression](self.f, mode=self.mode.replace("x", "w"))
+
+    def close(self) -> None:
+        if self._done or self.f is None:
+            return
+        if self.autocommit:
+            self.commit()
+        elif not self.f.closed:
+            self.f.close()
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        try:
+            if not self.f.closed:
+                self.f.close()
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+        _publish(self.temp, self.path, exclusive="x" in self.mode)
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self.f.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+    @property
+    def closed(self) -> bool:
+        return self._done or self.f is None or self.f.closed
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        self._incontext = False
+        if exc_type is not None:
+            self.discard()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if not self._done and getattr(self, "f", None) is not None:
+            self.discard()
+
+
+class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
+    """fsspec's ``LocalFileSystem`` with atomic writes, MLflow's reserved names and an optional root.
+
+    Parameters
+    ----------
+    auto_mkdir
+        Create parent directories on write.
+    root
+        When set, every path must resolve (following symlinks) inside this directory, otherwise
+        :class:`~artifact_fs.errors.InvalidArtifactPathError` (a ``PermissionError`` and a
+        ``ValueError``) is raised. Local paths given to ``put``/``get`` as the *other* side of a
+        transfer are not restricted.
+    """
+
+    cachable = False  # one instance per root: the cache would keep every run's root alive
+
+    def __init__(self, auto_mkdir: bool = True, root: str | None = None, **kwargs: Any) -> None:
+        super().__init__(auto_mkdir=auto_mkdir, **kwargs)
+        self.root = None if root is None else self._strip_protocol(os.path.abspath(root))
+
+    # -- path checks ----------------------------------------------------------------------------
+    def _inside(self, path: Any) -> str:
+        """``path`` stripped and made absolute, after checking it stays inside ``root``."""
+        stripped: str = self._strip_protocol(path)
+        if self.root is not None:
+            validate_path_within_directory(self.root, stripped)
+        return stripped
+
+    def _writable(self, path: Any) -> str:
+        stripped = self._inside(path)
+        _refuse_reserved(stripped)
+        return stripped
+
+    def _make_parent(self, path: str) -> None:
+        if self.auto_mkdir:
+            os.makedirs(self._parent(path), exist_ok=True)
+
+    # -- reading and listing ----------------------------------------------------------------------
+    def info(self, path: Any, **kwargs: Any) -> dict[str, Any]:
+        if isinstance(path, os.DirEntry):  # an entry of a directory already checked by ls
+            return super().info(path, **kwargs)  # type: ignore[no-any-return]
+        stripped = self._inside(path)
+        if is_reserved_name(stripped):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", stripped)
+        return super().info(stripped, **kwargs)  # type: ignore[no-any-return]
+
+    def ls(self, path: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
+        entries = super().ls(self._inside(path), detail=detail, **kwargs)
+        return [e for e in entries if not is_reserved_name(e["name"] if detail else e)]
+
+    def isfile(self, path: Any) -> bool:
+        return self._exists_as(path, os.path.isfile)
+
+    def isdir(self, path: Any) -> bool:
+        return self._exists_as(path, os.path.isdir)
+
+    def lexists(self, path: Any, **kwargs: Any) -> bool:
+        return self._exists_as(path, os.path.lexists)
+
+    def _exists_as(self, path: Any, predicate: Any) -> bool:
+        try:
+            stripped = self._inside(path)
+        except InvalidArtifactPathError:
+            return False
+        return not is_reserved_name(stripped) and bool(predicate(stripped))
+
+    def islink(self, path: Any) -> bool:
+        return os.path.islink(self._inside(path))
+
+    def _open(self, path: Any, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:
+        if "r" in mode and "+" not in mode:
+            stripped = self._inside(path)
+            if is_reserved_name(stripped):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", stripped)
+            return LocalFileOpener(stripped, mode, fs=self, **kwargs)
+        stripped = self._writable(path)
+        self._make_parent(stripped)
+        if "+" in mode or "a" in mode:  # in-place updates cannot be atomic; MLflow never makes them
+            return LocalFileOpener(stripped, mode, fs=self, **kwargs)
+        return AtomicLocalFile(stripped, mode, fs=self, **kwargs)
+
+    # -- writing ----------------------------------------------------------------------------------
+    def pipe_file(self, path: Any, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        """Write ``value``; ``mode="create"`` refuses an existing file atomically (``FileExistsError``)."""
+        with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as f:
+            f.write(value)
+
+    def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
+        self._copy_in(self._inside(path1), self._writable(path2))
+
+    def put_file(
+        self,
+        lpath: Any,
+        rpath: Any,
+        callback: Callback = DEFAULT_CALLBACK,
+        mode: str = "overwrite",
+        **kwargs: Any,
+    ) -> None:
+        source = self._strip_protocol(lpath)
+        destination = self._writable(rpath)
+        if os.path.isfile(source):
+            callback.set_size(os.path.getsize(source))
+        self._copy_in(source, destination, exclusive=mode == "create")
+        if os.path.isfile(source):
+            callback.relative_update(os.path.getsize(source))
+
+    def _copy_in(self, source: str, destination: str, *, exclusive: bool = False) -> None:
+        if os.path.isfile(source):
+            self._make_parent(destination)
+            atomic_copy(source, destination, exclusive=exclusive)
+        elif os.path.isdir(source):
+            os.makedirs(destination, exist_ok=True)
+        else:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", source)
+
+    def get_file(self, rpath: Any, lpath: Any, callback: Callback = DEFAULT_CALLBACK, **kwargs: Any) -> None:
+        source = self._inside(rpath)
+        if is_reserved_name(source):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", source)
+        if isfilelike(lpath):
+            with open(source, "rb") as reader:
+                shutil.copyfileobj(reader, lpath)  # type: ignore[misc]
+            return
+        destination = self._strip_protocol(lpath)
+        if os.path.isdir(source):
+            os.makedirs(destination, exist_ok=True)
+            return
+        callback.set_size(os.path.getsize(source))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        atomic_copy(source, destination)
+        callback.relative_update(os.path.getsize(destination))
+
+    def mv(self, path1: Any, path2: Any, recursive: bool = True, maxdepth: Any = None, **kwargs: Any) -> None:
+        source, destination = self._inside(path1), self._writable(path2)
+        self._make_parent(destination)
+        # os.rename is atomic; across devices shutil falls back to our copy-then-replace.
+        shutil.move(source, destination, copy_function=atomic_copy)
+
+    def touch(self, path: Any, truncate: bool = True, **kwargs: Any) -> None:
+        super().touch(self._writable(path), truncate=truncate, **kwargs)
+
+    def mkdir(self, path: Any, create_parents: bool = True, **kwargs: Any) -> None:
+        super().mkdir(self._writable(path), create_parents=create_parents, **kwargs)
+
+    def makedirs(self, path: Any, exist_ok: bool = False) -> None:
+        super().makedirs(self._writable(path), exist_ok=exist_ok)
+
+    def link(self, src: Any, dst: Any, **kwargs: Any) -> None:
+        super().link(self._inside(src), self._writable(dst), **kwargs)
+
+    def symlink(self, src: Any, dst: Any, **kwargs: Any) -> None:
+        super().symlink(self._inside(src), self._writable(dst), **kwargs)
+
+    def chmod(self, path: Any, mode: int) -> None:
+        os.chmod(self._inside(path), mode)
+
+    # -- deleting ---------------------------------------------------------------------------------
+    def rm_file(self, path: Any) -> None:
+        os.remove(self._inside(path))
+
+    def rmdir(self, path: Any) -> None:
+        os.rmdir(self._inside(path))
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: Any = None) -> None:
+        paths = path if isinstance(path, list) else [path]
+        super().rm([self._inside(p) for p in paths], recursive=recursive, maxdepth=maxdepth)
