@@ -1,0 +1,475 @@
+"""MLflow's artifact-repository API (log / list / download / delete) over any backend filesystem.
+
+:class:`ArtifactStore` follows the contracts of MLflow's ``ArtifactRepository`` and
+``LocalArtifactRepository`` (reference §2.0, §2.3, §2.16): the same argument names, the same return
+values, the same edge cases (a listed file gives ``[]``, an empty root downloads to the destination,
+sibling prefixes survive a delete). It works on the root through ``fsspec``'s ``DirFileSystem``, so
+every path is artifact-relative, and every path it is given or listed is checked with
+:mod:`artifact_fs.paths` before it reaches a filesystem.
+
+Parity choices (where MLflow's repositories disagree with each other):
+
+* deleting a missing path is a no-op on every backend (Local, S3, GCS, SFTP; Azure Blob raises);
+* deleting the root removes the root directory itself where directories exist (Local, SFTP) and
+  every object under the prefix elsewhere;
+* an empty directory downloads as a directory where the backend has real directories
+  (``capabilities.empty_directories``), as MLflow's Local/FTP/SFTP/HDFS repositories do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from types import ModuleType
+from typing import IO, Any
+
+from fsspec import AbstractFileSystem
+from fsspec.callbacks import Callback
+from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from artifact_fs import backends, errors, paths, qualify, uris
+from artifact_fs.capabilities import Capabilities
+from artifact_fs.progress import FileProgress, TransferProgress
+
+MAX_WORKERS_CAP = 20
+WORKERS_PER_CPU = 2
+DEFAULT_CPUS = 10
+ERROR_MESSAGE_LIMIT = 10_000
+"""MLflow truncates aggregated transfer errors to this many characters (head and tail kept)."""
+UPLOADING_PREFIX = ".artifact.uploading."
+"""MLflow's local repository reserves this prefix for its atomic-write temp files (PR #23794)."""
+
+
+def default_max_workers() -> int:
+    """MLflow's pool size: two threads per CPU, at most 20."""
+    return min((os.cpu_count() or DEFAULT_CPUS) * WORKERS_PER_CPU, MAX_WORKERS_CAP)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One listed artifact, as MLflow's ``FileInfo``: the path includes the listed prefix."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ArtifactStore:
+    """An artifact root (``<artifact_location>/<run_id>/artifacts`` or any artifact URI).
+
+    Parameters
+    ----------
+    uri:
+        Any artifact URI MLflow accepts (``s3://bucket/prefix``, ``./mlruns/0/abc/artifacts``, ...).
+    environ:
+        Where MLflow's variables are read (default ``os.environ``).
+    max_workers:
+        Threads for concurrent transfers (default: MLflow's ``min(2 * cpus, 20)``).
+    filesystem:
+        An already configured backend filesystem to use instead of building one from ``uri``.
+    **options:
+        Storage options for the backend; they win over MLflow's environment variables.
+    """
+
+    def __init__(
+        self,
+        uri: str | uris.ArtifactURI,
+        *,
+        environ: Mapping[str, str] | None = None,
+        max_workers: int | None = None,
+        filesystem: AbstractFileSystem | None = None,
+        **options: Any,
+    ) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers={max_workers!r} must be at least 1")
+        self.uri: uris.ArtifactURI = uris.parse(uri)
+        self.backend: ModuleType = backends.load(self.uri.backend)
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        backend_options = self.backend.options(self.uri, self.environ, **options)
+        self.backend_fs: AbstractFileSystem = (
+            filesystem if filesystem is not None else self.backend.filesystem(backend_options)
+        )
+        self.root_path: str = self.backend.fs_path(self.uri, backend_options)
+        self.fs: DirFileSystem = DirFileSystem(
+            path=self.root_path, fs=self.backend_fs, skip_instance_cache=True
+        )
+        self.capabilities: Capabilities = self.backend.CAPABILITIES
+        self.max_workers = max_workers or default_max_workers()
+
+    @classmethod
+    def for_run(cls, artifact_location: str, run_id: str, **kwargs: Any) -> ArtifactStore:
+        """The store of one run: ``<artifact_location>/<run_id>/artifacts``, as MLflow lays it out."""
+        return cls(qualify.run_artifact_root(artifact_location, run_id), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.uri)!r})"
+
+    # -- paths ----------------------------------------------------------------------------------
+    def _relative(self, path: str | None) -> str:
+        """A caller's artifact path, checked and normalised; ``""`` is the root.
+
+        The path is checked in its URL-decoded form (so no decoding layer can later turn it into a
+        traversal) but used as written: artifact paths are names, not URLs.
+        """
+        if path is None or path == "":
+            return ""
+        paths.validate_path_is_safe(path)
+        normalised = posixpath.normpath(path)
+        return "" if normalised == "." else normalised
+
+    def _full(self, relative: str) -> str:
+        """The backend filesystem's path for an artifact-relative path."""
+        if not relative:
+            return self.root_path
+        if not self.root_path:
+            return relative
+        return self.root_path.rstrip("/") + "/" + relative
+
+    def _local_root(self) -> str | None:
+        """The root as a local directory, when the backend is the local filesystem."""
+        return self.root_path if isinstance(self.backend_fs, LocalFileSystem) else None
+
+    def _child_name(self, listed: str, directory: str) -> str | None:
+        """The basename of a listed entry of ``directory``; ``None`` for the directory itself.
+
+        A listing is input from a server: anything that is not a safe direct child is refused.
+        """
+        name = listed.rstrip("/")
+        base = directory.rstrip("/")
+        if name in {base, base.lstrip("/")}:
+            return None
+        prefix = base + "/" if directory else ""
+        if not name.startswith(prefix):
+            if prefix.startswith("/") and name.startswith(prefix[1:]):
+                prefix = prefix[1:]  # filesystems that drop the leading slash
+            else:
+                raise errors.InvalidArtifactPathError(
+                    listed, f"the backend listed it for {directory!r}, but it is not inside that directory"
+                )
+        child = name[len(prefix) :]
+        if child in {"", "."}:
+            return None
+        paths.validate_path_is_safe(child)
+        if "/" in child:
+            raise errors.InvalidArtifactPathError(
+                listed, f"the backend listed it as a direct child of {directory!r}, but it is nested"
+            )
+        return child
+
+    # -- listing --------------------------------------------------------------------------------
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+        """Entries directly under ``path``, sorted; ``[]`` for a file or a missing path.
+
+        Each ``FileInfo.path`` includes ``path``; directories have ``file_size=None``.
+        """
+        return self._list_children(self._relative(path))
+
+    def _list_children(self, relative: str) -> list[FileInfo]:
+        full = self._full(relative)
+        self.backend_fs.invalidate_cache(full)
+        try:
+            with errors.translating(full):
+                listing = self.backend_fs.ls(full, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        hide_reserved = self._local_root() is not None
+        result = []
+        for entry in listing:
+            child = self._child_name(entry["name"], full)
+            if child is None or (hide_reserved and child.startswith(UPLOADING_PREFIX)):
+                continue
+            is_dir = entry.get("type") == "directory"
+            size = entry.get("size")
+            file_size = None if is_dir or size is None else int(size)
+            result.append(FileInfo(posixpath.join(relative, child), is_dir, file_size))
+        return sorted(result, key=lambda info: info.path)
+
+    def _walk(self, relative: str) -> Iterator[FileInfo]:
+        """Files under ``relative``, depth first, plus every empty directory (MLflow's recursion)."""
+        pending = [relative]
+        while pending:
+            directory = pending.pop()
+            children = [c for c in self._list_children(directory) if c.path not in {".", directory}]
+            if not children:
+                if directory:
+                    yield FileInfo(directory, True, None)
+                continue
+            for child in children:
+                if child.is_dir:
+                    pending.append(child.path)
+                else:
+                    yield child
+
+    def _is_directory(self, relative: str) -> bool:
+        """MLflow's rule: a path with children; or, where directories are real, any directory."""
+        if self._list_children(relative):
+            return True
+        if self.capabilities.empty_directories:
+            self.backend_fs.invalidate_cache(self._full(relative))
+            with errors.translating(relative):
+                return bool(self.fs.isdir(relative))
+        return False
+
+    # -- upload ---------------------------------------------------------------------------------
+    def log_artifact(
+        self,
+        local_file: str | os.PathLike[str],
+        artifact_path: str | None = None,
+        *,
+        callback: Callback | None = None,
+    ) -> None:
+        """Upload one file to ``<root>/<artifact_path>/<basename(local_file)>``."""
+        paths.verify_artifact_path(artifact_path)
+        directory = self._relative(artifact_path)
+        source = os.fspath(local_file)
+        if os.path.isdir(source):
+            raise IsADirectoryError(
+                errno.EISDIR, f"{source!r} is a directory; use log_artifacts to upload its contents", source
+            )
+        name = os.path.basename(source)
+        if self._local_root() is not None and name.startswith(UPLOADING_PREFIX):
+            raise errors.InvalidArtifactPathError(
+                name, f"names starting with {UPLOADING_PREFIX!r} are reserved"
+            )
+        destination = posixpath.join(directory, name)
+        local_root = self._local_root()
+        if local_root is not None:
+            target = os.path.join(local_root, destination)
+            if os.path.exists(target) and os.path.samefile(source, target):
+                return  # logging a file onto itself (MLflow: a no-op, never a truncation)
+        size = os.path.getsize(source)
+        if self.capabilities.empty_directories:
+            self._makedirs(directory)
+        progress = TransferProgress(callback, size)
+        self._upload(source, destination, progress.for_file(size))
+
+    def log_artifacts(
+        self,
+        local_dir: str | os.PathLike[str],
+        artifact_path: str | None = None,
+        *,
+        callback: Callback | None = None,
+    ) -> None:
+        """Upload the contents of ``local_dir`` (not the directory itself) under ``artifact_path``.
+
+        Files go up concurrently; empty directories are kept where the backend has directories.
+        Symlinked directories are not followed (as ``os.walk``); symlinked files are uploaded.
+        """
+        paths.verify_artifact_path(artifact_path)
+        base = self._relative(artifact_path)
+        source = os.path.abspath(os.fspath(local_dir))
+        if not os.path.exists(source):
+            raise FileNotFoundError(errno.ENOENT, "no such local directory to log", source)
+        if not os.path.isdir(source):
+            raise NotADirectoryError(errno.ENOTDIR, "use log_artifact to upload a single file", source)
+        directories = []
+        uploads: list[tuple[str, str, int]] = []
+        for dirpath, _dirnames, filenames in os.walk(source):
+            relative = paths.to_artifact_path(os.path.relpath(dirpath, source))
+            destination_dir = paths.join_artifact_path(base, relative)
+            directories.append(destination_dir)
+            for filename in sorted(filenames):
+                local = os.path.join(dirpath, filename)
+                uploads.append((local, posixpath.join(destination_dir, filename), os.path.getsize(local)))
+        if self.capabilities.empty_directories:
+            for directory in directories:
+                self._makedirs(directory)
+        progress = TransferProgress(callback, sum(size for _, _, size in uploads))
+        jobs = {
+            remote: _bind(self._upload, local, remote, progress.for_file(size))
+            for local, remote, size in uploads
+        }
+        self._run_concurrently(jobs, "uploading", "to")
+
+    def _makedirs(self, relative: str) -> None:
+        with errors.translating(self._full(relative)):
+            self.fs.makedirs(relative, exist_ok=True)
+
+    def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
+        with errors.translating(self._full(destination)):
+            self.fs.put_file(source, destination, callback=progress)
+        progress.finish()
+
+    # -- download -------------------------------------------------------------------------------
+    def download_artifacts(
+        self,
+        artifact_path: str | None = None,
+        dst_path: str | os.PathLike[str] | None = None,
+        *,
+        callback: Callback | None = None,
+    ) -> str:
+        """Download a file or a directory tree to ``dst_path``; return the local path.
+
+        ``dst_path`` must be an existing directory. Without it, a new temporary directory is used,
+        except on the local filesystem, where (as MLflow's local repository) the artifact's own
+        absolute path is returned without copying. Returns ``dst_path/<normpath(artifact_path)>``,
+        or ``dst_path`` for the root. Failed files are reported together in one ``OSError``.
+        """
+        relative = self._relative(artifact_path)
+        if dst_path is None:
+            local_root = self._local_root()
+            if local_root is not None:
+                return self._in_place(local_root, relative, artifact_path)
+            destination = tempfile.mkdtemp(prefix="artifact-fs-")
+        else:
+            destination = os.path.abspath(os.fspath(dst_path))
+            if not os.path.exists(destination):
+                raise FileNotFoundError(
+                    errno.ENOENT, "the destination path for downloaded artifacts does not exist", destination
+                )
+            if not os.path.isdir(destination):
+                raise NotADirectoryError(
+                    errno.ENOTDIR,
+                    "the destination path for downloaded artifacts must be a directory",
+                    destination,
+                )
+
+        if not relative:
+            if not self._list_children(""):
+                return destination  # MLflow: "No artifacts found", not an error
+            is_directory = True
+        else:
+            is_directory = self._is_directory(relative)
+        listed = list(self._walk(relative)) if is_directory else [FileInfo(relative, False, None)]
+
+        files = []
+        for info in listed:
+            local = _download_destination(destination, info.path)
+            if info.is_dir:
+                os.makedirs(local, exist_ok=True)
+            else:
+                files.append((info, local))
+        progress = TransferProgress(callback, sum(info.file_size or 0 for info, _ in files))
+        jobs = {
+            info.path: _bind(self._download, info.path, local, progress.for_file(info.file_size))
+            for info, local in files
+        }
+        self._run_concurrently(jobs, "downloading", "from")
+        return os.path.join(destination, os.path.normpath(relative)) if relative else destination
+
+    def _in_place(self, local_root: str, relative: str, shown: str | None) -> str:
+        local = paths.validate_path_within_directory(local_root, relative) if relative else local_root
+        if not os.path.exists(local):
+            raise FileNotFoundError(errno.ENOENT, f"No such artifact: {shown or ''!r} in {self.uri}", local)
+        return os.path.abspath(local)
+
+    def _download(self, remote: str, local: str, progress: FileProgress) -> None:
+        try:
+            with errors.translating(self._full(remote)):
+                self.fs.get_file(remote, local, callback=progress)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(local)  # never leave a partial file that looks complete
+            raise
+        progress.finish()
+
+    # -- delete ---------------------------------------------------------------------------------
+    def delete_artifacts(self, artifact_path: str | None = None) -> None:
+        """Delete a file, a directory (recursively) or, with no path, the whole root.
+
+        A missing path is a no-op on every backend (MLflow's Local, S3 and GCS behaviour).
+        """
+        relative = self._relative(artifact_path)
+        full = self._full(relative)
+        self.backend_fs.invalidate_cache(full)
+        with errors.translating(full), contextlib.suppress(FileNotFoundError):
+            if relative:
+                if self.fs.exists(relative):
+                    self.fs.rm(relative, recursive=True)
+            elif self.capabilities.empty_directories:
+                if self.backend_fs.exists(full):
+                    self.backend_fs.rm(full, recursive=True)
+            else:
+                # Object stores: delete what is under the prefix, never the prefix "itself" (which
+                # for a bucket-root store would be the bucket).
+                children = [info.path for info in self._list_children("")]
+                if children:
+                    self.fs.rm(children, recursive=True)
+        self.backend_fs.invalidate_cache(full)
+
+    # -- streams --------------------------------------------------------------------------------
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        """A file object for one artifact (``"rb"``, ``"wb"``...), through the backend filesystem."""
+        relative = self._relative(path)
+        if not relative:
+            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
+        writing = any(flag in mode for flag in "wax")
+        if writing and self.capabilities.empty_directories:
+            self._makedirs(posixpath.dirname(relative))
+        with errors.translating(self._full(relative)):
+            return self.fs.open(relative, mode, **kwargs)  # type: ignore[no-any-return]
+
+    # -- concurrency ----------------------------------------------------------------------------
+    def _run_concurrently(
+        self, jobs: Mapping[str, Callable[[], None]], action: str, preposition: str
+    ) -> None:
+        """Run one job per artifact on a bounded pool; raise one error listing every failure."""
+        if not jobs:
+            return
+        failures: dict[str, BaseException] = {}
+        workers = min(self.max_workers, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ArtifactStore") as pool:
+            futures = {pool.submit(job): path for path, job in jobs.items()}
+            for future in as_completed(futures):
+                exception = future.exception()
+                if exception is not None:
+                    failures[futures[future]] = exception
+        if failures:
+            raise transfer_error(failures, action, preposition, str(self.uri)) from failures[min(failures)]
+
+
+def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
+    return lambda: function(*args)
+
+
+def _download_destination(destination: str, artifact_path: str) -> str:
+    """The local path for one artifact: contained in ``destination`` (symlinks resolved), parents made."""
+    relative = os.path.normpath(artifact_path.rstrip("/"))
+    local = paths.validate_path_within_directory(destination, relative)
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    return local
+
+
+def _truncate(message: str, limit: int = ERROR_MESSAGE_LIMIT) -> str:
+    """Keep the head and the tail of a long message, as MLflow does."""
+    if len(message) <= limit:
+        return message
+    marker = f"\n... ({len(message) - limit} characters truncated) ...\n"
+    keep = limit - len(marker)
+    return message[: keep // 2] + marker + message[len(message) - (keep - keep // 2) :]
+
+
+def transfer_error(
+    failures: Mapping[str, BaseException], action: str, preposition: str, location: str
+) -> OSError:
+    """One ``OSError`` for many failed files, worded as MLflow's, truncated to 10,000 characters.
+
+    The class is the builtin class all failures share (``FileNotFoundError`` when every file was
+    missing), else ``OSError``; ``.failures`` maps each artifact path to its exception.
+    """
+    header = f"The following failures occurred while {action} one or more artifacts {preposition} {location}:"
+    blocks = [f"##### File {path} #####\n{failures[path]}" for path in sorted(failures)]
+    classes = {_builtin(errors.error_class(exc)) for exc in failures.values()}
+    shared = classes.pop() if len(classes) == 1 else OSError
+    first = failures[min(failures)]
+    code = getattr(first, "errno", None) if shared is not OSError else None
+    error = shared(code or errno.EIO, _truncate("\n".join([header, *blocks])))
+    error.failures = dict(failures)  # type: ignore[attr-defined]
+    return error
+
+
+def _builtin(klass: type[OSError]) -> type[OSError]:
+    for ancestor in klass.__mro__:
+        if ancestor.__module__ == "builtins" and issubclass(ancestor, OSError):
+            return ancestor
+    return OSError
