@@ -1,0 +1,344 @@
+"""MLflow's artifact REST API (reference §3.1), under ``/api/2.0`` and ``/ajax-api/2.0``.
+
+Every handler validates its path before touching storage, talks to storage only through the
+destination's fsspec view or the backend's generic presign hooks, and keeps nothing between requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from artifact_fs.server import safety
+from artifact_fs.server.config import ServerConfig
+from artifact_fs.server.destination import Destination
+from artifact_fs.server.responses import (
+    MULTIPART_UNSUPPORTED_MESSAGE,
+    ArtifactServerError,
+    content_disposition,
+    guess_mime_type,
+    response_for_exception,
+)
+from artifact_fs.server.transfer import (
+    RangeNotSatisfiableError,
+    file_state,
+    in_thread,
+    parse_range,
+    read_stream,
+    write_stream,
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+MAX_PARTS = 10_000
+
+
+def _mlflow_errors(handler: Handler) -> Handler:
+    """Answer every failure with MLflow's JSON error shape and status."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes MLflow's JSON error response
+            return response_for_exception(exc)
+
+    return wrapper
+
+
+def _context(request: Request) -> tuple[Destination, ServerConfig]:
+    return request.app.state.destination, request.app.state.config
+
+
+def _refuse_proxied_bytes(config: ServerConfig) -> None:
+    if config.presigned_only:
+        raise ArtifactServerError(
+            "PERMISSION_DENIED",
+            "This server runs with --artifacts-presigned-only: artifact bytes are not proxied. "
+            "Use presigned multipart uploads and presigned downloads.",
+        )
+
+
+def _fresh(destination: Destination, path: str) -> None:
+    """Drop cached listings: another worker or replica may have changed the store since."""
+    destination.fs.invalidate_cache(path)
+
+
+# -- files ------------------------------------------------------------------------------------------
+def _stat_file(destination: Destination, path: str) -> dict[str, Any]:
+    _fresh(destination, path)
+    try:
+        info = destination.fs.info(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"No such artifact: '{path}'") from exc
+    if info.get("type") == "directory":
+        raise ArtifactServerError(
+            "INVALID_PARAMETER_VALUE", f"Artifact path refers to a directory, not a file: '{path}'"
+        )
+    return info
+
+
+@_mlflow_errors
+async def download_artifact(request: Request) -> Response:
+    destination, config = _context(request)
+    _refuse_proxied_bytes(config)
+    path = safety.file_path(request.path_params["path"])
+    state = file_state(await in_thread(_stat_file, destination, path))
+    headers = {
+        "Content-Type": guess_mime_type(path),
+        "Content-Disposition": content_disposition(path),
+        "X-Content-Type-Options": "nosniff",
+        "Accept-Ranges": "bytes",
+        "ETag": state.etag,
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and state.etag in {tag.strip() for tag in if_none_match.split(",")} | {"*"}:
+        return Response(status_code=304, headers={"ETag": state.etag})
+    byte_range = None
+    if_range = request.headers.get("if-range")
+    if if_range is None or if_range.strip() == state.etag:
+        try:
+            byte_range = parse_range(request.headers.get("range"), state.size)
+        except RangeNotSatisfiableError:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{state.size}"})
+    start, end, status = 0, state.size - 1, 200
+    if byte_range is not None:
+        start, end = byte_range
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{state.size}"
+    length = end - start + 1
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD" or length == 0:
+        return Response(status_code=status, headers=headers)
+    body = read_stream(destination.fs, path, start, length, config.download_chunk_size)
+    return StreamingResponse(body, status_code=status, headers=headers)
+
+
+@_mlflow_errors
+async def upload_artifact(request: Request) -> Response:
+    destination, config = _context(request)
+    _refuse_proxied_bytes(config)
+    path = safety.file_path(request.path_params["path"])
+    await write_stream(destination.fs, path, request.stream(), config.upload_batch_size)
+    await in_thread(_fresh, destination, posixpath.dirname(path))
+    return JSONResponse({})
+
+
+def _delete(destination: Destination, path: str) -> None:
+    _fresh(destination, path)
+    if destination.fs.exists(path):
+        destination.fs.rm(path, recursive=True)
+    _fresh(destination, posixpath.dirname(path))
+
+
+@_mlflow_errors
+async def delete_artifact(request: Request) -> Response:
+    destination, _ = _context(request)
+    path = safety.artifact_path(request.path_params["path"])
+    if not path:
+        raise ArtifactServerError(
+            "INVALID_PARAMETER_VALUE", "Refusing to delete the whole artifact destination; name a path in it."
+        )
+    await in_thread(_delete, destination, path)
+    return JSONResponse({})
+
+
+def _list(destination: Destination, path: str) -> list[dict[str, Any]]:
+    _fresh(destination, path)
+    try:
+        if path and destination.fs.info(path).get("type") != "directory":
+            return []  # MLflow: listing a file gives nothing
+        entries = destination.fs.ls(path, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    files: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        name = posixpath.basename(str(entry["name"]).rstrip("/"))
+        if not name or name in {".", ".."} or name.startswith(safety.RESERVED_PREFIX):
+            continue
+        if posixpath.normpath(str(entry["name"]).rstrip("/")) == posixpath.normpath(path or "."):
+            continue  # some stores list a directory inside itself
+        is_dir = entry.get("type") == "directory"
+        item: dict[str, Any] = {"path": name, "is_dir": is_dir}
+        size = entry.get("size")
+        if not is_dir and size:
+            item["file_size"] = int(size)
+        files[name] = item
+    return [files[name] for name in sorted(files)]
+
+
+@_mlflow_errors
+async def list_artifacts(request: Request) -> Response:
+    destination, _ = _context(request)
+    path = safety.artifact_path(request.query_params.get("path"))
+    files = await in_thread(_list, destination, path)
+    return JSONResponse({"files": files} if files else {})
+
+
+# -- presigned transfers ----------------------------------------------------------------------------
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ValueError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
+
+
+def _multipart_target(request: Request, body: dict[str, Any]) -> str:
+    destination, _ = _context(request)
+    if not destination.supports_multipart_upload:
+        raise ArtifactServerError(
+            "NOT_IMPLEMENTED", f"{MULTIPART_UNSUPPORTED_MESSAGE} ({destination.uri.backend})"
+        )
+    directory = safety.artifact_path(request.path_params.get("path", ""))
+    name = safety.multipart_file_name(body.get("path"))
+    return posixpath.join(directory, name) if directory else name
+
+
+def _upload_id(body: dict[str, Any]) -> str | None:
+    """The store's upload id; ``None`` is valid (Azure's Put Block uploads have none)."""
+    upload_id = body.get("upload_id")
+    if upload_id is not None and not isinstance(upload_id, str):
+        raise ValueError("'upload_id' must be a string")
+    return upload_id
+
+
+@_mlflow_errors
+async def create_multipart_upload(request: Request) -> Response:
+    destination, _ = _context(request)
+    body = await _json_body(request)
+    path = _multipart_target(request, body)
+    num_parts = body.get("num_parts", 1)
+    if isinstance(num_parts, bool) or not isinstance(num_parts, int) or not 1 <= num_parts <= MAX_PARTS:
+        raise ValueError(f"'num_parts' must be an integer from 1 to {MAX_PARTS}, got {num_parts!r}")
+    result = await in_thread(destination.call_hook, "create_multipart_upload", path, num_parts)
+    reply: dict[str, Any] = {}
+    if result.get("upload_id") is not None:
+        reply["upload_id"] = result["upload_id"]
+    credentials = []
+    for credential in result.get("credentials", []):
+        item: dict[str, Any] = {"url": credential["url"], "part_number": int(credential["part_number"])}
+        if credential.get("headers"):
+            item["headers"] = dict(credential["headers"])
+        credentials.append(item)
+    reply["credentials"] = credentials
+    return JSONResponse(reply)
+
+
+def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    parts = body.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise ValueError("'parts' is required: a list of {part_number, etag, url}")
+    checked = []
+    for part in parts:
+        if not isinstance(part, dict) or isinstance(part.get("part_number"), bool):
+            raise ValueError(f"invalid part {part!r}")
+        number = part.get("part_number")
+        if not isinstance(number, int) or not 1 <= number <= MAX_PARTS:
+            raise ValueError(f"invalid part_number in {part!r}")
+        checked.append({"part_number": number, "etag": str(part.get("etag") or ""), "url": part.get("url")})
+    return checked
+
+
+@_mlflow_errors
+async def complete_multipart_upload(request: Request) -> Response:
+    destination, _ = _context(request)
+    body = await _json_body(request)
+    path = _multipart_target(request, body)
+    parts = _parts(body)
+    upload_id = _upload_id(body)
+    await in_thread(destination.call_hook, "complete_multipart_upload", path, upload_id, parts)
+    await in_thread(_fresh, destination, posixpath.dirname(path))
+    return JSONResponse({})
+
+
+@_mlflow_errors
+async def abort_multipart_upload(request: Request) -> Response:
+    destination, _ = _context(request)
+    body = await _json_body(request)
+    path = _multipart_target(request, body)
+    await in_thread(destination.call_hook, "abort_multipart_upload", path, _upload_id(body))
+    return JSONResponse({})
+
+
+@_mlflow_errors
+async def presigned_download(request: Request) -> Response:
+    destination, config = _context(request)
+    path = safety.file_path(request.path_params["path"])
+    if not destination.supports_presigned_download:
+        raise ArtifactServerError(
+            "NOT_IMPLEMENTED",
+            "Presigned download is not supported for the current artifact repository "
+            f"({destination.uri.backend})",
+        )
+    await in_thread(_stat_file, destination, path)
+    result = await in_thread(destination.call_hook, "presigned_download_url", path, config.presigned_url_ttl)
+    reply: dict[str, Any] = {"url": result["url"], "headers": dict(result.get("headers") or {})}
+    if result.get("file_size") is not None:
+        reply["file_size"] = int(result["file_size"])
+    return JSONResponse(reply)
+
+
+# -- discovery --------------------------------------------------------------------------------------
+def server_info(destination: Destination, config: ServerConfig) -> dict[str, Any]:
+    """MLflow's server-info keys, each saying exactly what this server does."""
+    uploads = destination.supports_multipart_upload and (
+        config.proxy_multipart_upload or config.presigned_only
+    )
+    downloads = destination.supports_presigned_download and (
+        config.proxy_multipart_download or config.presigned_only
+    )
+    return {
+        "store_type": None,
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": uploads,
+        "multipart_downloads_enabled": downloads,
+        "artifact_serving_enabled": True,
+        "artifacts_presigned_only": config.presigned_only,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "model_artifact_presigned_downloads_supported": False,
+        "features_enabled": {},
+    }
+
+
+async def get_server_info(request: Request) -> Response:
+    destination, config = _context(request)
+    return JSONResponse(server_info(destination, config))
+
+
+async def health(request: Request) -> Response:
+    return Response("OK", media_type="text/plain")
+
+
+def routes() -> list[BaseRoute]:
+    """Every route, under both of MLflow's prefixes."""
+    table: list[BaseRoute] = []
+    for prefix in ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"):
+        table += [
+            Route(f"{prefix}/artifacts", list_artifacts, methods=["GET"]),
+            Route(f"{prefix}/artifacts/{{path:path}}", download_artifact, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/artifacts/{{path:path}}", upload_artifact, methods=["PUT"]),
+            Route(f"{prefix}/artifacts/{{path:path}}", delete_artifact, methods=["DELETE"]),
+            Route(f"{prefix}/presigned/{{path:path}}", presigned_download, methods=["GET"]),
+        ]
+        for action, handler in (
+            ("create", create_multipart_upload),
+            ("complete", complete_multipart_upload),
+            ("abort", abort_multipart_upload),
+        ):
+            # MLflow needs a non-empty directory segment (issue #11268); the root works here too.
+            table.append(Route(f"{prefix}/mpu/{action}/{{path:path}}", handler, methods=["POST"]))
+            table.append(Route(f"{prefix}/mpu/{action}", handler, methods=["POST"]))
+    for prefix in ("/api/3.0", "/ajax-api/3.0"):
+        table.append(Route(f"{prefix}/mlflow/server-info", get_server_info, methods=["GET"]))
+    table.append(Route("/health", health, methods=["GET"]))
+    return table

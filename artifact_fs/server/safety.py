@@ -1,0 +1,56 @@
+"""Path rules for every path the artifact server receives, checked before any storage access.
+
+Built on :mod:`artifact_fs.paths` (MLflow's ``validate_path_is_safe``, stricter on backslashes), plus
+the rules only a server needs: the multipart-upload file name (``_get_multipart_upload_file_name``),
+names reserved for in-flight uploads, and a request path that must name a file.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import posixpath
+
+from artifact_fs.errors import InvalidArtifactPathError
+from artifact_fs.paths import validate_path_is_safe
+
+RESERVED_PREFIX = ".artifact.uploading."
+"""MLflow's local store writes ``<dir>/.artifact.uploading.<random>`` then renames; never a user name."""
+
+
+def artifact_path(raw: str | None) -> str:
+    """The safe, normalised artifact path for a request's path or ``?path=`` (``""`` for the root).
+
+    Decodes to a fixpoint and refuses traversal, absolute and drive paths, backslashes, NUL and other
+    control characters, ``#`` and ``;`` (raising :class:`InvalidArtifactPathError`, an HTTP 400).
+    Empty and ``.`` segments are dropped, so ``a//b/./c`` and ``a/b/c`` name the same artifact.
+    """
+    if not raw:
+        return ""
+    decoded = validate_path_is_safe(raw)
+    segments = [segment for segment in decoded.split("/") if segment not in {"", "."}]
+    for segment in segments:
+        if segment.startswith(RESERVED_PREFIX):
+            raise InvalidArtifactPathError(raw, f"names starting with {RESERVED_PREFIX!r} are reserved")
+    return posixpath.join(*segments) if segments else ""
+
+
+def file_path(raw: str) -> str:
+    """An artifact path that must name a file (upload, download): not the root, not ending in ``/``."""
+    if raw.endswith("/") or not artifact_path(raw):
+        raise InvalidArtifactPathError(raw, "Artifact path must include a filename (cannot end with '/')")
+    return artifact_path(raw)
+
+
+def multipart_file_name(raw: object) -> str:
+    """The file name of a multipart upload from the request body's ``path``.
+
+    MLflow clients before 3.18 send the client's full local path (POSIX or Windows), so only its
+    last component is used, validated, and taken again; ``""``, ``.`` and ``..`` are refused.
+    """
+    if not isinstance(raw, str) or not raw:
+        raise InvalidArtifactPathError(str(raw), "the request body needs 'path', the file name")
+    name = ntpath.basename(raw)  # splits on both '/' and '\\'
+    name = posixpath.basename(validate_path_is_safe(name)) if name else ""
+    if name in {"", ".", ".."} or name.startswith(RESERVED_PREFIX):
+        raise InvalidArtifactPathError(raw, "the request body's 'path' does not name a file")
+    return name

@@ -1,0 +1,156 @@
+"""Streaming request and response bodies with bounded memory, on any fsspec filesystem.
+
+Uploads: request chunks are gathered into batches of ``batch_size`` bytes and written to
+``fs.open(path, "wb")`` in a worker thread, so the server never holds a whole body in memory or in a
+temp dir (MLflow spools every non-local upload to disk first). A failed or aborted upload is
+abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the multipart upload), or the
+partial file is removed, so nothing is left behind.
+
+Downloads: ``Content-Length``, ``ETag`` and a single HTTP ``Range`` (206, ``Content-Range``; 416 when
+unsatisfiable) for every destination, read in ``chunk_size`` pieces from ``fs.open(path, "rb")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from fsspec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile
+
+logger = logging.getLogger("artifact_fs.server")
+
+T = TypeVar("T")
+MIB = 1024 * 1024
+UPLOAD_BATCH_SIZE = 8 * MIB
+DOWNLOAD_CHUNK_SIZE = 4 * MIB
+
+
+async def in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking filesystem I/O off the event loop."""
+    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+
+
+# -- uploads ----------------------------------------------------------------------------------------
+def _abandon(handle: Any, fs: AbstractFileSystem, path: str) -> None:
+    """Make sure a failed upload leaves neither a partial artifact nor an open multipart upload."""
+    try:
+        if isinstance(handle, AbstractBufferedFile):
+            handle.discard()  # s3fs / gcsfs abort the multipart upload; buffered bytes are dropped
+            handle.closed = True  # so neither close() nor __del__ commits what was received
+            return
+        if getattr(handle, "autocommit", True) is False:
+            handle.discard()  # transactional opener: its temp file goes away
+            return
+        handle.close()
+        if fs.exists(path):
+            fs.rm_file(path)
+    except Exception:  # the upload already failed: report that, log this
+        logger.warning("could not clean up the aborted upload of %r", path, exc_info=True)
+
+
+async def write_stream(
+    fs: AbstractFileSystem, path: str, chunks: AsyncIterator[bytes], batch_size: int = UPLOAD_BATCH_SIZE
+) -> int:
+    """Write an async byte stream to ``path``; returns the number of bytes written."""
+    handle = await in_thread(fs.open, path, "wb")
+    written = 0
+    try:
+        pending = bytearray()
+        async for chunk in chunks:
+            pending += chunk
+            if len(pending) >= batch_size:
+                batch, pending = pending, bytearray()
+                await in_thread(handle.write, batch)
+                written += len(batch)
+        if pending:
+            await in_thread(handle.write, pending)
+            written += len(pending)
+        await in_thread(handle.close)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await in_thread(_abandon, handle, fs, path)
+        raise
+    return written
+
+
+# -- downloads --------------------------------------------------------------------------------------
+class RangeNotSatisfiableError(Exception):
+    """The requested byte range lies outside the file (HTTP 416)."""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a download response needs to know about a file before sending it."""
+
+    size: int
+    etag: str
+
+
+def file_state(info: Mapping[str, Any]) -> FileState:
+    """Size and a strong ETag: the store's own ETag when it has one, else one from mtime and size."""
+    size = int(info.get("size") or 0)
+    for key in ("ETag", "etag", "md5Hash"):
+        value = info.get(key)
+        if value:
+            return FileState(size, '"' + str(value).strip('"').replace('"', "") + '"')
+    stamp = f"{info.get('mtime') or info.get('LastModified') or info.get('last_modified') or ''}-{size}"
+    return FileState(size, '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"')
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range (start, inclusive end) a ``Range`` header asks for, or None for the whole file.
+
+    Malformed and multi-range headers are ignored (RFC 9110 lets a server send the whole file);
+    a well-formed range that misses the file raises :class:`RangeNotSatisfiableError`.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if not first:  # suffix range: the last N bytes
+            length = int(last)
+            if length <= 0 or size == 0:
+                raise RangeNotSatisfiableError
+            return max(0, size - length), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or (last and end < start):
+        return None
+    if start >= size:
+        raise RangeNotSatisfiableError
+    return start, min(end, size - 1)
+
+
+async def read_stream(
+    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """``length`` bytes of ``path`` from ``start``, read in ``chunk_size`` pieces off the event loop."""
+    handle = await in_thread(fs.open, path, "rb", block_size=chunk_size)
+    try:
+        if start:
+            await in_thread(handle.seek, start)
+        remaining = length
+        while remaining > 0:
+            data = await in_thread(handle.read, min(chunk_size, remaining))
+            if not data:  # the file shrank under us: end the response short, the client sees it
+                raise OSError(f"{path!r} ended {remaining} bytes early while it was being sent")
+            remaining -= len(data)
+            yield data
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await in_thread(handle.close)
