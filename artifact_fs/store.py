@@ -273,18 +273,18 @@ class ArtifactStore:
         if not os.path.isdir(source):
             raise NotADirectoryError(errno.ENOTDIR, "use log_artifact to upload a single file", source)
         directories = []
-        uploads: list[tuple[str, str, int]] = []
+        uploads: list[tuple[str, str, int | None]] = []
         for dirpath, _dirnames, filenames in os.walk(source):
             relative = paths.to_artifact_path(os.path.relpath(dirpath, source))
             destination_dir = paths.join_artifact_path(base, relative)
             directories.append(destination_dir)
             for filename in sorted(filenames):
                 local = os.path.join(dirpath, filename)
-                uploads.append((local, posixpath.join(destination_dir, filename), os.path.getsize(local)))
+                uploads.append((local, posixpath.join(destination_dir, filename), _local_size(local)))
         if self.capabilities.empty_directories:
             for directory in directories:
                 self._makedirs(directory)
-        progress = TransferProgress(callback, sum(size for _, _, size in uploads))
+        progress = TransferProgress(callback, sum(size or 0 for _, _, size in uploads))
         jobs = {
             remote: _bind(self._upload, local, remote, progress.for_file(size))
             for local, remote, size in uploads
@@ -426,6 +426,14 @@ class ArtifactStore:
                     failures[futures[future]] = exception
         if failures:
             raise transfer_error(failures, action, preposition, str(self.uri)) from failures[min(failures)]
+
+
+def _local_size(path: str) -> int | None:
+    """The size of a file to upload; ``None`` if it cannot be read now (its upload then fails)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
