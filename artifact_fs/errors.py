@@ -73,6 +73,13 @@ ERROR_CODES: dict[str, type[OSError]] = {
     "ContainerAlreadyExists": FileExistsError,
     "PathAlreadyExists": FileExistsError,
     "ConditionNotMet": FileExistsError,
+    # HDFS: the Java exception class a NameNode returns (simple name)
+    "FileNotFoundException": FileNotFoundError,
+    "FileAlreadyExistsException": FileExistsError,
+    "AccessControlException": PermissionError,
+    "ParentNotDirectoryException": NotADirectoryError,
+    "PathIsNotDirectoryException": NotADirectoryError,
+    "PathIsNotEmptyDirectoryException": OSError,
 }
 
 # HTTP statuses -> builtin error class, for every HTTP-speaking backend.
