@@ -11,6 +11,7 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -36,6 +37,22 @@ from artifact_fs.server.transfer import (
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PARTS = 10_000
+
+
+class AnyPathConvertor(Convertor[str]):
+    """Like Starlette's ``path``, but also matching decoded control characters (``%0a``), so such
+    paths reach the safety checks and get MLflow's 400 instead of a bare 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("artifact_path", AnyPathConvertor())
 
 
 def _mlflow_errors(handler: Handler) -> Handler:
@@ -193,12 +210,12 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def _multipart_target(request: Request, body: dict[str, Any]) -> str:
     destination, _ = _context(request)
+    directory = safety.artifact_path(request.path_params.get("path", ""))
+    name = safety.multipart_file_name(body.get("path"))
     if not destination.supports_multipart_upload:
         raise ArtifactServerError(
             "NOT_IMPLEMENTED", f"{MULTIPART_UNSUPPORTED_MESSAGE} ({destination.uri.backend})"
         )
-    directory = safety.artifact_path(request.path_params.get("path", ""))
-    name = safety.multipart_file_name(body.get("path"))
     return posixpath.join(directory, name) if directory else name
 
 
@@ -325,10 +342,10 @@ def routes() -> list[BaseRoute]:
     for prefix in ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"):
         table += [
             Route(f"{prefix}/artifacts", list_artifacts, methods=["GET"]),
-            Route(f"{prefix}/artifacts/{{path:path}}", download_artifact, methods=["GET", "HEAD"]),
-            Route(f"{prefix}/artifacts/{{path:path}}", upload_artifact, methods=["PUT"]),
-            Route(f"{prefix}/artifacts/{{path:path}}", delete_artifact, methods=["DELETE"]),
-            Route(f"{prefix}/presigned/{{path:path}}", presigned_download, methods=["GET"]),
+            Route(f"{prefix}/artifacts/{{path:artifact_path}}", download_artifact, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/artifacts/{{path:artifact_path}}", upload_artifact, methods=["PUT"]),
+            Route(f"{prefix}/artifacts/{{path:artifact_path}}", delete_artifact, methods=["DELETE"]),
+            Route(f"{prefix}/presigned/{{path:artifact_path}}", presigned_download, methods=["GET"]),
         ]
         for action, handler in (
             ("create", create_multipart_upload),
@@ -336,7 +353,7 @@ def routes() -> list[BaseRoute]:
             ("abort", abort_multipart_upload),
         ):
             # MLflow needs a non-empty directory segment (issue #11268); the root works here too.
-            table.append(Route(f"{prefix}/mpu/{action}/{{path:path}}", handler, methods=["POST"]))
+            table.append(Route(f"{prefix}/mpu/{action}/{{path:artifact_path}}", handler, methods=["POST"]))
             table.append(Route(f"{prefix}/mpu/{action}", handler, methods=["POST"]))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         table.append(Route(f"{prefix}/mlflow/server-info", get_server_info, methods=["GET"]))

@@ -27,6 +27,10 @@ def artifact_path(raw: str | None) -> str:
     if not raw:
         return ""
     decoded = validate_path_is_safe(raw)
+    if ";" in decoded:
+        # urlparse sees ';' parameters only on the last segment; '..;/' in an inner segment is the
+        # CVE-2024-1593 smuggling form that servers and proxies in front of us may read as '..'.
+        raise InvalidArtifactPathError(raw, "';' path parameters are not allowed")
     segments = [segment for segment in decoded.split("/") if segment not in {"", "."}]
     for segment in segments:
         if segment.startswith(RESERVED_PREFIX):
@@ -51,6 +55,6 @@ def multipart_file_name(raw: object) -> str:
         raise InvalidArtifactPathError(str(raw), "the request body needs 'path', the file name")
     name = ntpath.basename(raw)  # splits on both '/' and '\\'
     name = posixpath.basename(validate_path_is_safe(name)) if name else ""
-    if name in {"", ".", ".."} or name.startswith(RESERVED_PREFIX):
+    if name in {"", ".", ".."} or name.startswith(RESERVED_PREFIX) or ";" in name:
         raise InvalidArtifactPathError(raw, "the request body's 'path' does not name a file")
     return name
