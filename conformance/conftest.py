@@ -25,6 +25,8 @@ PLUGIN_MODULES = [
     if not info.name.startswith("_")
 ]
 pytest_plugins = PLUGIN_MODULES
+# The plugins are imported below (for their SPECS) before pytest loads them as plugins.
+pytest.register_assert_rewrite(*PLUGIN_MODULES)
 
 SPECS: list[BackendSpec] = [spec for name in PLUGIN_MODULES for spec in importlib.import_module(name).SPECS]
 

@@ -1,0 +1,86 @@
+"""Processes and threads: pickled filesystems and files, use after ``fork``, spawned workers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import pickle
+
+from fsspec import AbstractFileSystem
+
+from conformance.harness import Target
+
+DATA = bytes(range(256)) * 64
+
+
+def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes:
+    """Runs in worker processes (importable by name for spawn)."""
+    return bytes(fs.cat_file(path, start, end))
+
+
+def test_a_pickled_filesystem_reads_the_same_bytes(target: Target) -> None:
+    path = target.path("p.bin")
+    target.fs.pipe_file(path, DATA)
+    clone = pickle.loads(pickle.dumps(target.fs))
+    assert type(clone) is type(target.fs)
+    assert clone.cat_file(path) == DATA
+
+
+def test_a_pickled_open_file_resumes_at_its_position(target: Target) -> None:
+    path = target.path("p.bin")
+    target.fs.pipe_file(path, DATA)
+    with target.fs.open(path, "rb") as f:
+        assert f.read(100) == DATA[:100]
+        clone = pickle.loads(pickle.dumps(f))
+    try:
+        assert clone.read(50) == DATA[100:150]
+        clone.seek(0)
+        assert clone.read() == DATA
+    finally:
+        clone.close()
+
+
+def test_the_filesystem_works_in_a_forked_child(target: Target) -> None:
+    """The parent has used the filesystem (sessions, event loop); the child must still work."""
+    path = target.path("fork.bin")
+    target.fs.pipe_file(path, DATA)
+    assert target.fs.cat_file(path, 0, 10) == DATA[:10]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            ok = target.fs.cat_file(path, 100, 200) == DATA[100:200]
+            target.fs.pipe_file(target.path("from-child.bin"), b"child")
+            os.write(write_end, b"ok" if ok else b"wrong bytes")
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+            os.write(write_end, repr(exc).encode()[:1000])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert message == b"ok", message.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert target.fs.cat_file(target.path("from-child.bin")) == b"child"
+    assert target.fs.cat_file(path, 0, 10) == DATA[:10]  # and the parent still works
+
+
+def test_a_spawned_worker_uses_the_pickled_filesystem(target: Target) -> None:
+    path = target.path("spawn.bin")
+    target.fs.pipe_file(path, DATA)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        assert pool.submit(read_range, target.fs, path, 10, 20).result(timeout=120) == DATA[10:20]
+
+
+def test_concurrent_reads_from_threads(target: Target) -> None:
+    paths = [target.path(f"t{i}.bin") for i in range(8)]
+    target.fs.pipe({path: DATA[i:] for i, path in enumerate(paths)})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: target.fs.cat_file(paths[i]), range(8)))
+    assert results == [DATA[i:] for i in range(8)]
