@@ -80,6 +80,8 @@ class HdfsOptions(TypedDict, total=False):
     """MLFLOW_PYARROW_EXTRA_CONF: Hadoop configuration keys."""
     connect_retries: int
     connect_timeout: float
+    hadoop_conf_dir: str | None
+    """Where hdfs-native reads core-site.xml / hdfs-site.xml: HADOOP_CONF_DIR, else HADOOP_HOME/etc/hadoop."""
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> H
         "extra_conf": settings.MLFLOW_PYARROW_EXTRA_CONF.get(environ) or None,
         "connect_retries": DEFAULT_CONNECT_RETRIES,
         "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "hadoop_conf_dir": _hadoop_conf_dir(environ),
     }
     unknown = set(overrides) - set(HdfsOptions.__annotations__)
     if unknown:
@@ -104,6 +107,15 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> H
     result.update(overrides)  # type: ignore[typeddict-item]
     _check(result)
     return result
+
+
+def _hadoop_conf_dir(environ: Mapping[str, str]) -> str | None:
+    """The Hadoop configuration directory as libhdfs and hdfs-native look for it."""
+    if environ.get("HADOOP_CONF_DIR"):
+        return environ["HADOOP_CONF_DIR"]
+    if environ.get("HADOOP_HOME"):
+        return os.path.join(environ["HADOOP_HOME"], "etc", "hadoop")
+    return None
 
 
 def _engine_from(environ: Mapping[str, str]) -> Engine:
@@ -262,6 +274,7 @@ def filesystem(options: HdfsOptions) -> AbstractFileSystem:
         kerb_ticket=options.get("kerb_ticket"),
         config=hdfs_native_config(options),
         connect_timeout=options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        hadoop_conf_dir=options.get("hadoop_conf_dir"),
     )
 
 
@@ -381,6 +394,7 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         kerb_ticket: str | None = None,
         config: dict[str, str] | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        hadoop_conf_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -391,7 +405,7 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         _probe_namenode({"host": host, "port": port, "connect_timeout": connect_timeout})
         url = namenode_url(scheme, host, port)
         try:
-            self.client = Client(url, config or {}, kerberos_cache=kerb_ticket)
+            self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
         except Exception as exc:
             raise _client_error(exc, scheme, host) from exc
 
@@ -636,7 +650,11 @@ class HdfsNativeFile(AbstractBufferedFile):
         if mode != "rb":
             # Create at open, as MLflow's open_output_stream does: a conflict (an existing file for
             # "xb", a parent that is a file) fails here, not at the first flush.
-            self._initiate_upload()
+            try:
+                self._initiate_upload()
+            except BaseException:
+                self.closed = True
+                raise
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         with _translating(self.path):
