@@ -43,8 +43,6 @@ WORKERS_PER_CPU = 2
 DEFAULT_CPUS = 10
 ERROR_MESSAGE_LIMIT = 10_000
 """MLflow truncates aggregated transfer errors to this many characters (head and tail kept)."""
-UPLOADING_PREFIX = ".artifact.uploading."
-"""MLflow's local repository reserves this prefix for its atomic-write temp files (PR #23794)."""
 
 
 def default_max_workers() -> int:
@@ -182,11 +180,10 @@ class ArtifactStore:
                 listing = self.backend_fs.ls(full, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        hide_reserved = self._local_root() is not None
         result = []
         for entry in listing:
             child = self._child_name(entry["name"], full)
-            if child is None or (hide_reserved and child.startswith(UPLOADING_PREFIX)):
+            if child is None:
                 continue
             is_dir = entry.get("type") == "directory"
             size = entry.get("size")
@@ -237,10 +234,6 @@ class ArtifactStore:
                 errno.EISDIR, f"{source!r} is a directory; use log_artifacts to upload its contents", source
             )
         name = os.path.basename(source)
-        if self._local_root() is not None and name.startswith(UPLOADING_PREFIX):
-            raise errors.InvalidArtifactPathError(
-                name, f"names starting with {UPLOADING_PREFIX!r} are reserved"
-            )
         destination = posixpath.join(directory, name)
         local_root = self._local_root()
         if local_root is not None:

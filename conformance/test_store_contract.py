@@ -1,7 +1,9 @@
 """MLflow's artifact-repository contract (reference §2.0, §2.3), pinned on every backend.
 
 Each test names the behaviour it pins. Where MLflow's object-store and directory-based repositories
-differ (empty directories), the test asks for the capability.
+differ (empty directories), the test asks for the capability. Deletes are checked through the files
+that remain (a recursive walk), because SeaweedFS keeps an emptied prefix listed for about a minute
+(servers.md, S3 quirk 1) although every object under it is gone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fsspec.callbacks import Callback
 
 from artifact_fs import errors
 from artifact_fs.store import ArtifactStore, FileInfo
-from conformance.harness import Target
+from conformance.harness import BackendUnderTest, Target
 
 
 def make_tree(root: Path, files: dict[str, bytes], empty_dirs: tuple[str, ...] = ()) -> Path:
@@ -33,6 +35,32 @@ def make_tree(root: Path, files: dict[str, bytes], empty_dirs: tuple[str, ...] =
 def local_files(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` as relative POSIX path -> bytes."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+SERVER_DEVIATIONS: dict[str, dict[str, str]] = {
+    "mlflow-server-s3": {
+        "test_download_of_a_missing_artifact_raises_file_not_found_naming_it": (
+            "MLflow's server answers 500 INTERNAL_ERROR, not 404, when its S3 repository cannot find the "
+            "file (the botocore 404 is not an MlflowException), so the client can only raise OSError"
+        ),
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def _known_server_deviations(request: pytest.FixtureRequest, backend: BackendUnderTest) -> None:
+    """Strict xfails for what a server (not artifact_fs) does differently; fixed servers turn them red."""
+    reason = SERVER_DEVIATIONS.get(backend.spec.id, {}).get(request.node.originalname)
+    if reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def artifact_files(store: ArtifactStore, path: str | None = None) -> list[str]:
+    """Every file under ``path``, by walking ``list_artifacts`` as MLflow's download does."""
+    files: list[str] = []
+    for info in store.list_artifacts(path):
+        files.extend(artifact_files(store, info.path) if info.is_dir else [info.path])
+    return files
 
 
 TREE = {
@@ -250,31 +278,32 @@ def test_download_recreates_empty_remote_directories(store: ArtifactStore, tmp_p
 def test_delete_of_a_file_keeps_its_siblings(store: ArtifactStore, tree: Path) -> None:
     store.log_artifacts(tree)
     store.delete_artifacts("sub/b.txt")
-    assert store.list_artifacts("sub") == [FileInfo("sub/deeper", True, None)]
+    assert artifact_files(store) == ["a.txt", "empty.bin", "sub/deeper/c.json"]
 
 
 def test_delete_of_a_directory_is_recursive(store: ArtifactStore, tree: Path) -> None:
     store.log_artifacts(tree)
     store.delete_artifacts("sub")
-    assert [info.path for info in store.list_artifacts()] == ["a.txt", "empty.bin"]
+    assert artifact_files(store) == ["a.txt", "empty.bin"]
+    assert artifact_files(store, "sub") == []
 
 
 def test_delete_of_root_removes_every_artifact(target: Target, store: ArtifactStore, tree: Path) -> None:
     store.log_artifacts(tree)
     store.delete_artifacts()
-    assert store.list_artifacts() == []
-    assert target.fs.find(target.root) == []
+    assert artifact_files(store) == []
+    assert artifact_files(target.store()) == []
 
 
 def test_delete_of_a_missing_path_is_a_noop(store: ArtifactStore, tree: Path) -> None:
     store.log_artifacts(tree)
     store.delete_artifacts("no/such/thing")
-    assert len(store.list_artifacts()) == 3
+    assert artifact_files(store) == sorted(TREE)
 
 
 def test_delete_of_a_missing_root_is_a_noop(store: ArtifactStore) -> None:
     store.delete_artifacts()
-    assert store.list_artifacts() == []
+    assert artifact_files(store) == []
 
 
 def test_delete_of_sibling_prefix_keeps_foobar(store: ArtifactStore, tmp_path: Path) -> None:
@@ -284,7 +313,7 @@ def test_delete_of_sibling_prefix_keeps_foobar(store: ArtifactStore, tmp_path: P
     store.log_artifacts(source)
     store.delete_artifacts("foo")
     store.delete_artifacts("foo_dir")
-    assert [info.path for info in store.list_artifacts()] == ["foobar", "foobar_dir"]
+    assert artifact_files(store) == ["foobar", "foobar_dir/x"]
 
 
 # -- paths ----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from artifact_fs import errors
-from artifact_fs.store import UPLOADING_PREFIX, ArtifactStore, FileInfo, default_max_workers
+from artifact_fs.backends.local import UPLOADING_PREFIX
+from artifact_fs.store import ArtifactStore, FileInfo, default_max_workers
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_reserved_upload_names_are_refused_and_hidden(store: ArtifactStore, tmp_
     reserved.write_bytes(b"partial")
     with pytest.raises(errors.InvalidArtifactPathError, match="reserved"):
         store.log_artifact(reserved)
-    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts").mkdir(exist_ok=True)
     (tmp_path / "artifacts" / f"{UPLOADING_PREFIX}xyz").write_bytes(b"partial")
     (tmp_path / "artifacts" / "visible.txt").write_bytes(b"v")
     assert store.list_artifacts() == [FileInfo("visible.txt", False, 1)]
