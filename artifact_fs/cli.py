@@ -44,7 +44,7 @@ class ArtifactFsGroup(click.Group):
         try:
             module = __import__(module_name, fromlist=[attribute])
             command = getattr(module, attribute)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken optional command must not break --help
             return _unavailable(cmd_name, summary, exc)
         if not isinstance(command, click.Command):
             return _unavailable(cmd_name, summary, TypeError(f"{module_name}.{attribute} is not a command"))
@@ -55,8 +55,10 @@ def _unavailable(name: str, summary: str, reason: BaseException) -> click.Comman
     missing = getattr(reason, "name", None)
     if isinstance(reason, ModuleNotFoundError) and missing and not missing.startswith("artifact_fs"):
         hint = f"it needs the package {missing!r}: pip install 'artifact-fs[server]'"
-    else:
+    elif isinstance(reason, ModuleNotFoundError):
         hint = "this installation of artifact-fs does not include it"
+    else:
+        hint = f"it failed to load ({type(reason).__name__}: {reason})"
     help_text = f"{summary} (unavailable: {hint})"
 
     def refuse() -> None:

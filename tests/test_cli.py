@@ -186,3 +186,25 @@ def test_the_installed_command_runs_as_a_real_process(source: Path, tmp_path: Pa
     )
     assert missing.returncode == 1
     assert missing.stderr.startswith("artifact-fs: error:")
+
+
+def test_a_missing_serve_module_keeps_help_working_and_explains(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        type(main), "LAZY", {"serve": ("artifact_fs.no_such_server_module", "serve", "Run the server.")}
+    )
+    code, out, _ = invoke(runner, "--help")
+    assert code == 0
+    assert "serve     Run the server. (unavailable" in out
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 2
+    assert "unavailable" in result.stderr
+
+
+def test_serve_comes_from_the_server_package_when_it_loads(runner: CliRunner) -> None:
+    import click
+
+    command = main.get_command(click.Context(main), "serve")
+    assert isinstance(command, click.Command)
+    assert command.name == "serve"
