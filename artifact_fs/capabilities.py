@@ -34,6 +34,10 @@ class Capabilities:
     """``fs.modified(path)`` answers for files."""
     write_parts_min_size: int = 0
     """Smallest part a multipart upload may use (S3: 5 MiB); 0 when parts are not used."""
+    fork_safe: bool = False
+    """The *same* filesystem object keeps working in a child after ``os.fork()``. fsspec's async
+    filesystems refuse this ("not fork-safe") until a backend resets its loop and sessions in the
+    child; any backend works in a child that re-creates or unpickles its filesystem."""
 
     def narrowed(self, overrides: Mapping[str, bool | int]) -> Capabilities:
         """A copy with some flags replaced: how one deployment states what its server lacks."""

@@ -24,7 +24,7 @@ def assert_contract(exc: BaseException, name: str) -> None:
 
 MISSING_OPERATIONS: dict[str, Callable[[AbstractFileSystem, str], Any]] = {
     "cat_file": lambda fs, path: fs.cat_file(path),
-    "cat_file_range": lambda fs, path: fs.cat_file(path, 0, 10),
+    "cat_file_range": lambda fs, path: fs.cat_file(path, start=0, end=10),
     "open": lambda fs, path: fs.open(path, "rb").read(),
     "info": lambda fs, path: fs.info(path),
     "ls": lambda fs, path: fs.ls(path),

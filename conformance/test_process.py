@@ -6,9 +6,12 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
+from collections.abc import Callable
 
+import pytest
 from fsspec import AbstractFileSystem
 
+import artifact_fs
 from conformance.harness import Target
 
 DATA = bytes(range(256)) * 64
@@ -16,7 +19,7 @@ DATA = bytes(range(256)) * 64
 
 def read_range(fs: AbstractFileSystem, path: str, start: int, end: int) -> bytes:
     """Runs in worker processes (importable by name for spawn)."""
-    return bytes(fs.cat_file(path, start, end))
+    return bytes(fs.cat_file(path, start=start, end=end))
 
 
 def test_a_pickled_filesystem_reads_the_same_bytes(target: Target) -> None:
@@ -41,20 +44,15 @@ def test_a_pickled_open_file_resumes_at_its_position(target: Target) -> None:
         clone.close()
 
 
-def test_the_filesystem_works_in_a_forked_child(target: Target) -> None:
-    """The parent has used the filesystem (sessions, event loop); the child must still work."""
-    path = target.path("fork.bin")
-    target.fs.pipe_file(path, DATA)
-    assert target.fs.cat_file(path, 0, 10) == DATA[:10]
+def run_in_fork(child: Callable[[], bool]) -> None:
+    """Run ``child`` in a forked process; fail with whatever it raised or returned."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             os.close(read_end)
-            ok = target.fs.cat_file(path, 100, 200) == DATA[100:200]
-            target.fs.pipe_file(target.path("from-child.bin"), b"child")
-            os.write(write_end, b"ok" if ok else b"wrong bytes")
+            os.write(write_end, b"ok" if child() else b"wrong result")
             code = 0
         except BaseException as exc:  # noqa: BLE001 - report anything to the parent
             os.write(write_end, repr(exc).encode()[:1000])
@@ -66,8 +64,37 @@ def test_the_filesystem_works_in_a_forked_child(target: Target) -> None:
     _, status = os.waitpid(pid, 0)
     assert message == b"ok", message.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_forked_child_can_open_the_same_url(target: Target) -> None:
+    """The parent has used the filesystem (sessions, event loop, instance cache); a child that asks
+    for the same URL must get a working filesystem, not the parent's."""
+    path = target.path("fork.bin")
+    target.fs.pipe_file(path, DATA)
+    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]
+
+    def child() -> bool:
+        fs, _ = artifact_fs.url_to_fs(target.url, **target.backend.storage_options)
+        fs.pipe_file(target.path("from-child.bin"), b"child")
+        return bytes(fs.cat_file(path, start=100, end=200)) == DATA[100:200]
+
+    run_in_fork(child)
     assert target.fs.cat_file(target.path("from-child.bin")) == b"child"
-    assert target.fs.cat_file(path, 0, 10) == DATA[:10]  # and the parent still works
+    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]  # and the parent still works
+
+
+@pytest.mark.need_capability("fork_safe")
+def test_the_same_filesystem_object_works_in_a_forked_child(target: Target) -> None:
+    path = target.path("fork.bin")
+    target.fs.pipe_file(path, DATA)
+    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]
+
+    def child() -> bool:
+        target.fs.pipe_file(target.path("from-child.bin"), b"child")
+        return bytes(target.fs.cat_file(path, start=100, end=200)) == DATA[100:200]
+
+    run_in_fork(child)
+    assert target.fs.cat_file(target.path("from-child.bin")) == b"child"
 
 
 def test_a_spawned_worker_uses_the_pickled_filesystem(target: Target) -> None:

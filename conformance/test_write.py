@@ -112,7 +112,7 @@ def test_get_file_downloads_bytes(target: Target, tmp_path: os.PathLike[str]) ->
     data = random_bytes(100_000, seed=6)
     path = target.path("download.bin")
     target.fs.pipe_file(path, data)
-    local = os.path.join(tmp_path, "sub", "download.bin")
+    local = os.path.join(tmp_path, "download.bin")
     target.fs.get_file(path, local)
     with open(local, "rb") as f:
         assert f.read() == data

@@ -34,6 +34,7 @@ CAPABILITIES = Capabilities(
     exclusive_create=True,
     server_side_copy=True,
     range_read=True,
+    fork_safe=True,
 )
 
 UPLOADING_PREFIX = ".artifact.uploading."
