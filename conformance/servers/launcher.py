@@ -68,12 +68,17 @@ def _bindable(port: int) -> bool:
 
 
 # -- readiness probes ------------------------------------------------------------------------------
+# Probes go straight to 127.0.0.1: a CI machine's HTTP(S)_PROXY (set for package registries) must
+# not capture them.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_ok(url: str, statuses: Sequence[int] = (200,)) -> Callable[[], bool]:
     """Probe: an HTTP GET of ``url`` answers with one of ``statuses``."""
 
     def probe() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with _direct.open(url, timeout=2) as response:
                 return response.status in statuses
         except urllib.error.HTTPError as exc:
             return exc.code in statuses
@@ -88,7 +93,7 @@ def http_any(url: str) -> Callable[[], bool]:
 
     def probe() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with _direct.open(url, timeout=2):
                 return True
         except urllib.error.HTTPError:
             return True
