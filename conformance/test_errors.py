@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,22 +23,22 @@ def assert_contract(exc: BaseException, name: str) -> None:
         assert exc.__cause__ is context, "the library's original error must be kept as __cause__"
 
 
-MISSING_OPERATIONS: dict[str, Callable[[AbstractFileSystem, str], Any]] = {
-    "cat_file": lambda fs, path: fs.cat_file(path),
-    "cat_file_range": lambda fs, path: fs.cat_file(path, start=0, end=10),
-    "open": lambda fs, path: fs.open(path, "rb").read(),
-    "info": lambda fs, path: fs.info(path),
-    "ls": lambda fs, path: fs.ls(path),
-    "size": lambda fs, path: fs.size(path),
-    "get_file": lambda fs, path: fs.get_file(path, "/dev/null"),
+MISSING_OPERATIONS: dict[str, Callable[[AbstractFileSystem, str, Path], Any]] = {
+    "cat_file": lambda fs, path, local: fs.cat_file(path),
+    "cat_file_range": lambda fs, path, local: fs.cat_file(path, start=0, end=10),
+    "open": lambda fs, path, local: fs.open(path, "rb").read(),
+    "info": lambda fs, path, local: fs.info(path),
+    "ls": lambda fs, path, local: fs.ls(path),
+    "size": lambda fs, path, local: fs.size(path),
+    "get_file": lambda fs, path, local: fs.get_file(path, str(local / "download.bin")),
 }
 
 
 @pytest.mark.parametrize("operation", sorted(MISSING_OPERATIONS))
-def test_a_missing_path_raises_file_not_found(target: Target, operation: str) -> None:
+def test_a_missing_path_raises_file_not_found(target: Target, operation: str, tmp_path: Path) -> None:
     target.fs.pipe_file(target.path("present"), b"x")  # the parent exists; only the leaf is missing
     with pytest.raises(FileNotFoundError) as caught:
-        MISSING_OPERATIONS[operation](target.fs, target.path("no-such-file.bin"))
+        MISSING_OPERATIONS[operation](target.fs, target.path("no-such-file.bin"), tmp_path)
     assert_contract(caught.value, "no-such-file.bin")
 
 
