@@ -373,6 +373,27 @@ def _translating(path: str | None = None) -> Iterator[None]:
         raise translated from exc
 
 
+_used_in_pid: int | None = None
+"""The process that has used hdfs-native (its runtime and DataNode connection pool live there)."""
+
+
+def _check_not_forked() -> None:
+    """hdfs-native's pooled DataNode connections belong to the runtime of the process that made them.
+
+    A child forked after the parent used them hangs forever on its first read, so refuse at once.
+    """
+    global _used_in_pid
+    pid = os.getpid()
+    if _used_in_pid is None:
+        _used_in_pid = pid
+    elif _used_in_pid != pid:
+        raise RuntimeError(
+            "the hdfs-native HDFS engine cannot be used in a process forked after its parent used it "
+            "(its connection pool belongs to the parent's runtime and would hang); start workers "
+            "with multiprocessing's 'spawn' or 'forkserver' method, or use engine='pyarrow'"
+        )
+
+
 class HdfsNativeFileSystem(AbstractFileSystem):
     """fsspec over ``hdfs_native.Client``: builtin errors, fsspec's buffered files, bounded connects.
 
@@ -402,6 +423,7 @@ class HdfsNativeFileSystem(AbstractFileSystem):
 
         self.scheme, self.host, self.port = scheme, host, port
         _check_user(user, kerb_ticket)
+        _check_not_forked()
         _probe_namenode({"host": host, "port": port, "connect_timeout": connect_timeout})
         url = namenode_url(scheme, host, port)
         try:

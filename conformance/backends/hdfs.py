@@ -17,7 +17,17 @@ from conformance.harness import BackendSpec, BackendUnderTest
 from conformance.servers import hdfs as minidfs
 from conformance.servers.launcher import ServerProcess
 
-HDFS_NATIVE = BackendSpec(id="hdfs-native", mark="hdfs", capabilities=hdfs.CAPABILITIES)
+HDFS_NATIVE = BackendSpec(
+    id="hdfs-native",
+    mark="hdfs",
+    capabilities=hdfs.CAPABILITIES,
+    xfail={
+        "test_a_forked_child_can_open_the_same_url": (
+            "hdfs-native's DataNode connection pool belongs to the parent's Rust runtime: a forked "
+            "child would hang on its first read, so the backend refuses with a clear error"
+        )
+    },
+)
 HDFS_PYARROW = BackendSpec(id="hdfs-pyarrow", mark="hdfs", capabilities=hdfs.CAPABILITIES)
 SPECS = [HDFS_NATIVE, HDFS_PYARROW]
 
