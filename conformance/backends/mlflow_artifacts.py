@@ -16,7 +16,6 @@ Two deployments:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,7 @@ def mlflow_seaweedfs(server_log_dir: Path, tmp_path_factory: pytest.TempPathFact
 def mlflow_servers(
     server_log_dir: Path, tmp_path_factory: pytest.TempPathFactory, mlflow_seaweedfs: SeaweedFS
 ) -> Iterator[dict[str, Any]]:
-    """Both MLflow servers, started in parallel (each spends ~12 s migrating its sqlite store)."""
+    """Both MLflow servers; the second reuses the first's migrated sqlite store, so it starts fast."""
     s3_proxy = CountingProxy(mlflow_seaweedfs.process.ports["s3"])
     started: dict[str, MlflowServer] = {}
     failures: list[BaseException] = []
@@ -81,7 +80,7 @@ def mlflow_servers(
             started[name] = start_mlflow_server(
                 server_log_dir, tmp_path_factory.mktemp(name), destination, env=env, name=name
             )
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the fixture's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the cleanup is armed
             failures.append(exc)
 
     s3_env = {
@@ -90,15 +89,10 @@ def mlflow_servers(
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
         "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
     }
-    threads = [
-        threading.Thread(target=start, args=("mlflow-s3", f"s3://{BUCKET}/", s3_env)),
-        threading.Thread(target=start, args=("mlflow-local", str(local_destination), {})),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
     try:
+        start("mlflow-s3", f"s3://{BUCKET}/", s3_env)
+        if not failures:
+            start("mlflow-local", str(local_destination), {})
         if failures:
             raise failures[0]
         local_proxy = CountingProxy(started["mlflow-local"].port)

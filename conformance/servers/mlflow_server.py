@@ -8,7 +8,9 @@ Usage::
     finally:
         server.stop()
 
-The sqlite backend store costs ~12 s of migrations on a new file, so fixtures are session-scoped.
+The sqlite backend store costs ~12 s of migrations on a new file (far more on a busy machine), so the
+first server's migrated database is kept as a template and copied for every later server of the
+test process; fixtures are session-scoped.
 Also here: :class:`CountingProxy`, a test-only TCP relay that counts the bytes a client really
 receives, for "this read fetched only what it needed" assertions that do not trust the client.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +75,8 @@ def start_mlflow_server(
     """
     tmp_dir.mkdir(parents=True, exist_ok=True)
     database = tmp_dir / "mlflow.db"
+    if _migrated_template is not None and _migrated_template.exists() and not database.exists():
+        _copy_database(_migrated_template, database)
 
     def command(ports: dict[str, int]) -> list[str]:
         argv = [
@@ -108,7 +113,30 @@ def start_mlflow_server(
         stop_grace=5.0,
     )
     process.start()
+    _remember_template(database, tmp_dir)
     return MlflowServer(process=process, artifacts_destination=artifacts_destination)
+
+
+_migrated_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def _copy_database(source: Path, destination: Path) -> None:
+    """A consistent copy of a live sqlite database (sqlite's online backup API)."""
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(destination)) as dst,
+    ):
+        src.backup(dst)
+
+
+def _remember_template(database: Path, tmp_dir: Path) -> None:
+    global _migrated_template
+    with _template_lock:
+        if _migrated_template is None and database.exists():
+            template = tmp_dir / "migrated-template.db"
+            _copy_database(database, template)
+            _migrated_template = template
 
 
 class CountingProxy:

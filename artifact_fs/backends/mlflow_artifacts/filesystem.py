@@ -347,9 +347,9 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
             url = self._artifact_url(path)
             with af_http.translating_requests(url, path):
                 response = self.session.get(url, headers=headers, stream=True)
-        if response.status_code == 416:
+        if response.status_code == 416:  # the range starts at or after the end: no bytes
             response.close()
-            return requests.Response(), start
+            return _empty_response(), start
         af_http.raise_for_status(response, path)
         if not headers:
             return response, 0
@@ -543,7 +543,7 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
 def _read_between(response: requests.Response, offset: int, start: int, end: int) -> bytes:
     """Bytes ``[start, end)`` from a stream that begins at ``offset``; stops reading at ``end``."""
     if response.raw is None:
-        return b""
+        return response.content[start - offset : end - offset] if response.content else b""
     out = bytearray()
     position = offset
     for chunk in response.iter_content(STREAM_CHUNK):
@@ -554,6 +554,12 @@ def _read_between(response: requests.Response, offset: int, start: int, end: int
         if position >= end:
             break
     return bytes(out)
+
+
+def _empty_response() -> requests.Response:
+    empty = requests.Response()
+    empty.status_code, empty._content, empty._content_consumed = 200, b"", True  # type: ignore[attr-defined]
+    return empty
 
 
 def _pick_override(
