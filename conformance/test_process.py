@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
 import pickle
-from collections.abc import Callable
 
 import pytest
 from fsspec import AbstractFileSystem
 
 import artifact_fs
 from conformance.harness import Target
+from conformance.helpers import run_in_fork
 
 DATA = bytes(range(256)) * 64
 
@@ -42,28 +41,6 @@ def test_a_pickled_open_file_resumes_at_its_position(target: Target) -> None:
         assert clone.read() == DATA
     finally:
         clone.close()
-
-
-def run_in_fork(child: Callable[[], bool]) -> None:
-    """Run ``child`` in a forked process; fail with whatever it raised or returned."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_end)
-            os.write(write_end, b"ok" if child() else b"wrong result")
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - report anything to the parent
-            os.write(write_end, repr(exc).encode()[:1000])
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        message = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert message == b"ok", message.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_forked_child_can_open_the_same_url(target: Target) -> None:

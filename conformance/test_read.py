@@ -5,13 +5,10 @@ from __future__ import annotations
 import random
 
 from conformance.harness import Target
+from conformance.helpers import random_bytes
 
 DATA = bytes(range(256)) * 4  # 1024 bytes, every offset recognisable
 LINES = [f"line {i:03d}\n".encode() for i in range(50)]
-
-
-def random_bytes(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def test_cat_file_returns_the_whole_file(target: Target) -> None:

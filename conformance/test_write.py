@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 from fsspec.callbacks import Callback
 
 import artifact_fs
 from conformance.harness import Target
+from conformance.helpers import random_bytes, run_in_fork
 
 SMALLEST_TEST_BLOCK = 64 * 1024
-
-
-def random_bytes(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def write_block_size(target: Target) -> int:
@@ -130,33 +126,21 @@ def test_a_killed_writer_leaves_no_file(target: Target) -> None:
     """A process that dies after sending several parts must not leave a partial file visible."""
     block = write_block_size(target)
     path = target.path("killed", "partial.bin")
-    target.fs.pipe_file(target.path("killed", "sibling.txt"), b"keeps the directory")
+    sibling = target.path("killed", "sibling.txt")
+    target.fs.pipe_file(sibling, b"keeps the directory")
     url = target.url + "/killed/partial.bin"
-    options = target.backend.storage_options
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: write more than two parts, flush them, then die without closing
-        code = 1
-        try:
-            os.close(read_end)
-            fs, child_path = artifact_fs.url_to_fs(url, **options)
-            f = fs.open(child_path, "wb", block_size=block)
-            f.write(random_bytes(block * 2 + 10, seed=7))
-            f.flush()
-            os.write(write_end, b"parts sent")
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        message = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0 and message == b"parts sent"
+
+    def child() -> bool:  # write more than two parts, flush them, then die without closing
+        fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
+        f = fs.open(child_path, "wb", block_size=block)
+        f.write(random_bytes(block * 2 + 10, seed=7))
+        f.flush()
+        return True
+
+    run_in_fork(child)
     target.fs.invalidate_cache()
     assert not target.fs.exists(path)
-    assert target.fs.find(target.path("killed")) == [
-        target.fs._strip_protocol(target.path("killed", "sibling.txt"))
-    ]
+    assert target.fs.find(target.path("killed")) == [target.fs._strip_protocol(sibling)]
 
 
 @pytest.mark.need_capability("atomic_write")
@@ -166,18 +150,14 @@ def test_a_killed_overwrite_keeps_the_previous_content(target: Target) -> None:
     path = target.path("replaced.bin")
     target.fs.pipe_file(path, b"old content")
     url = target.url + "/replaced.bin"
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
-            f = fs.open(child_path, "wb", block_size=block)
-            f.write(random_bytes(block * 2 + 10, seed=8))
-            f.flush()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
+        f = fs.open(child_path, "wb", block_size=block)
+        f.write(random_bytes(block * 2 + 10, seed=8))
+        f.flush()
+        return True
+
+    run_in_fork(child)
     target.fs.invalidate_cache()
     assert target.fs.cat_file(path) == b"old content"
