@@ -321,3 +321,12 @@ def test_options_default_and_overrides(root: Path) -> None:
     parsed = artifact_fs.parse(str(root))
     assert local.options(parsed, {}) == {"auto_mkdir": True, "root": str(root)}
     assert local.options(parsed, {}, root=None)["root"] is None
+
+
+def test_a_compressed_write_is_complete_when_it_appears(fs: ArtifactLocalFileSystem, root: Path) -> None:
+    import gzip
+
+    with fs.open(str(root / "c.gz"), "wb", compression="gzip") as f:
+        f.write(b"compressed " * 1000)
+    assert gzip.decompress((root / "c.gz").read_bytes()) == b"compressed " * 1000
+    assert leftovers(root) == []

@@ -140,6 +140,7 @@ class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
 
     temp: str
     f: Any
+    _raw: Any = None
     _done = False
 
     def _open(self) -> None:
@@ -148,26 +149,27 @@ class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
         if "x" in self.mode and os.path.lexists(self.path):
             raise FileExistsError(errno.EEXIST, "File exists", self.path)
         fd, self.temp = _new_temporary(self.path)
-        self.f = os.fdopen(fd, self.mode.replace("x", "w"))
+        self.f = self._raw = os.fdopen(fd, self.mode.replace("x", "w"))
         if self.compression:
             from fsspec.compression import compr
 
-            self.f = compr[self.compression](self.f, mode=self.mode.replace("x", "w"))
+            self.f = compr[self.compression](self._raw, mode=self.mode.replace("x", "w"))
 
     def close(self) -> None:
         if self._done or self.f is None:
             return
         if self.autocommit:
             self.commit()
-        elif not self.f.closed:
+        else:
             self.f.close()
+            self._raw.close()
 
     def commit(self) -> None:
         if self._done:
             return
         try:
-            if not self.f.closed:
-                self.f.close()
+            self.f.close()
+            self._raw.close()  # a compression wrapper leaves the file it wraps open
         except BaseException:
             self.discard()
             raise
@@ -180,6 +182,7 @@ class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
         self._done = True
         with contextlib.suppress(OSError):
             self.f.close()
+            self._raw.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
 
@@ -268,6 +271,21 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
     def islink(self, path: Any) -> bool:
         return os.path.islink(self._inside(path))
 
+    def open(
+        self,
+        path: Any,
+        mode: str = "rb",
+        block_size: Any = None,
+        cache_options: Any = None,
+        compression: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """As fsspec's ``open``; a compressed write is compressed *inside* the atomic file, so
+        closing the compressor publishes the file (fsspec's own wrapper would leave it unclosed)."""
+        if compression is not None and "b" in mode and "r" not in mode:
+            kwargs["inner_compression"], compression = compression, None
+        return super().open(path, mode, block_size, cache_options, compression=compression, **kwargs)
+
     def _open(self, path: Any, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:
         if "r" in mode and "+" not in mode:
             stripped = self._inside(path)
@@ -276,9 +294,10 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
             return LocalFileOpener(stripped, mode, fs=self, **kwargs)
         stripped = self._writable(path)
         self._make_parent(stripped)
+        compression = kwargs.pop("inner_compression", None)
         if "+" in mode or "a" in mode:  # in-place updates cannot be atomic; MLflow never makes them
-            return LocalFileOpener(stripped, mode, fs=self, **kwargs)
-        return AtomicLocalFile(stripped, mode, fs=self, **kwargs)
+            return LocalFileOpener(stripped, mode, fs=self, compression=compression, **kwargs)
+        return AtomicLocalFile(stripped, mode, fs=self, compression=compression, **kwargs)
 
     # -- writing ----------------------------------------------------------------------------------
     def pipe_file(self, path: Any, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
