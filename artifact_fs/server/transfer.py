@@ -42,14 +42,18 @@ async def in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def _abandon(handle: Any, fs: AbstractFileSystem, path: str) -> None:
     """Make sure a failed upload leaves neither a partial artifact nor an open multipart upload."""
     try:
-        if isinstance(handle, AbstractBufferedFile):
-            handle.discard()  # s3fs / gcsfs abort the multipart upload; buffered bytes are dropped
-            handle.closed = True  # so neither close() nor __del__ commits what was received
-            return
-        if getattr(handle, "autocommit", True) is False:
-            handle.discard()  # transactional opener: its temp file goes away
-            return
-        handle.close()
+        discard = getattr(handle, "discard", None)
+        if discard is not None:
+            try:
+                # s3fs / gcsfs abort their multipart upload; atomic local files drop their temp file
+                discard()
+            except RuntimeError:
+                pass  # fsspec's plain LocalFileOpener cannot discard an autocommitting file
+            else:
+                if isinstance(handle, AbstractBufferedFile):
+                    handle.closed = True  # so neither close() nor __del__ commits what was received
+                return
+        handle.close()  # a non-transactional file: close it, then remove what it wrote
         if fs.exists(path):
             fs.rm_file(path)
     except Exception:  # the upload already failed: report that, log this

@@ -1,0 +1,232 @@
+"""The real MLflow client (its own venv, driven as a subprocess) against ``artifact-fs serve``, unchanged.
+
+* A real ``mlflow server --no-serve-artifacts`` whose ``--default-artifact-root`` is this server:
+  ``mlflow.log_artifact`` / ``download_artifacts`` and the ``mlflow artifacts`` CLI end to end.
+* MLflow's ``HttpArtifactRepository`` / ``MlflowArtifactsRepository`` log, list, download and delete
+  directly, including proxied multipart upload on an S3 (SeaweedFS) destination.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.servers.artifact_server import ArtifactServer
+from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_python
+from conformance.servers.mlflow_server import MlflowServer, start_mlflow_server
+from conformance.servers.seaweedfs import SeaweedFS
+
+pytestmark = [pytest.mark.server, pytest.mark.mlflow]
+
+MIB = 1024 * 1024
+CLIENT_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "GIT_PYTHON_REFRESH": "quiet"}
+
+
+@pytest.fixture(scope="module")
+def tracking_server(
+    server_log_dir: Path, tmp_path_factory: pytest.TempPathFactory, artifact_server_local: ArtifactServer
+) -> Iterator[MlflowServer]:
+    server = start_mlflow_server(
+        server_log_dir,
+        tmp_path_factory.mktemp("tracking-for-artifact-fs"),
+        artifacts_destination="",
+        serve_artifacts=False,
+        extra_args=["--default-artifact-root", artifact_server_local.artifacts_url],
+        name="mlflow-tracking-artifact-fs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sample_dir(base: Path) -> Path:
+    source = base / "model"
+    (source / "sub").mkdir(parents=True)
+    (source / "MLmodel").write_text("flavors: {}\n")
+    (source / "sub" / "weights.bin").write_bytes(os.urandom(300_000))
+    (source / "sub" / "empty.txt").write_bytes(b"")
+    return source
+
+
+def test_tracking_server_with_artifact_fs_root_logs_and_downloads(
+    tracking_server: MlflowServer, artifact_server_local: ArtifactServer, tmp_path: Path
+) -> None:
+    source = _sample_dir(tmp_path)
+    single = tmp_path / "notes.txt"
+    single.write_text("hello from mlflow")
+    code = f"""
+import json, mlflow
+mlflow.set_tracking_uri({tracking_server.url!r})
+with mlflow.start_run() as run:
+    mlflow.log_artifact({str(single)!r})
+    mlflow.log_artifacts({str(source)!r}, "model")
+client = mlflow.MlflowClient()
+listing = [(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(run.info.run_id, "model/sub")]
+root = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path={str(tmp_path / "out")!r})
+print(json.dumps({{"uri": run.info.artifact_uri, "exp": run.info.experiment_id, "run": run.info.run_id,
+                   "listing": listing, "root": root}}))
+"""
+    result = json.loads(run_mlflow_python(code, env=CLIENT_ENV).stdout.strip().splitlines()[-1])
+    assert result["uri"].startswith(artifact_server_local.artifacts_url)
+    # MLflow omits file_size for 0-byte files, so its client reads None (as with its own server).
+    assert result["listing"] == [
+        ["model/sub/empty.txt", False, None],
+        ["model/sub/weights.bin", False, 300_000],
+    ]
+    downloaded = Path(result["root"])
+    assert (downloaded / "notes.txt").read_text() == "hello from mlflow"
+    assert _tree(downloaded / "model") == _tree(source)
+    stored = Path(artifact_server_local.destination) / result["exp"] / result["run"] / "artifacts"
+    assert _tree(stored / "model") == _tree(source)
+
+
+def test_mlflow_artifacts_cli_works_unchanged(
+    tracking_server: MlflowServer, artifact_server_local: ArtifactServer, tmp_path: Path
+) -> None:
+    source = _sample_dir(tmp_path)
+    single = tmp_path / "single.csv"
+    single.write_text("a,b\n1,2\n")
+    env = {**os.environ, **CLIENT_ENV, "MLFLOW_TRACKING_URI": tracking_server.url}
+    run_id = (
+        run_mlflow_python(
+            f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
+            "run = mlflow.start_run(); mlflow.end_run(); print(run.info.run_id)",
+            env=CLIENT_ENV,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [mlflow_bin(), "artifacts", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    cli("log-artifact", "-l", str(single), "-r", run_id, "-a", "tables")
+    cli("log-artifacts", "-l", str(source), "-r", run_id, "-a", "model")
+    listing = json.loads(cli("list", "-r", run_id, "-a", "model"))
+    assert [(entry["path"], entry["is_dir"]) for entry in listing] == [
+        ("model/MLmodel", False),
+        ("model/sub", True),
+    ]
+    destination = tmp_path / "download"
+    destination.mkdir()
+    cli("download", "-r", run_id, "-d", str(destination))
+    assert (destination / "tables" / "single.csv").read_text() == "a,b\n1,2\n"
+    assert _tree(destination / "model") == _tree(source)
+
+
+REPOSITORY_ROUND_TRIP = """
+import filecmp, json, os, sys
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+repo = get_artifact_repository(sys.argv[1])
+source, big, out = sys.argv[2], sys.argv[3], sys.argv[4]
+repo.log_artifacts(source, "model")
+repo.log_artifact(big, "blobs")
+listing = sorted((f.path, f.is_dir, f.file_size) for f in repo.list_artifacts("model"))
+big_listing = [(f.path, f.file_size) for f in repo.list_artifacts("blobs")]
+file_list = repo.list_artifacts("blobs/" + os.path.basename(big))
+local = repo.download_artifacts("", out)
+same = filecmp.cmp(big, os.path.join(local, "blobs", os.path.basename(big)), shallow=False)
+repo.delete_artifacts("model/sub")
+after_delete = sorted(f.path for f in repo.list_artifacts("model"))
+repo.delete_artifacts()
+print(json.dumps({"type": type(repo).__name__, "listing": listing, "big": big_listing,
+                  "file_list": len(file_list), "same": same, "after_delete": after_delete,
+                  "after_root_delete": len(repo.list_artifacts())}))
+"""
+
+
+def _repository_round_trip(uri: str, tmp_path: Path, env: dict[str, str], big_size: int) -> dict[str, object]:
+    source = _sample_dir(tmp_path)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(big_size))
+    script = tmp_path / "round_trip.py"
+    script.write_text(REPOSITORY_ROUND_TRIP)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(
+        [str(Path(mlflow_bin()).parent / "python"), str(script), uri, str(source), str(big), str(out)],
+        env={**os.environ, **CLIENT_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["listing"] == [["model/MLmodel", False, 12], ["model/sub", True, None]]
+    assert result["big"] == [["blobs/big.bin", big_size]]
+    assert result["file_list"] == 0  # listing a file gives nothing
+    assert result["same"] is True
+    assert result["after_delete"] == ["model/MLmodel"]
+    assert result["after_root_delete"] == 0
+    return result
+
+
+def test_mlflow_artifacts_repository_on_a_local_destination(
+    artifact_server_local: ArtifactServer, tmp_path: Path
+) -> None:
+    result = _repository_round_trip(
+        "mlflow-artifacts:/repo-local/run/artifacts",
+        tmp_path,
+        {
+            "MLFLOW_TRACKING_URI": artifact_server_local.url,
+            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+            "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
+            "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
+        },
+        big_size=6 * MIB,  # multipart asked for, 501 from a local destination, falls back to PUT
+    )
+    assert result["type"] == "MlflowArtifactsRepository"
+    assert "mpu/create" in artifact_server_local.log_text()
+
+
+def test_http_repository_uses_proxied_multipart_upload_on_s3(
+    artifact_server_seaweedfs: ArtifactServer, seaweedfs_server: SeaweedFS, tmp_path: Path
+) -> None:
+    from conformance.backends.artifact_server import S3_PREFIX
+    from conformance.backends.s3 import BUCKET
+
+    uri = f"{artifact_server_seaweedfs.artifacts_url}/repo-s3/run/artifacts"
+    env = {
+        **seaweedfs_server.environ(),
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
+        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
+    }
+    # Keep the object to inspect it: the round trip deletes everything at the end, so log once more.
+    result = _repository_round_trip(uri, tmp_path, env, big_size=12 * MIB)
+    assert result["type"] == "HttpArtifactRepository"
+    log = artifact_server_seaweedfs.log_text()
+    assert "POST /api/2.0/mlflow-artifacts/mpu/create/repo-s3/run/artifacts/blobs" in log
+    assert "POST /api/2.0/mlflow-artifacts/mpu/complete/repo-s3/run/artifacts/blobs" in log
+    probe = tmp_path / "probe.bin"
+    probe.write_bytes(os.urandom(11 * MIB))
+    run_mlflow_python(
+        "import sys; from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository as R; "
+        f"R({uri!r}).log_artifact({str(probe)!r}, 'again')",
+        env={**CLIENT_ENV, **env},
+    )
+    head = seaweedfs_server.client().head_object(
+        Bucket=BUCKET, Key=f"{S3_PREFIX}/repo-s3/run/artifacts/again/probe.bin"
+    )
+    assert head["ContentLength"] == 11 * MIB
+    assert head["ETag"].strip('"').endswith("-3")  # three presigned parts, assembled by S3
