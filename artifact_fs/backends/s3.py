@@ -60,9 +60,9 @@ DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_TIMEOUT = 60
 """botocore's default, which is what MLflow's S3 client gets."""
-DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_MAX_ATTEMPTS = 3
 """botocore ``standard`` retry mode: throttling (SlowDown, 503) and transient errors back off."""
-DEFAULT_READ_BLOCK_SIZE = 5 * settings.MIB
+DEFAULT_READ_BLOCK_SIZE = 512 * settings.KIB
 """Read-ahead of files opened for reading; small so columnar readers fetch little beyond their ranges."""
 MULTIPART_URL_EXPIRY = 3600
 """boto's default expiry, which MLflow's presigned ``upload_part`` URLs use."""
@@ -339,16 +339,17 @@ class ArtifactS3FileSystem(S3FileSystem):
         path = "/".join(part for part in (kwargs.get("Bucket"), kwargs.get("Key")) if part) or None
         translated = errors.translate(cause, path)
         code = errors._error_code(cause)
-        if isinstance(translated, PermissionError) and (
-            code in _CREDENTIAL_CODES
-            or type(cause).__name__ in {"NoCredentialsError", "PartialCredentialsError"}
-        ):
+        if isinstance(translated, PermissionError):
+            # A HEAD answer has no body, so a 403 cannot tell a bad key from a denied action: name
+            # the credential source on every permission error.
             source = await self._credential_source()
+            advice = (
+                "check that key and secret belong to this endpoint"
+                if code in _CREDENTIAL_CODES or type(cause).__name__.endswith("CredentialsError")
+                else "check that this identity may access the bucket and key"
+            )
             translated = PermissionError(
-                translated.errno,
-                f"{translated.strerror}; the credentials came from {source}: check that key and secret "
-                "belong to this endpoint",
-                path,
+                translated.errno, f"{translated.strerror}; the credentials came from {source}: {advice}", path
             )
         return translated
 
@@ -377,9 +378,7 @@ class ArtifactS3FileSystem(S3FileSystem):
         self, lpath: str, rpath: str, *args: Any, chunksize: int | None = None, **kwargs: Any
     ) -> Any:
         # MLflow guesses from the local file's name; extra args (added in _call_s3) still override.
-        for name, value in guess_content_headers(str(lpath)).items():
-            if name not in self.upload_extra_args:
-                kwargs.setdefault(name, value)
+        kwargs = {**guess_content_headers(str(lpath)), **self.upload_extra_args, **kwargs}
         return await super()._put_file(lpath, rpath, *args, chunksize=chunksize or self.chunk_size, **kwargs)
 
     async def _pipe_file(
@@ -432,10 +431,13 @@ class ArtifactS3FileSystem(S3FileSystem):
     async def _rm(self, path: str | list[str], recursive: bool = False, **kwargs: Any) -> Any:
         if isinstance(path, str) and not await self._exists(path):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        removed = await super()._rm(path, recursive=recursive, **kwargs)
-        if recursive:
-            roots = [path] if isinstance(path, str) else list(path)
-            await self._remove_folder_markers(roots, removed or [])
+        if not recursive:
+            return await super()._rm(path, **kwargs)
+        # Expanded here (not inside s3fs) to know which folders the delete empties.
+        expanded = await self._expand_path(path, recursive=True)
+        removed = await super()._rm(expanded, **kwargs)
+        roots = [path] if isinstance(path, str) else list(path)
+        await self._remove_folder_markers(roots, expanded)
         return removed
 
     async def _remove_folder_markers(self, roots: list[str], removed: list[str]) -> None:
