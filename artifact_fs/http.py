@@ -257,7 +257,10 @@ def _is_timeout(exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.Timeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.TimeoutError)
+    # urllib3's NewConnectionError (refused, DNS) subclasses its ConnectTimeoutError for history's sake.
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _connection_error(exc: requests.RequestException, url: str, path: str | None) -> ConnectionError:
