@@ -142,7 +142,7 @@ def test_log_artifacts_keeps_empty_directories(store: ArtifactStore, tmp_path: P
 def test_log_artifacts_of_many_files_runs_concurrently_and_keeps_every_byte(
     target: Target, tmp_path: Path
 ) -> None:
-    files = {f"d{i % 4}/f{i:03d}.bin": os.urandom(1000 + i) for i in range(48)}
+    files = {f"d{i % 4}/f{i:03d}.bin": os.urandom(1000 + i) for i in range(24)}
     source = make_tree(tmp_path / "many", files)
     store = target.store(max_workers=8)
     store.log_artifacts(source)
