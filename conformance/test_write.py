@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from fsspec.callbacks import Callback
@@ -129,10 +130,12 @@ def test_a_killed_writer_leaves_no_file(target: Target) -> None:
     sibling = target.path("killed", "sibling.txt")
     target.fs.pipe_file(sibling, b"keeps the directory")
     url = target.url + "/killed/partial.bin"
+    unclosed: list[Any] = []  # outlives child(): a dropped fsspec file would close itself on collection
 
     def child() -> bool:  # write more than two parts, flush them, then die without closing
         fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
         f = fs.open(child_path, "wb", block_size=block)
+        unclosed.append(f)
         f.write(random_bytes(block * 2 + 10, seed=7))
         f.flush()
         return True
@@ -150,10 +153,12 @@ def test_a_killed_overwrite_keeps_the_previous_content(target: Target) -> None:
     path = target.path("replaced.bin")
     target.fs.pipe_file(path, b"old content")
     url = target.url + "/replaced.bin"
+    unclosed: list[Any] = []
 
     def child() -> bool:
         fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
         f = fs.open(child_path, "wb", block_size=block)
+        unclosed.append(f)
         f.write(random_bytes(block * 2 + 10, seed=8))
         f.flush()
         return True
