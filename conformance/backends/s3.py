@@ -1,9 +1,9 @@
 """S3 on SeaweedFS (auth enforced, the recommended S3-compatible server) and on moto (AWS semantics).
 
 Both run the whole generic suite with a 5 MiB part size (S3's minimum), so anything above 10 MiB
-takes the multipart path. SeaweedFS deviates from AWS in one observable way: an emptied prefix stays
-listed for about a minute (it removes empty folders asynchronously, seaweedfs#9810 / #6211), which
-the spec states as an ``xfail`` where the suite checks it; moto behaves like AWS.
+takes the multipart path. SeaweedFS keeps an emptied prefix listed until its asynchronous folder
+cleanup runs (seaweedfs#9810 / #6211); the backend deletes the emptied folders' entries after a
+recursive delete, so both servers run with the same capabilities and no xfail.
 """
 
 from __future__ import annotations
@@ -23,19 +23,7 @@ BUCKET = "artifacts"
 TEST_PART_SIZE = settings.S3_MIN_PART
 """The smallest part S3 allows, so a few MiB already exercise multipart uploads."""
 
-SEAWEEDFS_QUIRK = (
-    "SeaweedFS keeps an emptied prefix listed until its asynchronous empty-folder cleanup runs "
-    "(about a minute; seaweedfs#9810, #6211); AWS and moto drop it with the last object"
-)
-
-SEAWEEDFS = BackendSpec(
-    id="s3-seaweedfs",
-    mark="s3",
-    capabilities=s3.CAPABILITIES,
-    xfail={
-        "test_deleted_directory_disappears_from_parent_listing": SEAWEEDFS_QUIRK,
-    },
-)
+SEAWEEDFS = BackendSpec(id="s3-seaweedfs", mark="s3", capabilities=s3.CAPABILITIES)
 MOTO = BackendSpec(id="s3-moto", mark="s3", capabilities=s3.CAPABILITIES)
 SPECS = [SEAWEEDFS, MOTO]
 
