@@ -1,0 +1,441 @@
+"""SFTP (``sftp://[user[:password]@]host[:port]/path``) over sshfs (asyncssh), configured like MLflow.
+
+* ``~/.ssh/config`` is honoured as MLflow's ``SFTPArtifactRepository`` does (``HostName``, ``User``
+  and ``Port`` when the URI has none, ``IdentityFile``), by asyncssh's own OpenSSH-config reader, so
+  ``Include``, ``Match`` and ``ProxyJump`` work too. ``ssh_config`` names another file.
+* Host keys are checked by default against ``~/.ssh/known_hosts`` (or the config's
+  ``UserKnownHostsFile``, or ``known_hosts=`` / ``ARTIFACT_FS_SFTP_KNOWN_HOSTS``); an unknown key is
+  a ``PermissionError`` that says how to trust it. ``check_host_key=False`` /
+  ``ARTIFACT_FS_SFTP_CHECK_HOST_KEY=false`` is the explicit, warned opt-out (sshfs alone checks
+  nothing).
+* A password in the URI works, with a warning: it ends up in MLflow's tracking store in clear text.
+  User and password are percent-decoded (RFC 3986; MLflow takes the SFTP password raw, which
+  differs only for a password containing ``%XX``: pass ``password=`` explicitly then).
+* Writes are atomic: bytes go to ``.artifact.uploading.<random>`` beside the target and are renamed
+  over it with OpenSSH's ``posix-rename``; such names are hidden from listings.
+* sshfs returns whole files for ranged ``cat_file`` and directory names with a trailing ``/``;
+  both are corrected here.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import posixpath
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from typing import Any, TypedDict
+from urllib.parse import quote
+
+import asyncssh
+from fsspec.asyn import sync
+from fsspec.spec import AbstractBufferedFile
+from sshfs import SSHFileSystem
+from sshfs.file import SSHFile
+from sshfs.utils import wrap_exceptions
+
+from artifact_fs import settings
+from artifact_fs.capabilities import Capabilities
+from artifact_fs.errors import MultipartUnsupportedError, translate
+from artifact_fs.uris import ArtifactURI
+
+CAPABILITIES = Capabilities(
+    empty_directories=True,
+    atomic_write=True,
+    exclusive_create=False,
+    server_side_copy=True,
+    range_read=True,
+    multipart_upload=False,
+    presign=False,
+    delete=True,
+    rename=True,
+    modified_time=True,
+)
+
+DEFAULT_HOST = "localhost"
+DEFAULT_CONNECT_TIMEOUT = 30.0
+UPLOAD_PREFIX = ".artifact.uploading."
+
+ARTIFACT_FS_SFTP_KNOWN_HOSTS = settings.string(
+    "ARTIFACT_FS_SFTP_KNOWN_HOSTS", None, "SFTP: known_hosts file to check host keys against."
+)
+ARTIFACT_FS_SFTP_CHECK_HOST_KEY = settings.boolean(
+    "ARTIFACT_FS_SFTP_CHECK_HOST_KEY", True, "SFTP: false turns host-key checking off (unsafe)."
+)
+ARTIFACT_FS_SFTP_CONFIG = settings.string(
+    "ARTIFACT_FS_SFTP_CONFIG", None, "SFTP: OpenSSH client config file instead of ~/.ssh/config."
+)
+SETTINGS = (ARTIFACT_FS_SFTP_KNOWN_HOSTS, ARTIFACT_FS_SFTP_CHECK_HOST_KEY, ARTIFACT_FS_SFTP_CONFIG)
+
+
+class PasswordInURIWarning(UserWarning):
+    """A password was given in an sftp:// URI (it is stored and logged wherever the URI is)."""
+
+
+class HostKeyCheckingDisabledWarning(UserWarning):
+    """Host keys are not checked: anyone on the path can impersonate the server."""
+
+
+class SFTPOptions(TypedDict, total=False):
+    """Storage options of :class:`ArtifactSFTPFileSystem` (any other asyncssh option passes through)."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    client_keys: list[str]
+    """Private key files; by default asyncssh tries the config's IdentityFile, ssh-agent, ~/.ssh/id_*."""
+    known_hosts: str | None
+    check_host_key: bool
+    ssh_config: str | None
+    connect_timeout: float
+
+
+def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> SFTPOptions:
+    """Connection options from the URI and ``ARTIFACT_FS_SFTP_*``; explicit ``overrides`` win."""
+    result: SFTPOptions = {
+        "host": uri.host or DEFAULT_HOST,
+        "check_host_key": ARTIFACT_FS_SFTP_CHECK_HOST_KEY.get(environ),
+        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+    }
+    if uri.port:
+        result["port"] = uri.port
+    if uri.username:
+        result["username"] = uri.username
+    if uri.password is not None and "password" not in overrides:
+        warnings.warn(
+            f"the artifact URI {uri} carries an SFTP password; it is stored in clear text wherever "
+            "the URI is (MLflow's tracking store, logs). Prefer a key (~/.ssh/config IdentityFile) "
+            "or ssh-agent.",
+            PasswordInURIWarning,
+            stacklevel=3,
+        )
+        result["password"] = uri.password
+    known_hosts = ARTIFACT_FS_SFTP_KNOWN_HOSTS.get(environ)
+    if known_hosts:
+        result["known_hosts"] = known_hosts
+    config = ARTIFACT_FS_SFTP_CONFIG.get(environ)
+    if config:
+        result["ssh_config"] = config
+    result.update(overrides)  # type: ignore[typeddict-item]
+    return result
+
+
+def connect_arguments(options: SFTPOptions) -> dict[str, Any]:
+    """The keyword arguments for asyncssh (through sshfs), with host-key checking made explicit."""
+    arguments: dict[str, Any] = dict(options)
+    check = arguments.pop("check_host_key", True)
+    known_hosts = arguments.pop("known_hosts", None)
+    config = arguments.pop("ssh_config", None)
+    if config is not None:
+        if not os.path.isfile(os.path.expanduser(config)):
+            raise ValueError(f"SFTP ssh_config {config!r} does not exist; give an OpenSSH client config file")
+        arguments["config"] = [os.path.expanduser(config)]
+    if not check:
+        if known_hosts:
+            raise ValueError(
+                f"SFTP options check_host_key=False and known_hosts={known_hosts!r} contradict each "
+                "other: drop one"
+            )
+        arguments["known_hosts"] = None
+    elif known_hosts:
+        if not os.path.exists(os.path.expanduser(known_hosts)):
+            raise ValueError(
+                f"SFTP known_hosts file {known_hosts!r} does not exist; create it "
+                "(ssh-keyscan -p <port> <host> >> <file>) or point known_hosts at an existing one"
+            )
+        arguments["known_hosts"] = os.path.expanduser(known_hosts)
+    else:
+        arguments["known_hosts"] = ()  # asyncssh: ~/.ssh/known_hosts or the config's UserKnownHostsFile
+    return arguments
+
+
+def filesystem(options: SFTPOptions) -> ArtifactSFTPFileSystem:
+    """Connect now, so bad credentials, an unknown host key or a refused port fail here, clearly."""
+    arguments = connect_arguments(options)
+    host = arguments.pop("host", DEFAULT_HOST)
+    if arguments["known_hosts"] is None:
+        warnings.warn(
+            f"SFTP host-key checking is off for {host}: anyone between here and the server can "
+            "impersonate it. Use known_hosts= instead.",
+            HostKeyCheckingDisabledWarning,
+            stacklevel=2,
+        )
+    where = f"{host}:{arguments.get('port', 22)}"
+    try:
+        return ArtifactSFTPFileSystem(host, **arguments)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise PermissionError(
+            errno.EACCES,
+            f"SFTP host key of {where} is not trusted ({exc.reason}); add it to known_hosts "
+            f"(ssh-keyscan -p {arguments.get('port', 22)} {host} >> ~/.ssh/known_hosts, after checking "
+            "the fingerprint) or pass known_hosts=<file>",
+        ) from exc
+    except (PermissionError, asyncssh.PermissionDenied) as exc:
+        raise PermissionError(
+            errno.EACCES,
+            f"SFTP login to {where} as {arguments.get('username', '(local user)')} failed: {exc}",
+        ) from exc
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
+        translated = translate(exc)
+        raise type(translated)(
+            translated.errno, f"SFTP connection to {where} failed: {translated.strerror or exc}"
+        ) from exc
+
+
+def fs_path(uri: ArtifactURI, options: SFTPOptions) -> str:
+    """The absolute path on the server, as written in the URI (MLflow does not decode it)."""
+    return uri.path or "/"
+
+
+def _naming_path(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors name the path (sshfs drops it), and asyncssh's own errors become builtin ones."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, path, *args, **kwargs)
+        except OSError as exc:
+            if exc.filename is not None or not isinstance(path, str) or type(exc).__module__ != "builtins":
+                raise
+            raise type(exc)(exc.errno, exc.strerror or str(exc), path) from exc
+        except asyncssh.Error as exc:
+            raise translate(exc, path if isinstance(path, str) else None) from exc
+
+    return wrapper
+
+
+class ArtifactSFTPFileSystem(SSHFileSystem):
+    """sshfs with atomic writes, correct ranged reads, hidden temporary files and clean names."""
+
+    protocol = ("sftp", "ssh")
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.host = host
+        self.port = kwargs.get("port")
+        self.username = kwargs.get("username")
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        """sshfs's version, also for lists of paths (fsspec's ``get``/``put`` pass lists)."""
+        if isinstance(path, list | tuple):
+            return [cls._strip_protocol(p) for p in path]
+        return super()._strip_protocol(path)
+
+    def unstrip_protocol(self, name: str) -> str:
+        """A URL that names this server (never the password)."""
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
+        port = f":{self.port}" if self.port else ""
+        return f"sftp://{user}{self.host}{port}{self._strip_protocol(name)}"
+
+    @staticmethod
+    def _temporary_beside(path: str) -> str:
+        return posixpath.join(posixpath.dirname(path), f"{UPLOAD_PREFIX}{uuid.uuid4().hex}")
+
+    async def _replace(self, temporary: str, path: str) -> None:
+        """Rename ``temporary`` over ``path`` in one step (OpenSSH's posix-rename)."""
+        async with self._pool.get() as channel:
+            await channel.posix_rename(temporary, path)
+
+    async def _discard(self, temporary: str) -> None:
+        with suppress(Exception):
+            async with self._pool.get() as channel:
+                await channel.remove(temporary)
+
+    # -- listings ------------------------------------------------------------------------------
+    @wrap_exceptions
+    async def _ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path) or "."
+        try:
+            entries = await super()._ls(path, detail=True)
+        except (FileNotFoundError, asyncssh.SFTPError):
+            info = await self._info(path)  # FileNotFoundError when missing
+            if info["type"] == "directory":
+                raise
+            entries = [info]  # a file lists as itself (OpenSSH answers opendir(file) with "no such file")
+        visible = sorted(
+            (entry for entry in entries if not posixpath.basename(entry["name"]).startswith(UPLOAD_PREFIX)),
+            key=lambda entry: entry["name"],
+        )
+        return visible if detail else [entry["name"] for entry in visible]
+
+    async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        info: dict[str, Any] = await super()._info(path, **kwargs)
+        if info["name"] != "/":
+            info["name"] = info["name"].rstrip("/")
+        return info
+
+    # -- reads ---------------------------------------------------------------------------------
+    @wrap_exceptions
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        try:
+            return await self._read(path, start, end)
+        except asyncssh.SFTPFailure as exc:
+            if await self._isdir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path) from exc
+            raise
+
+    async def _read(self, path: str, start: int | None, end: int | None) -> bytes:
+        async with self._pool.get() as channel, channel.open(path, "rb") as remote:
+            if start is None and end is None:
+                return await remote.read()  # type: ignore[no-any-return]
+            size = (await remote.stat()).size
+            first, stop, _ = slice(start, end).indices(size)
+            if stop <= first:
+                return b""
+            await remote.seek(first)
+            return await remote.read(stop - first)  # type: ignore[no-any-return]
+
+    async def _get_file(self, rpath: str, lpath: str, **kwargs: Any) -> None:
+        if await self._isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
+            return
+        if os.path.dirname(lpath):
+            os.makedirs(os.path.dirname(lpath), exist_ok=True)
+        await super()._get_file(rpath, lpath, **kwargs)
+
+    # -- writes --------------------------------------------------------------------------------
+    async def _put_file(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        rpath = self._strip_protocol(rpath)
+        temporary = self._temporary_beside(rpath)
+        try:
+            await super()._put_file(lpath, temporary, **kwargs)
+            await self._replace(temporary, rpath)
+        except BaseException:
+            await self._discard(temporary)
+            raise
+        self.invalidate_cache(rpath)
+
+    async def _pipe_file(self, path: str, data: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        path = self._strip_protocol(path)
+        if mode == "create" and await self._exists(path):
+            raise FileExistsError(errno.EEXIST, "already exists", path)
+        temporary = self._temporary_beside(path)
+        try:
+            await super()._pipe_file(temporary, data, **kwargs)
+            await self._replace(temporary, path)
+        except BaseException:
+            await self._discard(temporary)
+            raise
+        self.invalidate_cache(path)
+
+    @wrap_exceptions
+    async def _cp_file(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        """Copy on the server (SFTP ``copy-data``) when it can, else through the client; atomically."""
+        if await self._isdir(lpath):
+            await self._makedirs(rpath, exist_ok=True)
+            return
+        temporary = self._temporary_beside(rpath)
+        await self._makedirs(self._parent(rpath), exist_ok=True)
+        try:
+            async with self._pool.get() as channel:
+                await channel.copy(lpath, temporary)
+            await self._replace(temporary, rpath)
+        except BaseException:
+            await self._discard(temporary)
+            raise
+
+    @wrap_exceptions
+    async def _mv(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        await self._makedirs(self._parent(rpath), exist_ok=True)
+        await super()._mv(lpath, rpath, **kwargs)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> SSHFile | AbstractBufferedFile:
+        path = self._strip_protocol(path)
+        if "r" in mode:
+            if self.isdir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+            return SFTPReadFile(self, path, mode="rb", **kwargs)
+        if mode not in {"wb", "xb"}:
+            raise ValueError(
+                f"SFTP files open with mode 'rb', 'wb' or 'xb', not {mode!r}: writes are atomic, so "
+                "appending is not supported"
+            )
+        if mode == "xb" and self.exists(path):
+            raise FileExistsError(errno.EEXIST, "already exists", path)
+        parent = self._parent(path)
+        if parent not in ("", "/"):
+            self.makedirs(parent, exist_ok=True)
+        return AtomicSFTPFile(self, path, **kwargs)
+
+
+class SFTPReadFile(AbstractBufferedFile):
+    """A buffered, seekable, picklable reader: each block is one ranged read of the remote file."""
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self.fs.cat_file(self.path, start, end)  # type: ignore[no-any-return]
+
+
+class AtomicSFTPFile(SSHFile):
+    """Writes to a temporary name beside the target, renamed over it on a clean close.
+
+    Leaving a ``with`` block by an exception removes the temporary file; a killed process leaves it
+    behind, hidden from listings, and the target untouched.
+    """
+
+    def __init__(self, fs: ArtifactSFTPFileSystem, path: str, **kwargs: Any) -> None:
+        self.target = path
+        self.temporary = fs._temporary_beside(path)
+        self._closed: bool = False
+        super().__init__(fs, self.temporary, mode="wb", **kwargs)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            super().close()
+            sync(self.loop, self.fs._replace, self.temporary, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        self.fs.invalidate_cache(self.target)
+
+    def discard(self) -> None:
+        if not self._closed:
+            with suppress(Exception):
+                super().close()
+        self._closed = True
+        sync(self.loop, self.fs._discard, self.temporary)
+
+    def __exit__(self, exc_type: Any, *args: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+            return
+        self.close()
+
+
+# -- presigned multipart upload: not an SFTP concept -------------------------------------------
+_NO_MPU = "SFTP has no presigned URLs; clients upload through the artifact server"
+
+
+def create_multipart_upload(fs: Any, path: str, num_parts: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    raise MultipartUnsupportedError(_NO_MPU)
+
+
+def complete_multipart_upload(
+    fs: Any, path: str, upload_id: str | None, parts: list[dict[str, Any]], environ: Mapping[str, str]
+) -> None:
+    raise MultipartUnsupportedError(_NO_MPU)
+
+
+def abort_multipart_upload(fs: Any, path: str, upload_id: str | None, environ: Mapping[str, str]) -> None:
+    raise MultipartUnsupportedError(_NO_MPU)
+
+
+def presigned_download_url(fs: Any, path: str, expiration: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    raise MultipartUnsupportedError(_NO_MPU)
+
+
+# Every path-taking coroutine names its path in errors and raises only builtin ``OSError``s.
+_NAMED_METHODS = (
+    "_info", "_ls", "_cat_file", "_get_file", "_put_file", "_pipe_file", "_cp_file", "_mv", "_rm_file",
+    "_rmdir", "_mkdir", "_makedirs",
+)  # fmt: skip
+for _name in _NAMED_METHODS:
+    setattr(ArtifactSFTPFileSystem, _name, _naming_path(getattr(ArtifactSFTPFileSystem, _name)))
