@@ -537,13 +537,26 @@ class ArtifactFTPFileSystem(FTPFileSystem):
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         path = self._strip_protocol(path)
-        self._run("mkdir", path, lambda: FTPFileSystem.mkdir(self, path, create_parents=create_parents))
+        parent = self._parent(path)
+        if create_parents and parent not in ("", "/"):
+            self.makedirs(parent, exist_ok=True)
+        self._run("mkdir", path, lambda: self.ftp.mkd(path))
+        self.invalidate_cache(parent)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Create ``path`` and its parents; safe when other threads or clients create them too."""
         path = self._strip_protocol(path)
         if path == "/":
             return
-        self._run("makedirs", path, lambda: FTPFileSystem.makedirs(self, path, exist_ok=exist_ok))
+        if self.isdir(path):
+            if exist_ok:
+                return
+            raise FileExistsError(errno.EEXIST, "already exists", path)
+        try:
+            self.mkdir(path, create_parents=True)
+        except FileExistsError:
+            if not (exist_ok and self.isdir(path)):
+                raise
 
     def mv(
         self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
