@@ -117,11 +117,18 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> S
     known_hosts = ARTIFACT_FS_SFTP_KNOWN_HOSTS.get(environ)
     if known_hosts:
         result["known_hosts"] = known_hosts
-    config = ARTIFACT_FS_SFTP_CONFIG.get(environ)
+    config = ARTIFACT_FS_SFTP_CONFIG.get(environ) or _user_ssh_config(environ)
     if config:
         result["ssh_config"] = config
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
+
+
+def _user_ssh_config(environ: Mapping[str, str]) -> str | None:
+    """``$HOME/.ssh/config`` of the given environment, if it exists (MLflow reads the same file)."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    path = os.path.join(home, ".ssh", "config")
+    return path if os.path.isfile(path) else None
 
 
 def connect_arguments(options: SFTPOptions) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def client_home(server: SSHServer, directory: Path) -> Path:
     (ssh / "known_hosts").write_text(server.known_hosts_line())
     (ssh / "config").write_text(
         f"Host 127.0.0.1 sftp-suite\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
-        f"  IdentityFile {server.client_key}\n"
+        f"  IdentityFile {server.client_key}\n  UserKnownHostsFile {ssh / 'known_hosts'}\n"
     )
     ssh.chmod(0o700)
     return directory
