@@ -20,7 +20,7 @@ def start_asyncssh(log_dir: Path, workdir: Path) -> SSHServer:
     root = workdir / "root"
     root.mkdir(parents=True)
     host_public = keygen(workdir / "ssh_host_ed25519_key")
-    keygen(workdir / "client_key")
+    keygen(workdir / "client_key", "rsa")
 
     def command(ports: dict[str, int]) -> list[str]:
         return [

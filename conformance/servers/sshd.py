@@ -55,10 +55,13 @@ def openssh_available() -> bool:
     return os.geteuid() == 0 and os.path.exists(SSHD)
 
 
-def keygen(path: Path) -> str:
-    """An ed25519 key pair at ``path`` (and ``path.pub``); returns the public key line."""
+def keygen(path: Path, kind: str = "ed25519") -> str:
+    """A key pair at ``path`` (and ``path.pub``); returns the public key line.
+
+    Client keys are RSA: MLflow's pysftp loads only RSA and DSS private keys.
+    """
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "artifact-fs-test", "-f", str(path)],
+        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "artifact-fs-test", "-f", str(path)],
         check=True,
         capture_output=True,
     )
@@ -94,7 +97,7 @@ def start_openssh(log_dir: Path, workdir: Path) -> SSHServer:
     home.mkdir(parents=True)
     (workdir / "authkeys").mkdir()
     host_public = keygen(workdir / "ssh_host_ed25519_key")
-    client_public = keygen(workdir / "client_key")
+    client_public = keygen(workdir / "client_key", "rsa")
     (workdir / "authkeys" / user).write_text(client_public + "\n")
     _add_user(user, home)
     cleanup = [["userdel", user]]
