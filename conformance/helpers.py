@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import select
+import signal
 from collections.abc import Callable
 
 
@@ -12,9 +14,10 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def run_in_fork(child: Callable[[], bool]) -> None:
+def run_in_fork(child: Callable[[], bool], timeout: float = 60.0) -> None:
     """Run ``child`` in a forked process that ends with ``os._exit`` (no cleanup, no finalizers,
-    like a killed worker); fail with whatever it raised or a false result."""
+    like a killed worker); fail with whatever it raised or a false result. A child that does not
+    answer within ``timeout`` seconds is killed, never left behind."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -29,6 +32,11 @@ def run_in_fork(child: Callable[[], bool]) -> None:
             os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
+        ready, _, _ = select.select([pipe], [], [], timeout)
+        if not ready:  # a lock held by another thread at fork time stays locked in the child forever
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the forked child hung for {timeout:.0f}s (a deadlock after fork)")
         message = pipe.read()
     _, status = os.waitpid(pid, 0)
     assert message == b"ok", message.decode(errors="replace")
