@@ -425,20 +425,46 @@ class ArtifactS3FileSystem(S3FileSystem):
     async def _rm_file(self, path: str, **kwargs: Any) -> Any:
         """Delete one object; a missing one is ``FileNotFoundError`` (S3 itself answers 204)."""
         await self._info(path)
-        return await super()._rm_file(path, **kwargs)
+        result = await super()._rm_file(path, **kwargs)
+        await self._remove_emptied_folders(self._parent(self._strip_protocol(path)))
+        return result
 
     # -- deletes ------------------------------------------------------------------------------------
     async def _rm(self, path: str | list[str], recursive: bool = False, **kwargs: Any) -> Any:
         if isinstance(path, str) and not await self._exists(path):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
         if not recursive:
-            return await super()._rm(path, **kwargs)
+            removed = await super()._rm(path, **kwargs)
+            names = [path] if isinstance(path, str) else list(path)
+            for parent in sorted({self._parent(self._strip_protocol(name).rstrip("/")) for name in names}):
+                await self._remove_emptied_folders(parent)
+            return removed
         # Expanded here (not inside s3fs) to know which folders the delete empties.
         expanded = await self._expand_path(path, recursive=True)
         removed = await super()._rm(expanded, **kwargs)
         roots = [path] if isinstance(path, str) else list(path)
         await self._remove_folder_markers(roots, expanded)
+        for root in roots:
+            await self._remove_emptied_folders(self._parent(self._strip_protocol(root).rstrip("/")))
         return removed
+
+    async def _remove_emptied_folders(self, folder: str) -> None:
+        """Walk up from ``folder`` dropping the entries of folders that no longer hold any key.
+
+        A parent still holding a key - including an explicit ``<parent>/`` marker object, as the
+        AWS console creates - stops the walk, so folders that exist on AWS stay.
+        """
+        current = folder
+        while True:
+            bucket, key, _ = self.split_path(current)
+            if not key:
+                return
+            listing = await self._call_s3("list_objects_v2", Bucket=bucket, Prefix=key + "/", MaxKeys=1)
+            if listing.get("KeyCount", len(listing.get("Contents", []))):
+                return
+            await self._call_s3("delete_object", Bucket=bucket, Key=key + "/")
+            self.invalidate_cache(current)
+            current = self._parent(current)
 
     async def _remove_folder_markers(self, roots: list[str], removed: list[str]) -> None:
         """Delete the ``<prefix>/`` entries of the folders a recursive delete emptied, deepest first.
