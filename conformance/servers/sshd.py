@@ -100,7 +100,7 @@ def start_openssh(log_dir: Path, workdir: Path) -> SSHServer:
     client_public = keygen(workdir / "client_key", "rsa")
     (workdir / "authkeys" / user).write_text(client_public + "\n")
     _add_user(user, home)
-    cleanup = [["userdel", user]]
+    cleanup = [["userdel", "--force", user]]  # --force: sshd children of cached clients may linger
     workdir.chmod(0o755)
 
     def command(ports: dict[str, int]) -> list[str]:
