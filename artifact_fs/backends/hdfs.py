@@ -30,6 +30,7 @@ import os
 import posixpath
 import re
 import socket
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, TypedDict
 
@@ -346,6 +347,8 @@ def translate(exc: BaseException, path: str | None = None) -> BaseException:
             result: OSError = ConnectionRefusedError(
                 errno.ECONNREFUSED, f"cannot reach the HDFS NameNode: {message}"
             )
+        elif isinstance(exc, FileNotFoundError) and message.startswith("Path is not a file"):
+            result = IsADirectoryError(errno.EISDIR, message)  # reading a directory
         else:
             result = type(exc)(exc.errno or _ERRNO.get(type(exc), errno.EIO), message)
         if path is not None:
@@ -372,6 +375,21 @@ def _translating(path: str | None = None) -> Iterator[None]:
             raise
         raise translated from exc
 
+
+_live_clients: weakref.WeakSet[Any] = weakref.WeakSet()
+_kept_after_fork: list[Any] = []
+
+
+def _keep_clients_alive_in_child() -> None:
+    """Never drop a parent's hdfs-native client in a forked child.
+
+    fsspec empties its instance cache in a child, which would drop the parent's clients there; their
+    destructors wait for runtime threads that fork did not copy, and the child hangs forever.
+    """
+    _kept_after_fork.extend(list(_live_clients))
+
+
+os.register_at_fork(after_in_child=_keep_clients_alive_in_child)
 
 _used_in_pid: int | None = None
 """The process that has used hdfs-native (its runtime and DataNode connection pool live there)."""
@@ -428,6 +446,7 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         url = namenode_url(scheme, host, port)
         try:
             self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
+            _live_clients.add(self.client)
         except Exception as exc:
             raise _client_error(exc, scheme, host) from exc
 
@@ -588,6 +607,7 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         if self.isdir(destination):
             destination = posixpath.join(destination, posixpath.basename(source))
         with _translating(source):
+            self.client.mkdirs(posixpath.dirname(destination) or "/", 0o755, True)  # HDFS needs the parent
             self.client.rename(source, destination, True)
 
     # -- data ----------------------------------------------------------------------------------
@@ -641,6 +661,9 @@ class HdfsNativeFileSystem(AbstractFileSystem):
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """HDFS has no server-side copy: stream through this client in 1 MiB chunks."""
         source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
+        if self.isdir(source):  # a recursive copy lists directories too: recreate them
+            self.makedirs(destination, exist_ok=True)
+            return
         with _translating(source):
             reader = self.client.read(source)
             writer = self._create(destination, overwrite=True)
