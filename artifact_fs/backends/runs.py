@@ -228,7 +228,7 @@ def _join(run_id: str, name: str) -> str:
 
 def options(uri: uris.ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> RunsOptions:
     """``tracking_uri`` and ``environ`` for the lookup; every other option goes to the run's backend."""
-    result: RunsOptions = {"environ": environ}
+    result: RunsOptions = {} if environ is os.environ else {"environ": dict(environ)}
     tracking_uri = overrides.pop("tracking_uri", None)
     if tracking_uri:
         result["tracking_uri"] = tracking_uri

@@ -7,6 +7,7 @@ turn a parsed URI and MLflow's variables into that filesystem and a path inside 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -58,8 +59,9 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> M
     tracking_uri = overrides.get("tracking_uri")
     result: MlflowArtifactsOptions = {
         "service_url": overrides.pop("service_url", None) or service_url(uri, tracking_uri, environ),
-        "environ": environ,
     }
+    if environ is not os.environ:  # os.environ is read again where the filesystem is unpickled
+        result["environ"] = dict(environ)
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
 

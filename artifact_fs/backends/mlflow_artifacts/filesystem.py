@@ -9,6 +9,7 @@ presigned multipart upload above ``MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE`` w
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import mimetypes
@@ -264,19 +265,32 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._checked(path)
         entries = self._list(path)
-        if path and len(entries) == 1 and entries[0]["type"] == "file":
-            # Some stores list a file as itself (MLflow's parent check, http_artifact_repo.py).
-            if entries[0]["name"] == posixpath.join(path, posixpath.basename(path)):
-                own = self._entry_in_parent(path)
-                if own is not None and own["type"] == "file":
-                    entries = [own]
-        elif not entries and path:
+        listed_as_itself = (
+            path
+            and len(entries) == 1
+            and entries[0]["type"] == "file"
+            and entries[0]["name"] == posixpath.join(path, posixpath.basename(path))
+        )
+        if listed_as_itself:  # some stores list a file as itself (MLflow's parent check)
             own = self._entry_in_parent(path)
-            if own is None:
-                raise FileNotFoundError(path)
-            if own["type"] == "file":
+            if own is not None and own["type"] == "file":
                 entries = [own]
+        # Hide directories with no files under them: an emptied prefix SeaweedFS lists for a while, a
+        # directory MLflow's local store leaves after a delete. One listing per directory entry.
+        entries = [e for e in entries if e["type"] == "file" or self._has_files(e["name"])]
+        if not entries and path:
+            own = self._entry_in_parent(path)
+            if own is None or own["type"] == "directory":  # a directory exists through its files
+                raise FileNotFoundError(errno.ENOENT, f"no artifact at {path!r}", path)
+            entries = [own]
         return entries if detail else [entry["name"] for entry in entries]
+
+    def _has_files(self, directory: str) -> bool:
+        """True if a file exists at any depth under ``directory`` (emptied prefixes can nest)."""
+        entries = self._list(directory)
+        if any(entry["type"] == "file" for entry in entries):
+            return True
+        return any(self._has_files(entry["name"]) for entry in entries)
 
     def _entry_in_parent(self, path: str) -> dict[str, Any] | None:
         parent = posixpath.dirname(path)
@@ -290,8 +304,10 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
         if not path:
             return {"name": "", "size": 0, "type": "directory"}
         entry = self._entry_in_parent(path)
-        if entry is None:
-            raise FileNotFoundError(path)
+        if entry is None or (entry["type"] == "directory" and not self._has_files(path)):
+            # Object stores may list an emptied prefix for a while (SeaweedFS does for ~1 min);
+            # without files under it, it is not a directory.
+            raise FileNotFoundError(errno.ENOENT, f"no artifact at {path!r}", path)
         return entry
 
     def modified(self, path: str) -> Any:
@@ -350,13 +366,28 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
         if response.status_code == 416:  # the range starts at or after the end: no bytes
             response.close()
             return _empty_response(), start
-        af_http.raise_for_status(response, path)
+        if response.status_code >= 400:
+            self._raise_for_download(response, path)
         if not headers:
             return response, 0
         honoured = response.status_code == 206
         if via_proxy:
             self.proxy_honours_range = honoured
         return response, start if honoured else 0
+
+    def _raise_for_download(self, response: requests.Response, path: str) -> None:
+        """MLflow's proxy answers 500 for a missing object on a remote store, 400 for a directory."""
+        try:
+            af_http.raise_for_status(response, path)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            entry = self._entry_in_parent(path)
+            if entry is None:
+                raise FileNotFoundError(errno.ENOENT, f"no artifact at {path!r} ({exc})", path) from exc
+            if entry["type"] == "directory":
+                raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path) from exc
+            raise
 
     def fetch_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``path``: one ranged GET, or a streamed skip if ``Range`` is ignored."""
@@ -382,8 +413,10 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
     ) -> None:
         """Download to ``lpath``: parallel presigned ranges for big files when enabled, else one stream."""
         rpath = self._checked(rpath)
-        if os.path.isdir(lpath):
+        if self.isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
             return
+        os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
         if self.multipart_download_enabled():
             presigned = self._presigned_download(rpath)
             size = presigned.get("file_size") if presigned else None
@@ -484,6 +517,10 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
             callback.relative_update(size)
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        """``mode="create"`` refuses an existing file; checked first, so not atomic (MLflow has no
+        conditional PUT)."""
+        if mode == "create" and self.exists(path):
+            raise FileExistsError(errno.EEXIST, f"{self._strip_protocol(path)!r} already exists", path)
         self.upload(path, io.BytesIO(value), len(value))
 
     def put_file(
@@ -499,6 +536,8 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """No server-side copy in MLflow's API: stream through a ranged reader into the upload."""
+        if self.isdir(path1):
+            return  # fsspec's copy() passes directories too; they exist through their files
         with self.open(path1, "rb") as source:
             self.upload(path2, source, source.size)
 
@@ -513,7 +552,13 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
 
     # -- deletes ------------------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:
+        """MLflow's DELETE of a missing path succeeds silently; fsspec's contract is FileNotFoundError."""
         path = self._checked(path)
+        if path and not self.exists(path):
+            raise FileNotFoundError(errno.ENOENT, f"no artifact at {path!r}", path)
+        self._delete(path)
+
+    def _delete(self, path: str) -> None:
         url = self._artifact_url(path) if path else f"{self.service_url}/mlflow-artifacts/artifacts/"
         self._request("DELETE", url, path)
 
@@ -529,8 +574,8 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
                     super().rm(name, recursive=True, maxdepth=maxdepth)
                     continue
             elif not self.exists(name):
-                raise FileNotFoundError(name)
-            self.rm_file(name)
+                raise FileNotFoundError(errno.ENOENT, f"no artifact at {name!r}", name)
+            self._delete(name)
 
     def invalidate_cache(self, path: str | None = None) -> None:
         with self._lock:
