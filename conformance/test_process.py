@@ -9,9 +9,8 @@ import pickle
 import pytest
 from fsspec import AbstractFileSystem
 
-import artifact_fs
 from conformance.harness import Target
-from conformance.helpers import run_in_fork
+from conformance.helpers import FORK_AND_CHECK, run_python
 
 DATA = bytes(range(256)) * 64
 
@@ -44,33 +43,51 @@ def test_a_pickled_open_file_resumes_at_its_position(target: Target) -> None:
 
 
 def test_a_forked_child_can_open_the_same_url(target: Target) -> None:
-    """The parent has used the filesystem (sessions, event loop, instance cache); a child that asks
-    for the same URL must get a working filesystem, not the parent's."""
-    path = target.path("fork.bin")
-    target.fs.pipe_file(path, DATA)
-    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]
+    """A process that used the filesystem (sessions, event loop, instance cache) forks a worker; the
+    worker asks for the same URL and must get a working filesystem, not the parent's."""
+    target.fs.pipe_file(target.path("fork.bin"), DATA)
+    run_python(
+        FORK_AND_CHECK
+        + """
+import artifact_fs
+fs, root = artifact_fs.url_to_fs(url, **options)
+assert fs.cat_file(root + "/fork.bin", start=0, end=10) == data[:10]
 
-    def child() -> bool:
-        fs, _ = artifact_fs.url_to_fs(target.url, **target.backend.storage_options)
-        fs.pipe_file(target.path("from-child.bin"), b"child")
-        return bytes(fs.cat_file(path, start=100, end=200)) == DATA[100:200]
+def child():
+    fs, root = artifact_fs.url_to_fs(url, **options)
+    fs.pipe_file(root + "/from-child.bin", b"child")
+    return fs.cat_file(root + "/fork.bin", start=100, end=200) == data[100:200]
 
-    run_in_fork(child)
+run_in_fork(child)
+assert fs.cat_file(root + "/fork.bin", start=0, end=10) == data[:10]
+""",
+        url=target.url,
+        options=target.backend.storage_options,
+        data=DATA,
+    )
     assert target.fs.cat_file(target.path("from-child.bin")) == b"child"
-    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]  # and the parent still works
 
 
 @pytest.mark.need_capability("fork_safe")
 def test_the_same_filesystem_object_works_in_a_forked_child(target: Target) -> None:
-    path = target.path("fork.bin")
-    target.fs.pipe_file(path, DATA)
-    assert target.fs.cat_file(path, start=0, end=10) == DATA[:10]
+    target.fs.pipe_file(target.path("fork.bin"), DATA)
+    run_python(
+        FORK_AND_CHECK
+        + """
+import artifact_fs
+fs, root = artifact_fs.url_to_fs(url, **options)
+assert fs.cat_file(root + "/fork.bin", start=0, end=10) == data[:10]
 
-    def child() -> bool:
-        target.fs.pipe_file(target.path("from-child.bin"), b"child")
-        return bytes(target.fs.cat_file(path, start=100, end=200)) == DATA[100:200]
+def child():
+    fs.pipe_file(root + "/from-child.bin", b"child")
+    return fs.cat_file(root + "/fork.bin", start=100, end=200) == data[100:200]
 
-    run_in_fork(child)
+run_in_fork(child)
+""",
+        url=target.url,
+        options=target.backend.storage_options,
+        data=DATA,
+    )
     assert target.fs.cat_file(target.path("from-child.bin")) == b"child"
 
 

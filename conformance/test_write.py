@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 from fsspec.callbacks import Callback
 
 import artifact_fs
 from conformance.harness import Target
-from conformance.helpers import random_bytes, run_in_fork
+from conformance.helpers import random_bytes, run_python
 
 SMALLEST_TEST_BLOCK = 64 * 1024
 
@@ -122,47 +121,39 @@ def test_artifact_fs_open_writes_through_the_url(target: Target) -> None:
     assert target.fs.cat_file(target.path("via-url", "file.txt")) == b"written by url"
 
 
+KILLED_WRITER = """
+import artifact_fs, random
+fs, path = artifact_fs.url_to_fs(url, **options)
+f = fs.open(path, "wb", block_size=block)
+f.write(random.Random(seed).randbytes(block * 2 + 10))
+f.flush()
+os._exit(0)  # die with the file open: no close, no finalizers
+"""
+"""A writer process that sends more than two parts, flushes them and dies."""
+
+
 @pytest.mark.need_capability("atomic_write")
 def test_a_killed_writer_leaves_no_file(target: Target) -> None:
     """A process that dies after sending several parts must not leave a partial file visible."""
-    block = write_block_size(target)
-    path = target.path("killed", "partial.bin")
     sibling = target.path("killed", "sibling.txt")
     target.fs.pipe_file(sibling, b"keeps the directory")
     url = target.url + "/killed/partial.bin"
-    unclosed: list[Any] = []  # outlives child(): a dropped fsspec file would close itself on collection
-
-    def child() -> bool:  # write more than two parts, flush them, then die without closing
-        fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
-        f = fs.open(child_path, "wb", block_size=block)
-        unclosed.append(f)
-        f.write(random_bytes(block * 2 + 10, seed=7))
-        f.flush()
-        return True
-
-    run_in_fork(child)
+    run_python(
+        KILLED_WRITER, url=url, options=target.backend.storage_options, block=write_block_size(target), seed=7
+    )
     target.fs.invalidate_cache()
-    assert not target.fs.exists(path)
+    assert not target.fs.exists(target.path("killed", "partial.bin"))
     assert target.fs.find(target.path("killed")) == [target.fs._strip_protocol(sibling)]
 
 
 @pytest.mark.need_capability("atomic_write")
 def test_a_killed_overwrite_keeps_the_previous_content(target: Target) -> None:
     """A writer that dies after sending several parts of a replacement leaves the old file whole."""
-    block = write_block_size(target)
     path = target.path("replaced.bin")
     target.fs.pipe_file(path, b"old content")
     url = target.url + "/replaced.bin"
-    unclosed: list[Any] = []
-
-    def child() -> bool:
-        fs, child_path = artifact_fs.url_to_fs(url, **target.backend.storage_options)
-        f = fs.open(child_path, "wb", block_size=block)
-        unclosed.append(f)
-        f.write(random_bytes(block * 2 + 10, seed=8))
-        f.flush()
-        return True
-
-    run_in_fork(child)
+    run_python(
+        KILLED_WRITER, url=url, options=target.backend.storage_options, block=write_block_size(target), seed=8
+    )
     target.fs.invalidate_cache()
     assert target.fs.cat_file(path) == b"old content"
