@@ -42,6 +42,25 @@ MLFLOW_LOCAL = BackendSpec(
 )
 SPECS = [MLFLOW_S3, MLFLOW_LOCAL]
 
+MLFLOW_DECODES_NAMES = (
+    "MLflow's server URL-decodes artifact paths to a fixpoint (validate_path_is_safe returns the decoded "
+    "path, and the handlers use it), so 'pct%20.txt' is stored and listed as 'pct .txt'"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Strict xfail for the one name parameter MLflow's server rewrites (the spec xfail is per test)."""
+    for item in items:
+        name = getattr(item, "originalname", "")
+        parameters = item.nodeid.partition("[")[2]
+        if (
+            name == "test_names_with_special_characters_round_trip"
+            and parameters.startswith("mlflow-server-")
+            and "%" in parameters
+        ):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=MLFLOW_DECODES_NAMES))
+
+
 CLIENT_ENVIRON = {
     "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(PART_SIZE),
     "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(PART_SIZE),

@@ -389,6 +389,13 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
                 raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path) from exc
             raise
 
+    def _refuse_non_file(self, path: str) -> dict[str, Any]:
+        """The entry of ``path`` if it is a file; else FileNotFoundError or IsADirectoryError."""
+        entry = self.info(path)
+        if entry["type"] == "directory":
+            raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path)
+        return entry
+
     def fetch_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``path``: one ranged GET, or a streamed skip if ``Range`` is ignored."""
         if end <= start:
@@ -401,7 +408,11 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
         if start is None and end is None:
             response, _ = self.open_stream(path)
             with response:
-                return response.content or b""
+                content = response.content or b""
+            if not content and "Content-Length" not in response.headers:
+                # MLflow's streamed answer for a remote store sends 200 and nothing for a directory.
+                self._refuse_non_file(self._checked(path))
+            return content
         if (start is not None and start < 0) or (end is not None and end < 0) or end is None:
             size = self.size(path)
             start = 0 if start is None else (max(0, size + start) if start < 0 else start)
@@ -467,9 +478,12 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
     ) -> MlflowArtifactFile:
         if mode not in {"rb", "wb"}:
             raise ValueError(f"mode {mode!r} is not supported by MLflow's artifact API; use 'rb' or 'wb'")
+        path = self._checked(path)
+        if mode == "rb" and "size" not in kwargs:
+            kwargs["size"] = self._refuse_non_file(path)["size"]
         return MlflowArtifactFile(
             self,
-            self._checked(path),
+            path,
             mode,
             block_size=block_size or self.blocksize,
             cache_type=kwargs.pop("cache_type", "readahead"),
