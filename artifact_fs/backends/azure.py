@@ -18,8 +18,10 @@ Explicit options (``connection_string``, ``account_key``, ``sas_token``, ``crede
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
+import errno
 import posixpath
 import urllib.parse
 from collections.abc import Mapping
@@ -27,9 +29,10 @@ from typing import Any, TypedDict
 
 from adlfs import AzureBlobFile, AzureBlobFileSystem
 from adlfs.spec import _USER_AGENT
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobBlock, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient
-from fsspec.asyn import sync, sync_wrapper
+from fsspec.asyn import AsyncFileSystem, sync, sync_wrapper
 
 from artifact_fs import settings
 from artifact_fs.capabilities import Capabilities
@@ -85,6 +88,8 @@ class AzureOptions(TypedDict, total=False):
     random_jitter_range: float
     connection_verify: bool | str
     """TLS verification; from ``MLFLOW_TRACKING_SERVER_CERT_PATH`` / ``..._INSECURE_TLS`` as MLflow."""
+    account_host: str
+    """``<account>.blob.<cloud suffix>``: the host of the ``wasbs://`` URLs ``unstrip_protocol`` gives."""
 
 
 _CREDENTIAL_OPTIONS = ("connection_string", "account_key", "sas_token", "credential")
@@ -124,6 +129,7 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> A
     timeout = settings.transfer_timeout(DEFAULT_TRANSFER_TIMEOUT, environ)
     result: AzureOptions = {
         "account_name": uri.account or "",
+        "account_host": _blob_host(uri),
         "timeout": None if timeout is None else int(timeout),
         "connection_timeout": DEFAULT_CONNECTION_TIMEOUT,
         "max_concurrency": DEFAULT_MAX_CONCURRENCY,
@@ -193,12 +199,16 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
     use bounded, sized blocks and a dead endpoint fails quickly.
     """
 
+    # ``wasbs`` first: the form ``unstrip_protocol`` gives and ``_strip_protocol`` must take back.
+    protocol = ("wasbs", "abfss", "abfs", "az")
+
     def __init__(self, *, account_url: str | None = None, **kwargs: Any) -> None:
         self._client_options = {name: kwargs.pop(name) for name in _SDK_CLIENT_OPTIONS if name in kwargs}
         # adlfs fills missing credentials from its own environment variables; only the ones chosen
         # by ``options`` (MLflow's order) may be used.
         self._chosen = {name: kwargs.get(name) for name in _CREDENTIAL_OPTIONS}
         self._endpoint = account_url.rstrip("/") if account_url else None
+        self._account_host = kwargs.pop("account_host", None)
         if kwargs.get("timeout") is not None:
             kwargs.setdefault("read_timeout", kwargs["timeout"])
         super().__init__(**kwargs)
@@ -232,15 +242,124 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
         if not self.version_aware and kwargs.get("version_id"):
             raise ValueError("version_id cannot be given unless the filesystem is version aware")
         kwargs.setdefault("cache_type", "readahead")
+        if "x" in mode and self.exists(path):
+            # Fail at open, as fsspec expects; the commit's If-None-Match still guards the race.
+            raise FileExistsError(errno.EEXIST, "artifact already exists", path)
         return ArtifactAzureBlobFile(
             fs=self, path=path, mode=mode, block_size=block_size or self.blocksize, **kwargs
         )
+
+    def unstrip_protocol(self, name: str) -> str:
+        """A ``wasbs://`` URL that :func:`artifact_fs.url_to_fs` resolves back to this path.
+
+        adlfs answers ``abfs://<container>/<key>``, which names no account and which MLflow does
+        not accept. ``wasbs`` is used for both schemes: ``abfss`` paths are percent-decoded on the
+        way in, so an ``abfss`` URL of an already-decoded key would not round-trip.
+        """
+        container, _, key = self._strip_protocol(name).partition("/")
+        host = self._account_host or f"{self.account_name}.blob.core.windows.net"
+        return f"wasbs://{container}@{host}/{key}"
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Forget ``path`` and every listing above it, under both of adlfs's key forms.
+
+        adlfs drops only the exact key, so a write under ``d/`` could leave ``d``'s listing stale.
+        """
+        if path is None:
+            super().invalidate_cache()
+            return
+        current = self._strip_protocol(path).rstrip("/")
+        while current:
+            for key in (current, current + "/"):
+                self.dircache.pop(key, None)
+            parent = self._parent(current).rstrip("/")
+            current = "" if parent == current else parent
+        super().invalidate_cache(self._strip_protocol(path))
+
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Ranges follow Python slicing: negative offsets count from the end, an empty or
+        past-the-end range is ``b""`` (the Blob API answers 416, or omits Content-Range)."""
+        if (start is not None and start < 0) or (end is not None and end < 0):
+            size = (await self._info(path))["size"]
+            start, end = slice(start, end).indices(size)[:2]
+        if start is not None and end is not None and start >= end:
+            await self._info(path)  # a missing file is still an error
+            return b""
+        try:
+            return bytes(await super()._cat_file(path, start=start, end=end, **kwargs))
+        except HttpResponseError as exc:
+            if getattr(exc, "error_code", None) == "InvalidRange":
+                return b""
+            raise
+
+    # adlfs invalidates its listings under the container-less blob name after a write, leaving the
+    # real entry stale; these drop the full path's (and its parents') listings.
+    async def _pipe_file(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._pipe_file(path, *args, **kwargs)
+        finally:
+            self.invalidate_cache(path)
+
+    async def _put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._put_file(lpath, rpath, *args, **kwargs)
+        finally:
+            self.invalidate_cache(rpath)
+
+    async def _rm_file(self, path: str, **kwargs: Any) -> None:
+        try:
+            await super()._rm_file(path, **kwargs)
+        finally:
+            self.invalidate_cache(path)
+
+    async def _rm(self, path: str | list[str], recursive: bool = False, **kwargs: Any) -> None:
+        """adlfs's delete, except a missing path is ``FileNotFoundError`` (adlfs ignores it)."""
+        for name in [path] if isinstance(path, str) else path:
+            if not await self._exists(name):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+        await super()._rm(path, recursive=recursive, **kwargs)
+
+    async def _find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """adlfs's find with ``maxdepth`` honoured (adlfs ignores it; depth-limited copies went deep)."""
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        names = await super()._find(path, withdirs=withdirs, **kwargs)
+        if maxdepth is not None:
+            depth = self._strip_protocol(path).strip("/").count("/")
+            names = [name for name in names if name.count("/") - depth <= maxdepth]
+        if not detail:
+            return names
+        infos = await asyncio.gather(*(self._info(name) for name in names))
+        return dict(zip(names, infos, strict=True))
+
+    # adlfs's own expansion drops glob results and answers ``[]`` for literal directories; fsspec's
+    # generic one (find + glob + exists) gives the paths fsspec's copy, get and mv expect.
+    _expand_path = AsyncFileSystem._expand_path
+
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copy one blob; a virtual directory (no blob of its own) is skipped, its files are copied."""
+        try:
+            await super()._cp_file(path1, path2, **kwargs)
+        except FileNotFoundError:
+            if not await self._isdir(path1):
+                raise
+        finally:
+            self.invalidate_cache(path2)
 
 
 # Errors leaving these methods are builtin OSErrors (azure.core's pass through errors.translate).
 _TRANSLATED_METHODS = (
     "_info", "_ls", "_cat_file", "_pipe_file", "_put_file", "_get_file", "_rm_file", "_rm", "_cp_file",
-    "_mkdir",
+    "_mkdir", "_find",
 )  # fmt: skip
 for _name in _TRANSLATED_METHODS:
     _translated = translate_errors(getattr(ArtifactAzureBlobFileSystem, _name))
