@@ -17,7 +17,7 @@ from fsspec.callbacks import Callback
 
 from artifact_fs import errors
 from artifact_fs.store import ArtifactStore, FileInfo
-from conformance.harness import BackendUnderTest, Target
+from conformance.harness import Target
 
 
 def make_tree(root: Path, files: dict[str, bytes], empty_dirs: tuple[str, ...] = ()) -> Path:
@@ -35,24 +35,6 @@ def make_tree(root: Path, files: dict[str, bytes], empty_dirs: tuple[str, ...] =
 def local_files(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` as relative POSIX path -> bytes."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-SERVER_DEVIATIONS: dict[str, dict[str, str]] = {
-    "mlflow-server-s3": {
-        "test_download_of_a_missing_artifact_raises_file_not_found_naming_it": (
-            "MLflow's server answers 500 INTERNAL_ERROR, not 404, when its S3 repository cannot find the "
-            "file (the botocore 404 is not an MlflowException), so the client can only raise OSError"
-        ),
-    },
-}
-
-
-@pytest.fixture(autouse=True)
-def _known_server_deviations(request: pytest.FixtureRequest, backend: BackendUnderTest) -> None:
-    """Strict xfails for what a server (not artifact_fs) does differently; fixed servers turn them red."""
-    reason = SERVER_DEVIATIONS.get(backend.spec.id, {}).get(request.node.originalname)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def artifact_files(store: ArtifactStore, path: str | None = None) -> list[str]:

@@ -35,7 +35,7 @@ ARTIFACT_SERVER_LOCAL = BackendSpec(
 ARTIFACT_SERVER_S3 = BackendSpec(
     id="artifact-server-s3", mark="mlflow_artifacts", capabilities=mlflow_artifacts.CAPABILITIES
 )
-SPECS: list[BackendSpec] = []  # the generic-suite specs join once the proxied client passes on them
+SPECS: list[BackendSpec] = [ARTIFACT_SERVER_LOCAL, ARTIFACT_SERVER_S3]
 
 
 def s3_destination_environ(s3_server: SeaweedFS | MotoServer, download: bool = True) -> dict[str, str]:

@@ -44,7 +44,8 @@ SPECS = [MLFLOW_S3, MLFLOW_LOCAL]
 
 MLFLOW_DECODES_NAMES = (
     "MLflow's server URL-decodes artifact paths to a fixpoint (validate_path_is_safe returns the decoded "
-    "path, and the handlers use it), so 'pct%20.txt' is stored and listed as 'pct .txt'"
+    "path, and the handlers use it), so 'pct%20.txt' is stored and listed as 'pct .txt'; artifact_fs's "
+    "server does the same, as its safety checks must see the fully decoded path"
 )
 
 
@@ -55,7 +56,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parameters = item.nodeid.partition("[")[2]
         if (
             name == "test_names_with_special_characters_round_trip"
-            and parameters.startswith("mlflow-server-")
+            and parameters.startswith(("mlflow-server-", "artifact-server-"))
             and "%" in parameters
         ):
             item.add_marker(pytest.mark.xfail(strict=True, reason=MLFLOW_DECODES_NAMES))

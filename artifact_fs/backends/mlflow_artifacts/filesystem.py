@@ -326,7 +326,8 @@ class MlflowArtifactsFileSystem(AbstractFileSystem):
             response = self.session.get(url)
         if response.status_code in (404, 501) and not self.presigned_only:
             return None
-        af_http.raise_for_status(response, path)
+        if response.status_code >= 400:  # a directory or a missing object, told apart by a listing
+            self._raise_for_download(response, path)
         answer = response.json()
         with self._lock:
             self._presigned[path] = (now, answer)
