@@ -102,14 +102,19 @@ def parse_json_object(text: str) -> dict[str, Any]:
 
 
 def parse_key_value_pairs(text: str) -> dict[str, str]:
-    """MLflow's ``k=v,k2=v2`` form (``MLFLOW_PYARROW_EXTRA_CONF``); a pair without ``=`` is an error."""
+    """MLflow's ``k=v,k2=v2`` form (``MLFLOW_PYARROW_EXTRA_CONF``).
+
+    A pair without ``=`` or with an empty key (``a=1,``, ``=v``) is an error, as in MLflow. Unlike
+    MLflow, a value may itself hold ``=`` (split at the first one): Hadoop keys such as ViewFS mount
+    tables take URIs with query strings.
+    """
     result: dict[str, str] = {}
+    if not text:
+        return result
     for pair in text.split(","):
-        if not pair:
-            continue
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"the pair {pair!r} has no '=' (expected key=value,key2=value2)")
+        if not sep or not key.strip():
+            raise ValueError(f"the pair {pair!r} is not key=value (expected key=value,key2=value2)")
         result[key] = value
     return result
 

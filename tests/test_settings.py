@@ -114,9 +114,10 @@ def test_pyarrow_extra_conf_pairs() -> None:
     assert settings.MLFLOW_PYARROW_EXTRA_CONF.get(environ) == {"dfs.replication": "1", "fs.x": "a=b"}
 
 
-def test_pyarrow_extra_conf_pair_without_equals_is_an_error() -> None:
-    with pytest.raises(ValueError, match="MLFLOW_PYARROW_EXTRA_CONF.*'novalue'"):
-        settings.MLFLOW_PYARROW_EXTRA_CONF.get({"MLFLOW_PYARROW_EXTRA_CONF": "a=1,novalue"})
+@pytest.mark.parametrize(("text", "bad_pair"), [("a=1,novalue", "'novalue'"), ("a=1,", "''"), ("=v", "'=v'")])
+def test_pyarrow_extra_conf_malformed_pair_is_an_error(text: str, bad_pair: str) -> None:
+    with pytest.raises(ValueError, match=f"MLFLOW_PYARROW_EXTRA_CONF.*{bad_pair}"):
+        settings.MLFLOW_PYARROW_EXTRA_CONF.get({"MLFLOW_PYARROW_EXTRA_CONF": text})
 
 
 @pytest.mark.parametrize("text", ["-2", "0", "soon"])
