@@ -117,12 +117,3 @@ def test_missing_object_is_file_not_found(backend_gcs: BackendUnderTest) -> None
     fs, root = artifact_fs.url_to_fs(backend_gcs.fresh_url(), **backend_gcs.storage_options)
     with pytest.raises(FileNotFoundError):
         fs.cat_file(f"{root}/nothing-here")
-
-
-def test_presign_is_declared_unsupported(backend_gcs: BackendUnderTest) -> None:
-    from artifact_fs.backends import gcs
-
-    fs, root = artifact_fs.url_to_fs(backend_gcs.fresh_url(), **backend_gcs.storage_options)
-    with pytest.raises(NotImplementedError, match="service-account"):
-        gcs.create_multipart_upload(fs, f"{root}/x", 2, {})
-    assert not gcs.CAPABILITIES.presign

@@ -106,10 +106,3 @@ def test_an_untrusted_certificate_says_how_to_fix_it() -> None:
     translated = ftp.translate(error, "login to", "h:21")
     assert isinstance(translated, PermissionError)
     assert "ca_file" in str(translated) and "tls_verify=False" in str(translated)
-
-
-def test_presigned_uploads_are_unsupported() -> None:
-    from artifact_fs.errors import MultipartUnsupportedError
-
-    with pytest.raises(MultipartUnsupportedError):
-        ftp.create_multipart_upload(None, "/a", 2, {})

@@ -88,8 +88,3 @@ def test_timeout_bounds_connect_and_reads_not_whole_transfers() -> None:
 def test_retries_must_allow_one_attempt() -> None:
     with pytest.raises(ValueError, match="retries"):
         gcs.filesystem(gcs.options(GS, {}, token="anon", retries=0))
-
-
-def test_multipart_hooks_answer_not_implemented() -> None:
-    with pytest.raises(NotImplementedError):
-        gcs.presigned_download_url(None, "bucket/x", 60, {})

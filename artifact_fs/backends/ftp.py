@@ -42,7 +42,6 @@ from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import settings
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import MultipartUnsupportedError
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -689,23 +688,6 @@ class AtomicFTPUpload(AbstractBufferedFile):
                 self.discard()
 
 
-# -- presigned multipart upload: not an FTP concept --------------------------------------------
-_NO_MPU = "FTP has no presigned URLs; clients upload through the artifact server"
-
-
-def create_multipart_upload(fs: Any, path: str, num_parts: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def complete_multipart_upload(
-    fs: Any, path: str, upload_id: str | None, parts: list[dict[str, Any]], environ: Mapping[str, str]
-) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def abort_multipart_upload(fs: Any, path: str, upload_id: str | None, environ: Mapping[str, str]) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def presigned_download_url(fs: Any, path: str, expiration: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
+# -- presigned uploads and downloads --------------------------------------------------------
+PRESIGN_UNSUPPORTED = "FTP has no presigned URLs; clients upload through the artifact server"
+"""Why the artifact server answers 501 to presign requests here (the backend has no presign hooks)."""

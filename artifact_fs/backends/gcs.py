@@ -29,7 +29,7 @@ from gcsfs.retry import retry_request
 
 from artifact_fs import settings
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import MultipartUnsupportedError, translate_errors
+from artifact_fs.errors import translate_errors
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -217,26 +217,9 @@ for _name in _TRANSLATED_METHODS:
     setattr(ArtifactGCSFileSystem, _name, translate_errors(getattr(ArtifactGCSFileSystem, _name)))
 
 
-# -- presigned multipart upload (the artifact server calls these generically) -------------------
-_NO_MPU = (
+# -- presigned uploads and downloads --------------------------------------------------------
+PRESIGN_UNSUPPORTED = (
     "presigned GCS multipart uploads need V4 URLs signed with a service-account key, and the XML "
     "multipart API; artifact_fs does not offer them for GCS yet, so clients upload through the server"
 )
-
-
-def create_multipart_upload(fs: Any, path: str, num_parts: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def complete_multipart_upload(
-    fs: Any, path: str, upload_id: str | None, parts: list[dict[str, Any]], environ: Mapping[str, str]
-) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def abort_multipart_upload(fs: Any, path: str, upload_id: str | None, environ: Mapping[str, str]) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def presigned_download_url(fs: Any, path: str, expiration: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
+"""Why the artifact server answers 501 to presign requests here (the backend has no presign hooks)."""

@@ -39,7 +39,7 @@ from sshfs.utils import wrap_exceptions
 
 from artifact_fs import settings
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import MultipartUnsupportedError, translate
+from artifact_fs.errors import translate
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -417,26 +417,9 @@ class AtomicSFTPFile(SSHFile):
         self.close()
 
 
-# -- presigned multipart upload: not an SFTP concept -------------------------------------------
-_NO_MPU = "SFTP has no presigned URLs; clients upload through the artifact server"
-
-
-def create_multipart_upload(fs: Any, path: str, num_parts: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def complete_multipart_upload(
-    fs: Any, path: str, upload_id: str | None, parts: list[dict[str, Any]], environ: Mapping[str, str]
-) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def abort_multipart_upload(fs: Any, path: str, upload_id: str | None, environ: Mapping[str, str]) -> None:
-    raise MultipartUnsupportedError(_NO_MPU)
-
-
-def presigned_download_url(fs: Any, path: str, expiration: int, environ: Mapping[str, str]) -> dict[str, Any]:
-    raise MultipartUnsupportedError(_NO_MPU)
+# -- presigned uploads and downloads --------------------------------------------------------
+PRESIGN_UNSUPPORTED = "SFTP has no presigned URLs; clients upload through the artifact server"
+"""Why the artifact server answers 501 to presign requests here (the backend has no presign hooks)."""
 
 
 # Every path-taking coroutine names its path in errors and raises only builtin ``OSError``s.

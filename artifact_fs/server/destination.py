@@ -58,7 +58,8 @@ class Destination:
         """Call a backend presign hook on ``artifact_path``; 501 when the backend has none."""
         hook = getattr(self.backend, name, None)
         if not callable(hook):
-            raise MultipartUnsupportedError(f"the {self.uri.backend!r} destination cannot presign ({name})")
+            reason = getattr(self.backend, "PRESIGN_UNSUPPORTED", "its backend has no presign hooks")
+            raise MultipartUnsupportedError(f"the {self.uri.backend!r} destination cannot presign: {reason}")
         return hook(self.backend_fs, self.backend_path(artifact_path), *args, self.environ)
 
 
