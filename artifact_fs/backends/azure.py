@@ -35,6 +35,8 @@ from azure.storage.blob.aio import BlobServiceClient
 from fsspec.asyn import AsyncFileSystem, sync, sync_wrapper
 
 from artifact_fs import settings
+from artifact_fs.backends.buffered import DiscardOnError
+from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import MultipartUnsupportedError, translate_errors, translating
 from artifact_fs.uris import ArtifactURI
@@ -175,20 +177,9 @@ def fs_path(uri: ArtifactURI, options: AzureOptions) -> str:
     return f"{uri.bucket}/{key}".rstrip("/")
 
 
-class ArtifactAzureBlobFile(AzureBlobFile):
-    """A blob file that commits nothing when its ``with`` block fails.
-
-    fsspec's ``__exit__`` closes (and so commits) even on an exception; staged but uncommitted
-    blocks are invisible and Azure discards them, so a failed write leaves no blob.
-    """
-
-    def __exit__(self, exc_type: Any, *args: Any) -> None:
-        if exc_type is not None and self.writable() and not self.closed:  # type: ignore[has-type]
-            self.discard()
-            self.buffer = None
-            self.closed = True
-            return
-        self.close()
+class ArtifactAzureBlobFile(DiscardOnError, AzureBlobFile):
+    """A blob file that commits nothing when its ``with`` block fails (staged, uncommitted blocks are
+    invisible and Azure drops them)."""
 
 
 class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
@@ -279,20 +270,15 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
     async def _cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        """Ranges follow Python slicing: negative offsets count from the end, an empty or
-        past-the-end range is ``b""`` (the Blob API answers 416, or omits Content-Range)."""
-        if (start is not None and start < 0) or (end is not None and end < 0):
-            size = (await self._info(path))["size"]
-            start, end = slice(start, end).indices(size)[:2]
-        if start is not None and end is not None and start >= end:
-            await self._info(path)  # a missing file is still an error
-            return b""
-        try:
-            return bytes(await super()._cat_file(path, start=start, end=end, **kwargs))
-        except HttpResponseError as exc:
-            if getattr(exc, "error_code", None) == "InvalidRange":
-                return b""
-            raise
+        """Python-slicing ranges (the Blob API answers 416 or omits Content-Range otherwise)."""
+
+        async def fetch(first: int | None, stop: int | None) -> Any:
+            return await AzureBlobFileSystem._cat_file(self, path, start=first, end=stop, **kwargs)
+
+        def is_416(exc: Exception) -> bool:
+            return isinstance(exc, HttpResponseError) and getattr(exc, "error_code", None) == "InvalidRange"
+
+        return await cat_slice(self, path, start, end, fetch=fetch, is_416=is_416)
 
     # adlfs invalidates its listings under the container-less blob name after a write, leaving the
     # real entry stale; these drop the full path's (and its parents') listings.

@@ -25,9 +25,11 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import aiohttp
 from gcsfs.core import GCSFile, GCSFileSystem
-from gcsfs.retry import retry_request
+from gcsfs.retry import HttpError, retry_request
 
 from artifact_fs import settings
+from artifact_fs.backends.buffered import DiscardOnError
+from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import translate_errors
 from artifact_fs.uris import ArtifactURI
@@ -129,20 +131,9 @@ def fs_path(uri: ArtifactURI, options: GCSOptions) -> str:
     return f"{uri.bucket}/{uri.key}".rstrip("/")
 
 
-class ArtifactGCSFile(GCSFile):
-    """A GCS file that cancels its resumable upload when its ``with`` block fails.
-
-    fsspec's ``__exit__`` closes, and so finalises, even on an exception; a partial object must never
-    appear, so the upload is discarded instead (an object smaller than one chunk was never sent).
-    """
-
-    def __exit__(self, exc_type: Any, *args: Any) -> None:
-        if exc_type is not None and self.writable() and not self.closed:  # type: ignore[has-type]
-            self.discard()
-            self.buffer = None
-            self.closed = True
-            return
-        self.close()
+class ArtifactGCSFile(DiscardOnError, GCSFile):
+    """A GCS file that cancels its resumable upload when its ``with`` block fails (an object smaller
+    than one chunk was never sent)."""
 
 
 class ArtifactGCSFileSystem(GCSFileSystem):
@@ -199,6 +190,19 @@ class ArtifactGCSFileSystem(GCSFileSystem):
         if self.download_chunk_size:
             kwargs.setdefault("chunk_size", self.download_chunk_size)
         return await super()._get_file(rpath, lpath, callback=callback, **kwargs)
+
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Python-slicing ranges (GCS answers 416 for a range starting at or past the end)."""
+
+        async def fetch(first: int | None, stop: int | None) -> Any:
+            return await GCSFileSystem._cat_file(self, path, start=first, end=stop, **kwargs)
+
+        def is_416(exc: Exception) -> bool:
+            return isinstance(exc, HttpError) and exc.code == 416
+
+        return await cat_slice(self, path, start, end, fetch=fetch, is_416=is_416)
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, **kwargs: Any) -> GCSFile:
         if block_size is None:
