@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +29,15 @@ _handed_out: set[int] = set()
 
 class ServerStartError(RuntimeError):
     """A test server did not become ready; the message carries its log tail."""
+
+
+def installed_binary(name: str, package: str) -> str:
+    """The ``name`` executable a pip package installed next to this interpreter (or on ``PATH``)."""
+    candidates = [Path(sys.executable).parent / name, shutil.which(name)]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    raise ServerStartError(f"{name} is missing; run scripts/install/10-python.sh ({package})")
 
 
 def free_port() -> int:

