@@ -1,0 +1,161 @@
+"""The S3 peers of ``test_s3.py``: raw boto3 and MLflow's ``S3ArtifactRepository``, same data, same server.
+
+boto3 runs in this process with its own defaults (a plain client, ``TransferConfig()``: 8 MiB
+threshold and parts, 10 threads per file); a tree is a simple loop of ``upload_file`` /
+``download_file`` over the listed keys. MLflow runs in its own virtual environment (one subprocess
+for all scenarios, so its import is paid once), configured only through ``MLFLOW_S3_ENDPOINT_URL`` and
+the AWS variables, exactly as a user's process would be.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BUCKET = "bench"
+
+
+def boto3_client(endpoint_url: str, access_key: str, secret_key: str, region: str) -> Any:
+    """A boto3 client as a user makes one (botocore's default config, as MLflow's client)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+    )
+
+
+def delete_prefix(client: Any, prefix: str, bucket: str = BUCKET) -> None:
+    """Delete every object under ``prefix/`` (not timed: between rounds)."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def list_sizes(client: Any, prefix: str, bucket: str = BUCKET) -> dict[str, int]:
+    """``{relative key: size}`` under ``prefix/``."""
+    base = prefix.rstrip("/") + "/"
+    sizes = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
+        for item in page.get("Contents", []):
+            sizes[item["Key"][len(base) :]] = int(item["Size"])
+    return sizes
+
+
+def boto3_upload(client: Any, source: Path, prefix: str, bucket: str = BUCKET) -> None:
+    """``upload_file`` of one file, or of each file of a tree in a simple loop."""
+    if source.is_file():
+        client.upload_file(str(source), bucket, f"{prefix}/{source.name}")
+        return
+    for dirpath, _dirnames, filenames in os.walk(source):
+        relative = Path(dirpath).relative_to(source).as_posix()
+        for filename in filenames:
+            key = f"{prefix}/{filename}" if relative == "." else f"{prefix}/{relative}/{filename}"
+            client.upload_file(os.path.join(dirpath, filename), bucket, key)
+
+
+def boto3_download(client: Any, prefix: str, destination: Path, bucket: str = BUCKET) -> None:
+    """List ``prefix/`` and ``download_file`` each key in a simple loop."""
+    for relative in list_sizes(client, prefix, bucket):
+        local = destination / relative
+        local.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, f"{prefix}/{relative}", str(local))
+
+
+class PeerRounds:
+    """A peer's rounds, timed with ``time.perf_counter`` one at a time between artifact_fs's rounds.
+
+    Interleaving (one peer round, then one of ours, from ``benchmark.pedantic``'s ``setup``) keeps a
+    busy machine's load changes out of the ratio; the first ``warmup_rounds`` are dropped.
+    """
+
+    def __init__(self, warmup_rounds: int) -> None:
+        self.warmup_rounds = warmup_rounds
+        self.timings: list[float] = []
+
+    def run(self, operation: Callable[[], Any]) -> None:
+        start = time.perf_counter()
+        operation()
+        self.timings.append(time.perf_counter() - start)
+
+    def median(self) -> float:
+        return statistics.median(self.timings[self.warmup_rounds :])
+
+
+MLFLOW_S3_TIMER = r"""
+import json, os, shutil, statistics, tempfile, time
+from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+args = json.loads(os.environ["AF_BENCH_ARGS"])
+bucket = args["bucket"]
+out = {}
+for name, data in args["datasets"].items():
+    timings = []
+    for index in range(args["warmup_rounds"] + args["rounds"]):
+        uri = f"s3://{bucket}/upload/mlflow/{name}-{index}"
+        start = time.perf_counter()
+        repo = S3ArtifactRepository(uri)
+        if os.path.isdir(data["source"]):
+            repo.log_artifacts(data["source"])
+        else:
+            repo.log_artifact(data["source"])
+        elapsed = time.perf_counter() - start
+        repo.delete_artifacts()
+        if index >= args["warmup_rounds"]:
+            timings.append(elapsed)
+    out[f"{name}-upload"] = statistics.median(timings)
+
+    timings = []
+    for index in range(args["warmup_rounds"] + args["rounds"]):
+        destination = tempfile.mkdtemp(dir=args["scratch"])
+        start = time.perf_counter()
+        repo = S3ArtifactRepository(f"s3://{bucket}/{data['logged']}")
+        repo.download_artifacts("", destination)
+        elapsed = time.perf_counter() - start
+        count = sum(len(files) for _, _, files in os.walk(destination))
+        if count != data["files"]:
+            raise SystemExit(f"MLflow downloaded {count} files of {name}, expected {data['files']}")
+        shutil.rmtree(destination)
+        if index >= args["warmup_rounds"]:
+            timings.append(elapsed)
+    out[f"{name}-download"] = statistics.median(timings)
+print(json.dumps(out))
+"""
+
+
+def mlflow_s3_timings(
+    environ: dict[str, str],
+    datasets: dict[str, dict[str, Any]],
+    scratch: Path,
+    rounds: int,
+    warmup_rounds: int = 1,
+) -> dict[str, float]:
+    """Median seconds of MLflow's ``S3ArtifactRepository`` per scenario, timed inside MLflow's venv.
+
+    ``datasets`` maps a name to ``{"source": local path, "logged": key prefix, "files": count}``.
+    """
+    from conformance.servers.mlflow_env import run_mlflow_python
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    args = {
+        "bucket": BUCKET,
+        "rounds": rounds,
+        "warmup_rounds": warmup_rounds,
+        "scratch": str(scratch),
+        "datasets": datasets,
+    }
+    completed = run_mlflow_python(
+        MLFLOW_S3_TIMER, env={**environ, "AF_BENCH_ARGS": json.dumps(args)}, timeout=900
+    )
+    timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return timings
