@@ -18,6 +18,7 @@ import configparser
 import contextlib
 import errno
 import os
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,8 +120,34 @@ def _credentials(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     return username, password
 
 
+class _Retry(Retry):
+    """MLflow's retry policy, except that a failed certificate verification is final.
+
+    urllib3 retries every SSL error like a dropped connection; a certificate the client does not
+    trust fails identically on every attempt, so retrying only delays the error by minutes of backoff.
+    """
+
+    def increment(  # type: ignore[override]  # urllib3 passes everything but method and url by name
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        if isinstance(error, urllib3.exceptions.SSLError) and _is_verification_failure(error):
+            raise urllib3.exceptions.MaxRetryError(_pool, url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _is_verification_failure(error: BaseException) -> bool:
+    causes = [error, error.__cause__, error.__context__, *error.args]
+    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes)
+
+
 def _retry(total: int, factor: float, jitter: float, respect_retry_after: bool) -> Retry:
-    return Retry(
+    return _Retry(
         total=total,
         connect=total,
         read=total,
@@ -146,6 +173,11 @@ class _TimeoutSession(requests.Session):
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.default_timeout)
         kwargs.setdefault("allow_redirects", self.allow_redirects)
+        if self.verify is not True:
+            # Per request, as MLflow passes it: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+            # replace a session-level CA path or False, silently ignoring MLFLOW_TRACKING_SERVER_CERT_PATH
+            # and MLFLOW_TRACKING_INSECURE_TLS wherever those variables are set.
+            kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
 
