@@ -136,6 +136,11 @@ def _remember_template(database: Path, tmp_dir: Path) -> None:
         if _migrated_template is None and database.exists():
             template = tmp_dir / "migrated-template.db"
             _copy_database(database, template)
+            # The Default experiment carries this server's artifact root; without it each server
+            # creates its own (MLflow's store adds experiment 0 when it is missing).
+            with contextlib.closing(sqlite3.connect(template)) as db, db:
+                db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+                db.execute("DELETE FROM experiments WHERE experiment_id = 0")
             _migrated_template = template
 
 
