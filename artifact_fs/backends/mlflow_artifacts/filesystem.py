@@ -33,7 +33,7 @@ from artifact_fs.backends.mlflow_artifacts.resolve import artifact_path_of, depl
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BLOCK_SIZE = 2 * settings.MIB
+DEFAULT_BLOCK_SIZE = 256 * settings.KIB
 """Read-ahead of random-access reads: small, so a Parquet column read fetches little beyond it."""
 STREAM_CHUNK = settings.MIB
 SPOOL_IN_MEMORY = 8 * settings.MIB
