@@ -89,8 +89,9 @@ def test_a_killed_upload_leaves_no_visible_file(running: BackendUnderTest) -> No
     def partial_sizes() -> list[int]:
         return [p.stat().st_size for p in on_disk.iterdir() if p.name.startswith(ftp.UPLOAD_PREFIX)]
 
-    # The upload really was under way: the server stored (at least most of) the 3 MiB sent.
-    wait_for(lambda: any(size >= 2 * 1024 * 1024 for size in partial_sizes()))
+    # The upload really was under way: the server stored part of what was sent. (Not all 3 MiB: a
+    # killed client's socket may be reset before the server read the bytes still in flight.)
+    wait_for(lambda: any(size > 0 for size in partial_sizes()), timeout=30.0)
     assert not fs.exists(f"{root}/model.bin")
     assert fs.ls(root) == []  # the abandoned temporary file is hidden
     fs.pipe_file(f"{root}/model.bin", b"complete")  # a new upload to the same name works
