@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance.servers.artifact_server import ArtifactServer
-from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_python
+from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_cli, run_mlflow_python
 from conformance.servers.mlflow_server import MlflowServer, start_mlflow_server
 from conformance.servers.seaweedfs import SeaweedFS
 
@@ -108,16 +108,7 @@ def test_mlflow_artifacts_cli_works_unchanged(
     )
 
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [mlflow_bin(), "artifacts", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
+        return run_mlflow_cli("artifacts", *args, env=env)
 
     cli("log-artifact", "-l", str(single), "-r", run_id, "-a", "tables")
     cli("log-artifacts", "-l", str(source), "-r", run_id, "-a", "model")

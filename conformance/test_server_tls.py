@@ -27,7 +27,7 @@ import pytest
 import artifact_fs
 from conformance.servers.artifact_server import ArtifactServer, artifact_fs_command, start_artifact_server
 from conformance.servers.launcher import free_port
-from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_python
+from conformance.servers.mlflow_env import run_mlflow_cli, run_mlflow_python
 from conformance.servers.mlflow_server import MlflowServer, start_mlflow_server
 from conformance.servers.tls import TestCertificates, make_certificates
 
@@ -190,16 +190,7 @@ def test_mlflow_cli_logs_lists_and_downloads_over_https(
     assert artifact_uri.startswith(f"{tls_server.artifacts_url}/mlflow-client/")
 
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [mlflow_bin(), "artifacts", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
+        return run_mlflow_cli("artifacts", *args, env=env)
 
     table = tmp_path / "table.csv"
     table.write_text("a,b\n1,2\n")

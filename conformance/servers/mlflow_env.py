@@ -48,3 +48,12 @@ def run_mlflow_python(
             f"stderr:\n{completed.stderr[-6000:]}"
         )
     return completed
+
+
+def run_mlflow_cli(*args: str, env: Mapping[str, str], timeout: float = 300) -> str:
+    """``mlflow <args>`` with exactly ``env``; its stdout, or an AssertionError with its stderr."""
+    done = subprocess.run(
+        [mlflow_bin(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
