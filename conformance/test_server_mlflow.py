@@ -3,7 +3,8 @@
 * A real ``mlflow server --no-serve-artifacts`` whose ``--default-artifact-root`` is this server:
   ``mlflow.log_artifact`` / ``download_artifacts`` and the ``mlflow artifacts`` CLI end to end.
 * MLflow's ``HttpArtifactRepository`` / ``MlflowArtifactsRepository`` log, list, download and delete
-  directly, including proxied multipart upload on an S3 (SeaweedFS) destination.
+  directly, including proxied multipart upload on an S3 (SeaweedFS) destination and on a GCS
+  (fake-gcs-server) destination whose service-account key signs the part URLs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.servers.artifact_server import ArtifactServer
+from conformance.harness import BackendUnderTest
+from conformance.servers.artifact_server import ArtifactServer, start_artifact_server
+from conformance.servers.launcher import ServerProcess
 from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_cli, run_mlflow_python
 from conformance.servers.mlflow_server import MlflowServer, start_mlflow_server
 from conformance.servers.seaweedfs import SeaweedFS
@@ -221,3 +224,59 @@ def test_http_repository_uses_proxied_multipart_upload_on_s3(
     )
     assert head["ContentLength"] == 11 * MIB
     assert head["ETag"].strip('"').endswith("-3")  # three presigned parts, assembled by S3
+
+
+@pytest.fixture(scope="module")
+def artifact_server_gcs(
+    server_log_dir: Path, fake_gcs_server: ServerProcess, gcs_service_account_key: Path
+) -> Iterator[ArtifactServer]:
+    from conformance.backends.gcs import BUCKET
+    from conformance.servers import fake_gcs
+
+    server = start_artifact_server(
+        server_log_dir,
+        f"gs://{BUCKET}/artifact-server",
+        env={
+            "STORAGE_EMULATOR_HOST": fake_gcs.endpoint(fake_gcs_server),
+            "GOOGLE_APPLICATION_CREDENTIALS": str(gcs_service_account_key),
+            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+        },
+        name="artifact-server-gcs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.gcs
+def test_http_repository_uses_proxied_multipart_upload_on_gcs(
+    artifact_server_gcs: ArtifactServer, backend_gcs: BackendUnderTest, tmp_path: Path
+) -> None:
+    import artifact_fs
+    from artifact_fs.backends import gcs
+
+    uri = f"{artifact_server_gcs.artifacts_url}/repo-gcs/run/artifacts"
+    env = {
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
+        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
+    }
+    result = _repository_round_trip(uri, tmp_path, env, big_size=12 * MIB)
+    assert result["type"] == "HttpArtifactRepository"
+    log = artifact_server_gcs.log_text()
+    assert "POST /api/2.0/mlflow-artifacts/mpu/create/repo-gcs/run/artifacts/blobs" in log
+    assert "POST /api/2.0/mlflow-artifacts/mpu/complete/repo-gcs/run/artifacts/blobs" in log
+    # Log once more and keep it: three presigned part objects composed into one, none left behind.
+    probe = tmp_path / "probe.bin"
+    probe.write_bytes(os.urandom(11 * MIB))
+    run_mlflow_python(
+        "from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository as R; "
+        f"R({uri!r}).log_artifact({str(probe)!r}, 'again')",
+        env={**CLIENT_ENV, **env},
+    )
+    fs, _ = artifact_fs.url_to_fs(backend_gcs.root_url, **backend_gcs.storage_options)
+    prefix = f"{backend_gcs.details['bucket']}/artifact-server/repo-gcs/run/artifacts"
+    assert fs.cat_file(f"{prefix}/again/probe.bin") == probe.read_bytes()
+    assert [name for name in fs.find(prefix) if gcs.PART_PREFIX in name] == []

@@ -23,7 +23,6 @@ def _destination(backend: ModuleType, uri: str) -> Destination:
 @pytest.mark.parametrize(
     ("module", "uri", "reason"),
     [
-        ("gcs", "gs://bucket/root", "service-account"),
         ("ftp", "ftp://host/root", "FTP has no presigned URLs"),
         ("sftp", "sftp://user@host/root", "SFTP has no presigned URLs"),
         ("local", "/tmp/root", "no presign hooks"),
@@ -39,7 +38,11 @@ def test_backends_without_presign_hooks_are_never_advertised(module: str, uri: s
 
 @pytest.mark.parametrize(
     ("module", "uri"),
-    [("s3", "s3://bucket/root"), ("azure", "wasbs://container@account.blob.core.windows.net/root")],
+    [
+        ("s3", "s3://bucket/root"),
+        ("gcs", "gs://bucket/root"),
+        ("azure", "wasbs://container@account.blob.core.windows.net/root"),
+    ],
 )
 def test_backends_with_presign_hooks_support_both(module: str, uri: str) -> None:
     destination = _destination(importlib.import_module(f"artifact_fs.backends.{module}"), uri)
