@@ -22,7 +22,6 @@ import os
 import posixpath
 import re
 import secrets
-import urllib.parse
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
@@ -36,6 +35,7 @@ from gcsfs.retry import HttpError, retry_request
 
 from artifact_fs import settings
 from artifact_fs.backends.buffered import DiscardOnError
+from artifact_fs.backends.presigning import attachment_disposition
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import MultipartUnsupportedError, translate_errors, translating
@@ -413,13 +413,6 @@ def abort_multipart_upload(
     _remove_scratch(fs, path, _check_upload_id(upload_id))
 
 
-def _content_disposition(name: str) -> str:
-    """``attachment`` with the file name; RFC 5987 ``filename*`` when it is not plain ASCII."""
-    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
-        return f'attachment; filename="{name}"'
-    return f"attachment; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
-
-
 def presigned_download_url(
     fs: GCSFileSystem, path: str, expiration: int, environ: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -432,6 +425,6 @@ def presigned_download_url(
         path,
         "GET",
         datetime.timedelta(seconds=expiration),
-        response_disposition=_content_disposition(posixpath.basename(path)),
+        response_disposition=attachment_disposition(posixpath.basename(path)),
     )
     return {"url": url, "headers": {}, "file_size": size}

@@ -40,6 +40,7 @@ from fsspec.asyn import sync, sync_wrapper
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, qualify, settings
+from artifact_fs.backends.presigning import attachment_disposition
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import MultipartUnsupportedError
 from artifact_fs.uris import ArtifactURI
@@ -628,13 +629,6 @@ def abort_multipart_upload(
     fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
 
 
-def _content_disposition(name: str) -> str:
-    """``attachment`` with the file name; RFC 5987 ``filename*`` when it is not plain ASCII."""
-    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
-        return f'attachment; filename="{name}"'
-    return f"attachment; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
-
-
 def presigned_download_url(
     fs: ArtifactS3FileSystem, path: str, expiration: int, environ: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -645,7 +639,7 @@ def presigned_download_url(
     params = {
         "Bucket": bucket,
         "Key": key,
-        "ResponseContentDisposition": _content_disposition(posixpath.basename(key)),
+        "ResponseContentDisposition": attachment_disposition(posixpath.basename(key)),
         "ResponseContentEncoding": "identity",
         **common,
     }
