@@ -193,31 +193,42 @@ def test_mlflow_artifacts_repository_on_a_local_destination(
     assert "mpu/create" in artifact_server_local.log_text()
 
 
+def _multipart_round_trip_keeping_a_probe(
+    server: ArtifactServer, repo: str, tmp_path: Path, env: dict[str, str]
+) -> Path:
+    """MLflow's HttpArtifactRepository round trip through proxied multipart upload, then one more
+    11 MiB (three-part) upload to ``<repo>/run/artifacts/again/probe.bin`` that is kept for inspection
+    (the round trip deletes what it logged)."""
+    uri = f"{server.artifacts_url}/{repo}/run/artifacts"
+    env = {
+        **env,
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
+        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
+    }
+    result = _repository_round_trip(uri, tmp_path, env, big_size=12 * MIB)
+    assert result["type"] == "HttpArtifactRepository"
+    log = server.log_text()
+    assert f"POST /api/2.0/mlflow-artifacts/mpu/create/{repo}/run/artifacts/blobs" in log
+    assert f"POST /api/2.0/mlflow-artifacts/mpu/complete/{repo}/run/artifacts/blobs" in log
+    probe = tmp_path / "probe.bin"
+    probe.write_bytes(os.urandom(11 * MIB))
+    run_mlflow_python(
+        "from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository as R; "
+        f"R({uri!r}).log_artifact({str(probe)!r}, 'again')",
+        env={**CLIENT_ENV, **env},
+    )
+    return probe
+
+
 def test_http_repository_uses_proxied_multipart_upload_on_s3(
     artifact_server_seaweedfs: ArtifactServer, seaweedfs_server: SeaweedFS, tmp_path: Path
 ) -> None:
     from conformance.backends.artifact_server import S3_PREFIX
     from conformance.backends.s3 import BUCKET
 
-    uri = f"{artifact_server_seaweedfs.artifacts_url}/repo-s3/run/artifacts"
-    env = {
-        **seaweedfs_server.environ(),
-        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
-        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
-        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
-    }
-    # Keep the object to inspect it: the round trip deletes everything at the end, so log once more.
-    result = _repository_round_trip(uri, tmp_path, env, big_size=12 * MIB)
-    assert result["type"] == "HttpArtifactRepository"
-    log = artifact_server_seaweedfs.log_text()
-    assert "POST /api/2.0/mlflow-artifacts/mpu/create/repo-s3/run/artifacts/blobs" in log
-    assert "POST /api/2.0/mlflow-artifacts/mpu/complete/repo-s3/run/artifacts/blobs" in log
-    probe = tmp_path / "probe.bin"
-    probe.write_bytes(os.urandom(11 * MIB))
-    run_mlflow_python(
-        "import sys; from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository as R; "
-        f"R({uri!r}).log_artifact({str(probe)!r}, 'again')",
-        env={**CLIENT_ENV, **env},
+    _multipart_round_trip_keeping_a_probe(
+        artifact_server_seaweedfs, "repo-s3", tmp_path, seaweedfs_server.environ()
     )
     head = seaweedfs_server.client().head_object(
         Bucket=BUCKET, Key=f"{S3_PREFIX}/repo-s3/run/artifacts/again/probe.bin"
@@ -257,25 +268,8 @@ def test_http_repository_uses_proxied_multipart_upload_on_gcs(
     import artifact_fs
     from artifact_fs.backends import gcs
 
-    uri = f"{artifact_server_gcs.artifacts_url}/repo-gcs/run/artifacts"
-    env = {
-        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
-        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(5 * MIB),
-        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 * MIB),
-    }
-    result = _repository_round_trip(uri, tmp_path, env, big_size=12 * MIB)
-    assert result["type"] == "HttpArtifactRepository"
-    log = artifact_server_gcs.log_text()
-    assert "POST /api/2.0/mlflow-artifacts/mpu/create/repo-gcs/run/artifacts/blobs" in log
-    assert "POST /api/2.0/mlflow-artifacts/mpu/complete/repo-gcs/run/artifacts/blobs" in log
-    # Log once more and keep it: three presigned part objects composed into one, none left behind.
-    probe = tmp_path / "probe.bin"
-    probe.write_bytes(os.urandom(11 * MIB))
-    run_mlflow_python(
-        "from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository as R; "
-        f"R({uri!r}).log_artifact({str(probe)!r}, 'again')",
-        env={**CLIENT_ENV, **env},
-    )
+    # Three presigned part objects composed into one, none left behind.
+    probe = _multipart_round_trip_keeping_a_probe(artifact_server_gcs, "repo-gcs", tmp_path, {})
     fs, _ = artifact_fs.url_to_fs(backend_gcs.root_url, **backend_gcs.storage_options)
     prefix = f"{backend_gcs.details['bucket']}/artifact-server/repo-gcs/run/artifacts"
     assert fs.cat_file(f"{prefix}/again/probe.bin") == probe.read_bytes()
