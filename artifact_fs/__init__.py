@@ -30,6 +30,7 @@ __all__ = [
     "open",
     "parse",
     "register",
+    "unregister",
     "url_to_fs",
 ]
 __version__ = "0.1.0"
@@ -63,6 +64,13 @@ def register(*, clobber: bool = False) -> None:
     from artifact_fs.registration import register as _register
 
     _register(clobber=clobber)
+
+
+def unregister() -> None:
+    """Undo ``register(clobber=True)``: ``s3``, ``gs``, ... resolve to fsspec's own classes again."""
+    from artifact_fs.registration import unregister as _unregister
+
+    _unregister()
 
 
 def __getattr__(name: str) -> Any:

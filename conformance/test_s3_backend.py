@@ -359,3 +359,37 @@ def test_read_parquet_fetches_only_the_needed_ranges(any_s3: BackendUnderTest, m
     result = pd.read_parquet(f"s3://{BUCKET}/{key}", columns=["c3"], storage_options=options)
     assert result["c3"].tolist() == frame["c3"].tolist()
     assert 0 < fetched["bytes"] < file_size / 3, (fetched["bytes"], file_size)
+
+
+# -- artifact_fs.register(clobber=True): plain fsspec follows MLflow's variables --------------------------
+def test_register_clobber_makes_plain_fsspec_follow_mlflow_variables(
+    seaweed: SeaweedFS, monkeypatch: Any
+) -> None:
+    import fsspec
+    import s3fs
+
+    for name, value in {
+        "MLFLOW_S3_ENDPOINT_URL": seaweed.endpoint_url,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{BUCKET}/registered/{uuid.uuid4().hex[:12]}/note.txt"
+
+    artifact_fs.register(clobber=True)
+    try:
+        # No storage options: the endpoint and keys come from MLflow's variables alone.
+        with fsspec.open(url, "wb") as handle:
+            handle.write(b"via plain fsspec")
+        fs, path = fsspec.url_to_fs(url)
+        assert isinstance(fs, s3.ArtifactS3FileSystem)
+        assert fs.cat_file(path) == b"via plain fsspec"
+        with pytest.raises(ValueError, match="configured from a URL"):
+            fsspec.filesystem("s3")
+    finally:
+        artifact_fs.unregister()
+    assert fsspec.get_filesystem_class("s3") is s3fs.S3FileSystem
+    fs, path = fsspec.url_to_fs(url, endpoint_url=seaweed.endpoint_url)
+    assert type(fs) is s3fs.S3FileSystem
+    assert fs.cat_file(path) == b"via plain fsspec"  # fsspec's own class reads what ours wrote
+    fs.rm(path)
