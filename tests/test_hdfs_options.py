@@ -114,9 +114,23 @@ def test_pyarrow_needs_libjvm_when_libhdfs_is_present(tmp_path: Path) -> None:
     java = tmp_path / "java"
     (java / "lib" / "server").mkdir(parents=True)
     (java / "lib" / "server" / "libjvm.so").write_bytes(b"")
-    assert (
-        hdfs.pyarrow_unavailable_reason({"ARROW_LIBHDFS_DIR": str(tmp_path), "JAVA_HOME": str(java)}) is None
-    )
+    environ = {"ARROW_LIBHDFS_DIR": str(tmp_path), "JAVA_HOME": str(java), "CLASSPATH": "/opt/hadoop.jar"}
+    assert hdfs.pyarrow_unavailable_reason(environ) is None
+
+
+def test_pyarrow_needs_hadoop_jars_on_the_classpath(tmp_path: Path) -> None:
+    (tmp_path / "libhdfs.so").write_bytes(b"")
+    (tmp_path / "lib" / "server").mkdir(parents=True)
+    (tmp_path / "lib" / "server" / "libjvm.so").write_bytes(b"")
+    environ = {"ARROW_LIBHDFS_DIR": str(tmp_path), "JAVA_HOME": str(tmp_path), "PATH": str(tmp_path)}
+    reason = hdfs.pyarrow_unavailable_reason(environ)
+    assert reason is not None and "CLASSPATH" in reason and "hadoop classpath --glob" in reason
+    # A Hadoop installation can compute it, so the engine is usable.
+    hadoop = tmp_path / "hadoop-home" / "bin" / "hadoop"
+    hadoop.parent.mkdir(parents=True)
+    hadoop.write_text("#!/bin/sh\necho /opt/hadoop/share/hadoop/common/hadoop-common.jar\n")
+    hadoop.chmod(0o755)
+    assert hdfs.pyarrow_unavailable_reason({**environ, "HADOOP_HOME": str(hadoop.parent.parent)}) is None
 
 
 def test_auto_engine_falls_back_to_hdfs_native_when_pyarrow_cannot_load(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ MLflow's ``HdfsArtifactRepository`` builds ``pyarrow.fs.HadoopFileSystem(host="<
 or "default", port=<port> or 0, user=MLFLOW_KERBEROS_USER, kerb_ticket=MLFLOW_KERBEROS_TICKET_CACHE,
 extra_conf=MLFLOW_PYARROW_EXTRA_CONF as k=v,k2=v2)``. The same variables configure two engines here:
 
-* ``pyarrow``: exactly MLflow's call, through fsspec's ``ArrowFSWrapper``. It needs a JVM and
-  ``libhdfs.so`` (Apache's Hadoop binary tarball; no package registry ships it).
+* ``pyarrow``: exactly MLflow's call (``hdfs_pyarrow.PyarrowHdfsFileSystem``). It needs a JVM,
+  ``libhdfs.so`` (Apache's Hadoop binary tarball; no package registry ships it) and Hadoop's jars on
+  ``CLASSPATH`` (filled from ``hadoop classpath --glob`` when unset).
 * ``hdfs-native``: a JVM-free client speaking Hadoop RPC itself. The ticket cache is its
   ``kerberos_cache``; ``extra_conf`` is its Hadoop configuration; core-site.xml / hdfs-site.xml come
   from ``$HADOOP_CONF_DIR`` or ``$HADOOP_HOME/etc/hadoop`` as with libhdfs.
@@ -29,7 +30,9 @@ import glob
 import os
 import posixpath
 import re
+import shutil
 import socket
+import subprocess
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, TypedDict
@@ -214,15 +217,62 @@ def pyarrow_unavailable_reason(environ: Mapping[str, str] | None = None) -> str 
             "path); it ships only in Apache Hadoop's binary distribution"
         )
     java_home = env.get("JAVA_HOME")
-    homes = [java_home] if java_home else sorted(glob.glob("/usr/lib/jvm/*"))
-    for home in homes:
+    if _java_home_with_libjvm(env) is None and (java_home or not ctypes.util.find_library("jvm")):
+        where = f"JAVA_HOME={java_home}" if java_home else "/usr/lib/jvm (JAVA_HOME is not set)"
+        return f"no libjvm.so under {where}"
+    if not env.get("CLASSPATH") and _hadoop_command(env) is None:
+        return (
+            "CLASSPATH is not set and there is no 'hadoop' command to compute it: libhdfs's JVM needs "
+            "Hadoop's client jars (set CLASSPATH to the output of 'hadoop classpath --glob')"
+        )
+    return None
+
+
+def _java_home_with_libjvm(env: Mapping[str, str]) -> str | None:
+    """``JAVA_HOME`` if it holds libjvm.so; without it, the first JDK under /usr/lib/jvm that does."""
+    java_home = env.get("JAVA_HOME")
+    for home in [java_home] if java_home else sorted(glob.glob("/usr/lib/jvm/*")):
         for parts in (("lib", "server"), ("jre", "lib", "amd64", "server")):
             if os.path.exists(os.path.join(home, *parts, "libjvm.so")):
-                return None
-    if not java_home and ctypes.util.find_library("jvm"):
-        return None
-    where = f"JAVA_HOME={java_home}" if java_home else "/usr/lib/jvm (JAVA_HOME is not set)"
-    return f"no libjvm.so under {where}"
+                return home
+    return None
+
+
+def _prepare_jvm_environment() -> None:
+    """What libhdfs's in-process JVM reads once, when it starts: ``JAVA_HOME`` and ``CLASSPATH``.
+
+    Arrow finds libjvm only through ``JAVA_HOME`` (or the linker path), so the JDK found by
+    :func:`pyarrow_unavailable_reason` is named there. libhdfs does not expand wildcards in
+    ``CLASSPATH``; when it is unset it is filled from ``hadoop classpath --glob``, as pyarrow's
+    former HDFS client did.
+    """
+    if not os.environ.get("JAVA_HOME"):
+        home = _java_home_with_libjvm(os.environ)
+        if home is not None:
+            os.environ["JAVA_HOME"] = home
+    if os.environ.get("CLASSPATH"):
+        return
+    command = _hadoop_command(os.environ)
+    if command is None:
+        return  # pyarrow_unavailable_reason already refused this engine
+    try:
+        result = subprocess.run(
+            [command, "classpath", "--glob"], capture_output=True, text=True, timeout=60, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise BackendUnavailableError(
+            f"the pyarrow HDFS engine needs CLASSPATH; '{command} classpath --glob' failed: {error}"
+        ) from error
+    os.environ["CLASSPATH"] = result.stdout.strip()
+
+
+def _hadoop_command(env: Mapping[str, str]) -> str | None:
+    """``$HADOOP_HOME/bin/hadoop`` or ``hadoop`` on the PATH."""
+    if env.get("HADOOP_HOME"):
+        candidate = os.path.join(env["HADOOP_HOME"], "bin", "hadoop")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("hadoop", path=env.get("PATH"))
 
 
 def hdfs_native_unavailable_reason() -> str | None:
@@ -263,10 +313,16 @@ def filesystem(options: HdfsOptions) -> AbstractFileSystem:
     """The configured filesystem of the chosen engine."""
     engine = choose_engine(options.get("engine", "auto"))
     if engine == "pyarrow":
-        from fsspec.implementations.arrow import HadoopFileSystem
+        from artifact_fs.backends.hdfs_pyarrow import PyarrowHdfsFileSystem
 
         _probe_namenode(options)
-        return HadoopFileSystem(**pyarrow_arguments(options))  # type: ignore[no-any-return]
+        _prepare_jvm_environment()
+        return PyarrowHdfsFileSystem(
+            scheme=options.get("scheme", "hdfs"),
+            host=options.get("host"),
+            port=options.get("port"),
+            arrow_arguments=pyarrow_arguments(options),
+        )
     return HdfsNativeFileSystem(
         scheme=options.get("scheme", "hdfs"),
         host=options.get("host"),
@@ -412,43 +468,18 @@ def _check_not_forked() -> None:
         )
 
 
-class HdfsNativeFileSystem(AbstractFileSystem):
-    """fsspec over ``hdfs_native.Client``: builtin errors, fsspec's buffered files, bounded connects.
+class HdfsFileSystemBase(AbstractFileSystem):
+    """What both HDFS engines share: MLflow's URL forms, builtin errors, one NameNode call per delete.
 
-    hdfs-native's own fsspec class parses paths as URLs (a ``?`` in a name truncates it), lets
-    connection errors read as "missing" in ``exists``, copies through a relative temp path and has
-    no exclusive create; this class is the small surface fsspec needs, written for those cases.
+    Engines provide ``info``, ``ls``, ``mkdir``, ``makedirs``, ``_delete``, ``mv``, ``_open``,
+    ``cat_file`` and ``cp_file``; ``scheme``, ``host`` and ``port`` name the NameNode.
     """
 
     protocol = ("hdfs", "viewfs")
     root_marker = "/"
-
-    def __init__(
-        self,
-        *,
-        scheme: str = "hdfs",
-        host: str | None = None,
-        port: int | None = None,
-        user: str | None = None,
-        kerb_ticket: str | None = None,
-        config: dict[str, str] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        hadoop_conf_dir: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        from hdfs_native import Client
-
-        self.scheme, self.host, self.port = scheme, host, port
-        _check_user(user, kerb_ticket)
-        _check_not_forked()
-        _probe_namenode({"host": host, "port": port, "connect_timeout": connect_timeout})
-        url = namenode_url(scheme, host, port)
-        try:
-            self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
-            _live_clients.add(self.client)
-        except Exception as exc:
-            raise _client_error(exc, scheme, host) from exc
+    scheme: str
+    host: str | None
+    port: int | None
 
     @property
     def fsid(self) -> str:
@@ -478,6 +509,88 @@ class HdfsNativeFileSystem(AbstractFileSystem):
 
         split = urlsplit(path)
         return {"scheme": split.scheme or "hdfs", "host": split.hostname, "port": split.port}
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        """Only "not found" means False: an unreachable NameNode is an error, not a missing file."""
+        try:
+            self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def modified(self, path: str) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.info(path)["mtime"], tz=datetime.UTC)
+
+    def rmdir(self, path: str) -> None:
+        path = self._strip_protocol(path)
+        if self.isfile(path):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        self._delete(path, recursive=False)
+
+    def rm_file(self, path: str) -> None:
+        path = self._strip_protocol(path)
+        if self.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "is a directory; use rm(recursive=True)", path)
+        self._delete(path, recursive=False)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        """One NameNode call per path (HDFS deletes a tree atomically), globs expanded first."""
+        if maxdepth is not None:
+            super().rm(path, recursive=recursive, maxdepth=maxdepth)
+            return
+        targets = path if isinstance(path, list) else [path]
+        expanded: list[str] = []
+        for target in targets:
+            stripped = self._strip_protocol(target)
+            if any(char in stripped for char in "*?["):
+                expanded.extend(self.expand_path(stripped, recursive=False))
+            else:
+                expanded.append(stripped)
+        for item in expanded:
+            self._delete(item, recursive=recursive)
+
+    def created(self, path: str) -> datetime.datetime:
+        raise NotImplementedError("HDFS records no creation time; use modified()")
+
+    def _delete(self, path: str, recursive: bool) -> None:
+        """Delete one path in one NameNode call; ``FileNotFoundError`` when it does not exist."""
+        raise NotImplementedError
+
+
+class HdfsNativeFileSystem(HdfsFileSystemBase):
+    """fsspec over ``hdfs_native.Client``: builtin errors, fsspec's buffered files, bounded connects.
+
+    hdfs-native's own fsspec class parses paths as URLs (a ``?`` in a name truncates it), lets
+    connection errors read as "missing" in ``exists``, copies through a relative temp path and has
+    no exclusive create; this class is the small surface fsspec needs, written for those cases.
+    """
+
+    def __init__(
+        self,
+        *,
+        scheme: str = "hdfs",
+        host: str | None = None,
+        port: int | None = None,
+        user: str | None = None,
+        kerb_ticket: str | None = None,
+        config: dict[str, str] | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        hadoop_conf_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from hdfs_native import Client
+
+        self.scheme, self.host, self.port = scheme, host, port
+        _check_user(user, kerb_ticket)
+        _check_not_forked()
+        _probe_namenode({"host": host, "port": port, "connect_timeout": connect_timeout})
+        url = namenode_url(scheme, host, port)
+        try:
+            self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
+            _live_clients.add(self.client)
+        except Exception as exc:
+            raise _client_error(exc, scheme, host) from exc
 
     # -- metadata ------------------------------------------------------------------------------
     @staticmethod
@@ -536,17 +649,6 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         names = sorted(found)
         return {name: found[name] for name in names} if detail else names
 
-    def exists(self, path: str, **kwargs: Any) -> bool:
-        """Only "not found" means False: an unreachable NameNode is an error, not a missing file."""
-        try:
-            self.info(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def modified(self, path: str) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(self.info(path)["mtime"], tz=datetime.UTC)
-
     # -- directories ---------------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         path = self._strip_protocol(path)
@@ -562,39 +664,11 @@ class HdfsNativeFileSystem(AbstractFileSystem):
         with _translating(path):
             self.client.mkdirs(path, 0o755, True)
 
-    def rmdir(self, path: str) -> None:
-        path = self._strip_protocol(path)
-        if self.isfile(path):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-        self._delete(path, recursive=False)
-
     def _delete(self, path: str, recursive: bool) -> None:
         with _translating(path):
             deleted = self.client.delete(path, recursive)
         if not deleted:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
-
-    def rm_file(self, path: str) -> None:
-        path = self._strip_protocol(path)
-        if self.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, "is a directory; use rm(recursive=True)", path)
-        self._delete(path, recursive=False)
-
-    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
-        """One NameNode call per path (HDFS deletes a tree atomically), globs expanded first."""
-        if maxdepth is not None:
-            super().rm(path, recursive=recursive, maxdepth=maxdepth)
-            return
-        targets = path if isinstance(path, list) else [path]
-        expanded: list[str] = []
-        for target in targets:
-            stripped = self._strip_protocol(target)
-            if any(char in stripped for char in "*?["):
-                expanded.extend(self.expand_path(stripped, recursive=False))
-            else:
-                expanded.append(stripped)
-        for item in expanded:
-            self._delete(item, recursive=recursive)
 
     def mv(
         self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
@@ -672,9 +746,6 @@ class HdfsNativeFileSystem(AbstractFileSystem):
                     writer.write(chunk)
             finally:
                 writer.close()
-
-    def created(self, path: str) -> datetime.datetime:
-        raise NotImplementedError("HDFS records no creation time; use modified()")
 
 
 class HdfsNativeFile(AbstractBufferedFile):

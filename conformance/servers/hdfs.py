@@ -34,6 +34,23 @@ def classpath() -> str:
     return f"{classes}:{lib}/*"
 
 
+LIBHDFS_DIR = PROJECT / "target" / "libhdfs"
+"""Where scripts/install/45-libhdfs.sh builds libhdfs.so (Apache's sources, from pydoop's sdist)."""
+CLIENT_JARS_EXCLUDED = ("hadoop-client-minicluster", "junit", "hamcrest")
+
+
+def libhdfs_environ() -> dict[str, str]:
+    """``ARROW_LIBHDFS_DIR``, ``CLASSPATH`` (Hadoop's client jars, listed: libhdfs does not expand
+    ``*``) and ``JAVA_HOME`` for the pyarrow engine and MLflow's HDFS repository, from what the
+    install scripts built; empty when nothing is built."""
+    lib = PROJECT / "target" / "lib"
+    jars = sorted(str(jar) for jar in lib.glob("*.jar") if not jar.name.startswith(CLIENT_JARS_EXCLUDED))
+    if not (LIBHDFS_DIR / "libhdfs.so").exists() or not jars:
+        return {}
+    java_home = Path(java()).resolve().parent.parent  # Arrow finds libjvm only under JAVA_HOME
+    return {"ARROW_LIBHDFS_DIR": str(LIBHDFS_DIR), "CLASSPATH": ":".join(jars), "JAVA_HOME": str(java_home)}
+
+
 def java() -> str:
     binary = shutil.which("java")
     if binary is None:

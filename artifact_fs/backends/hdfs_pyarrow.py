@@ -1,0 +1,262 @@
+"""The ``pyarrow`` HDFS engine: MLflow's own client (``pyarrow.fs.HadoopFileSystem`` over libhdfs).
+
+fsspec's ``ArrowFSWrapper`` is not used: its ``ls`` of a file fails, its ``rm`` deletes a file and
+then the same path as a directory (an I/O error), it takes no lists, and its files are neither
+picklable nor seekable for ``cat_file`` ranges. This class gives the pyarrow engine the same
+surface and behaviour as the hdfs-native engine (``HdfsFileSystemBase``), reading through
+fsspec's buffered files with ``read_at`` so reads are ranged and open files pickle.
+
+libhdfs starts a JVM inside this process the first time a client connects. A JVM does not survive
+``fork``: a child forked after that is refused with a clear error instead of hanging.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import weakref
+from typing import Any
+
+from fsspec.spec import AbstractBufferedFile
+
+from artifact_fs.backends.hdfs import STREAM_CHUNK_SIZE, HdfsFileSystemBase, _translating
+
+_jvm_started_in_pid: int | None = None
+"""The process whose libhdfs started the JVM."""
+_live_clients: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+"""Every live filesystem, by id (fsspec hashes an instance only once its construction is done)."""
+_kept_after_fork: list[Any] = []
+
+
+def _keep_clients_alive_in_child() -> None:
+    """Never drop a parent's libhdfs client in a forked child.
+
+    fsspec empties its instance cache in a child; a dropped client disconnects through JNI, calling
+    into a JVM whose threads fork did not copy, and the child would hang.
+    """
+    _kept_after_fork.extend(list(_live_clients.values()))
+
+
+os.register_at_fork(after_in_child=_keep_clients_alive_in_child)
+
+
+def _check_not_forked() -> None:
+    global _jvm_started_in_pid
+    pid = os.getpid()
+    if _jvm_started_in_pid is None:
+        _jvm_started_in_pid = pid
+    elif _jvm_started_in_pid != pid:
+        raise RuntimeError(
+            "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
+            "(libhdfs's JVM does not survive fork); start workers with multiprocessing's 'spawn' or "
+            "'forkserver' method"
+        )
+
+
+class PyarrowHdfsFileSystem(HdfsFileSystemBase):
+    """fsspec over ``pyarrow.fs.HadoopFileSystem`` with the arguments MLflow passes."""
+
+    def __init__(
+        self,
+        *,
+        scheme: str = "hdfs",
+        host: str | None = None,
+        port: int | None = None,
+        arrow_arguments: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from pyarrow.fs import HadoopFileSystem
+
+        self.scheme, self.host, self.port = scheme, host, port
+        _check_not_forked()
+        with _translating(None):
+            self.arrow = HadoopFileSystem(**(arrow_arguments or {}))
+        _live_clients[id(self)] = self
+
+    # -- metadata ------------------------------------------------------------------------------
+    @staticmethod
+    def _entry(info: Any) -> dict[str, Any]:
+        from pyarrow.fs import FileType
+
+        is_dir = info.type == FileType.Directory
+        return {
+            "name": "/" + info.path.strip("/") if info.path.strip("/") else "/",
+            "size": 0 if is_dir else int(info.size),
+            "type": "directory" if is_dir else "file",
+            "mtime": info.mtime.timestamp() if info.mtime is not None else None,
+        }
+
+    def _file_info(self, path: str) -> Any:
+        from pyarrow.fs import FileType
+
+        with _translating(path):
+            info = self.arrow.get_file_info(path)
+        if info.type == FileType.NotFound:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+        return info
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._strip_protocol(path)
+        entry = self._entry(self._file_info(path))
+        entry["name"] = path
+        return entry
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        from pyarrow.fs import FileSelector, FileType
+
+        path = self._strip_protocol(path)
+        top = self._file_info(path)
+        if top.type != FileType.Directory:
+            entries = [{**self._entry(top), "name": path}]
+        else:
+            with _translating(path):
+                entries = [self._entry(info) for info in self.arrow.get_file_info(FileSelector(path))]
+        return entries if detail else [entry["name"] for entry in entries]
+
+    # -- directories ---------------------------------------------------------------------------
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        path = self._strip_protocol(path)
+        if self.exists(path):
+            raise FileExistsError(errno.EEXIST, "the path already exists", path)
+        if not create_parents and not self.isdir(posixpath.dirname(path) or "/"):
+            raise FileNotFoundError(errno.ENOENT, "the parent directory does not exist", path)
+        with _translating(path):
+            self.arrow.create_dir(path, recursive=create_parents)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        path = self._strip_protocol(path)
+        if self.exists(path):
+            if not exist_ok or not self.isdir(path):
+                raise FileExistsError(errno.EEXIST, "the path already exists", path)
+            return
+        with _translating(path):
+            self.arrow.create_dir(path, recursive=True)
+
+    def _delete(self, path: str, recursive: bool) -> None:
+        from pyarrow.fs import FileSelector, FileType
+
+        info = self._file_info(path)
+        with _translating(path):
+            if info.type != FileType.Directory:
+                self.arrow.delete_file(path)
+            elif recursive or not self.arrow.get_file_info(FileSelector(path)):
+                self.arrow.delete_dir(path)
+            else:
+                raise OSError(errno.ENOTEMPTY, "directory not empty; use rm(recursive=True)", path)
+
+    def mv(
+        self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
+    ) -> None:
+        """A NameNode rename (atomic); into a directory when the destination is one."""
+        if isinstance(path1, list) or isinstance(path2, list) or maxdepth is not None:
+            super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
+            return
+        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
+        self._file_info(source)
+        if self.isdir(destination):
+            destination = posixpath.join(destination, posixpath.basename(source))
+        with _translating(source):
+            self.arrow.create_dir(posixpath.dirname(destination) or "/", recursive=True)
+            self.arrow.move(source, destination)
+
+    # -- data ----------------------------------------------------------------------------------
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> PyarrowHdfsFile:
+        return PyarrowHdfsFile(
+            self,
+            self._strip_protocol(path),
+            mode=mode,
+            block_size=block_size or STREAM_CHUNK_SIZE,
+            autocommit=autocommit,
+            cache_options=cache_options,
+            **kwargs,
+        )
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        path = self._strip_protocol(path)
+        self._refuse_directory(path)
+        with _translating(path), self.arrow.open_input_file(path) as handle:
+            size = handle.size()
+            begin = 0 if start is None else (max(size + start, 0) if start < 0 else min(start, size))
+            stop = size if end is None else (max(size + end, 0) if end < 0 else min(end, size))
+            return handle.read_at(stop - begin, begin) if stop > begin else b""
+
+    def _refuse_directory(self, path: str) -> None:
+        from pyarrow.fs import FileType
+
+        if self._file_info(path).type == FileType.Directory:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """HDFS has no server-side copy: stream through this client in 1 MiB chunks."""
+        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
+        if self.isdir(source):  # a recursive copy lists directories too: recreate them
+            self.makedirs(destination, exist_ok=True)
+            return
+        with (
+            _translating(source),
+            self.arrow.open_input_stream(source, compression=None) as reader,
+            self.arrow.open_output_stream(destination, compression=None) as writer,
+        ):
+            while chunk := reader.read(STREAM_CHUNK_SIZE):
+                writer.write(chunk)
+
+
+class PyarrowHdfsFile(AbstractBufferedFile):
+    """fsspec's buffered file over libhdfs: ``read_at`` for ranges, an output stream for writes."""
+
+    fs: PyarrowHdfsFileSystem
+
+    def __init__(self, fs: PyarrowHdfsFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        if mode not in {"rb", "wb", "xb"}:
+            raise ValueError(f"HDFS files open only as 'rb', 'wb' or 'xb', not {mode!r}")
+        self._reader: Any = None
+        self._writer: Any = None
+        if mode == "rb":
+            fs._refuse_directory(path)
+            with _translating(path):
+                self._reader = fs.arrow.open_input_file(path)
+            kwargs["size"] = self._reader.size()
+        super().__init__(fs, path, mode=mode, **kwargs)
+        if mode != "rb":
+            # Create at open, as MLflow's open_output_stream does. libhdfs cannot create exclusively,
+            # so "xb" checks first: a writer racing between the check and the create wins.
+            try:
+                if mode == "xb" and fs.exists(path):
+                    raise FileExistsError(errno.EEXIST, "the file already exists", path)
+                self._initiate_upload()
+            except BaseException:
+                self.closed = True
+                raise
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        with _translating(self.path):
+            return self._reader.read_at(max(0, min(end, self.size) - start), start)  # type: ignore[no-any-return]
+
+    def _initiate_upload(self) -> None:
+        if self._writer is None:
+            with _translating(self.path):
+                self._writer = self.fs.arrow.open_output_stream(self.path, compression=None)
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        data = self.buffer.getvalue()
+        with _translating(self.path):
+            if data:
+                self._writer.write(data)
+            if final:
+                self._writer.close()
+        return True
+
+    def close(self) -> None:
+        super().close()
+        if self._reader is not None:
+            self._reader.close()
