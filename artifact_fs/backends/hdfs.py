@@ -471,8 +471,9 @@ def _check_not_forked() -> None:
 class HdfsFileSystemBase(AbstractFileSystem):
     """What both HDFS engines share: MLflow's URL forms, builtin errors, one NameNode call per delete.
 
-    Engines provide ``info``, ``ls``, ``mkdir``, ``makedirs``, ``_delete``, ``mv``, ``_open``,
-    ``cat_file`` and ``cp_file``; ``scheme``, ``host`` and ``port`` name the NameNode.
+    Engines provide ``info``, ``ls``, ``mkdir``, ``makedirs``, ``cat_file``, the primitives
+    ``_delete``, ``_rename`` and ``_copy_file``, and a ``file_class`` (an :class:`HdfsFile`);
+    ``scheme``, ``host`` and ``port`` name the NameNode.
     """
 
     protocol = ("hdfs", "viewfs")
@@ -480,6 +481,7 @@ class HdfsFileSystemBase(AbstractFileSystem):
     scheme: str
     host: str | None
     port: int | None
+    file_class: type[AbstractBufferedFile]
 
     @property
     def fsid(self) -> str:
@@ -556,6 +558,119 @@ class HdfsFileSystemBase(AbstractFileSystem):
         """Delete one path in one NameNode call; ``FileNotFoundError`` when it does not exist."""
         raise NotImplementedError
 
+    def _rename(self, source: str, destination: str) -> None:
+        """Rename in one NameNode call, creating the destination's parent (HDFS needs it)."""
+        raise NotImplementedError
+
+    def _copy_file(self, source: str, destination: str) -> None:
+        """Stream one file's bytes from ``source`` to ``destination`` through this client."""
+        raise NotImplementedError
+
+    def mv(
+        self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
+    ) -> None:
+        """A NameNode rename (atomic); into a directory when the destination is one."""
+        if isinstance(path1, list) or isinstance(path2, list) or maxdepth is not None:
+            super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
+            return
+        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
+        if self.isdir(destination):
+            destination = posixpath.join(destination, posixpath.basename(source))
+        self._rename(source, destination)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """HDFS has no server-side copy: stream through this client in 1 MiB chunks."""
+        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
+        if self.isdir(source):  # a recursive copy lists directories too: recreate them
+            self.makedirs(destination, exist_ok=True)
+            return
+        self._copy_file(source, destination)
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AbstractBufferedFile:
+        return self.file_class(
+            self,
+            self._strip_protocol(path),
+            mode=mode,
+            block_size=block_size or STREAM_CHUNK_SIZE,
+            autocommit=autocommit,
+            cache_options=cache_options,
+            **kwargs,
+        )
+
+
+def slice_bounds(size: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """``data[start:end]`` of a ``size``-byte file as absolute ``(begin, stop)``; empty when stop <= begin."""
+    begin, stop, _ = slice(start, end).indices(size)
+    return begin, max(begin, stop)
+
+
+class HdfsFile(AbstractBufferedFile):
+    """fsspec's buffered file on either engine: ranged reads, writes streamed to one writer.
+
+    Engines open ``self._reader`` (before ``super().__init__``, which needs the size) and implement
+    ``_fetch_range`` and ``_open_writer``; the writer needs ``write`` and ``close``.
+    """
+
+    def __init__(self, fs: HdfsFileSystemBase, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        if mode not in {"rb", "wb", "xb"}:
+            raise ValueError(f"HDFS files open only as 'rb', 'wb' or 'xb', not {mode!r}")
+        self._writer: Any = None
+        super().__init__(fs, path, mode=mode, **kwargs)
+        if mode != "rb":
+            # Create at open, as MLflow's open_output_stream does: a conflict (an existing file for
+            # "xb", a parent that is a file) fails here, not at the first flush.
+            try:
+                self._initiate_upload()
+            except BaseException:
+                self.closed = True
+                raise
+
+    def _open_writer(self) -> Any:
+        raise NotImplementedError
+
+    def _initiate_upload(self) -> None:
+        if self._writer is None:
+            with _translating(self.path):
+                self._writer = self._open_writer()
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        data = self.buffer.getvalue()
+        with _translating(self.path):
+            if data:
+                self._writer.write(data)
+            if final:
+                self._writer.close()
+        return True
+
+
+class HdfsNativeFile(HdfsFile):
+    """A buffered file over hdfs-native readers (ranged reads) and writers (streamed blocks)."""
+
+    fs: HdfsNativeFileSystem
+
+    def __init__(self, fs: HdfsNativeFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        self._reader: Any = None
+        if mode == "rb":
+            with _translating(path):
+                self._reader = fs.client.read(path)
+            kwargs["size"] = len(self._reader)
+        super().__init__(fs, path, mode=mode, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        with _translating(self.path):
+            return self._reader.read_range(start, max(0, min(end, self.size) - start))  # type: ignore[no-any-return]
+
+    def _open_writer(self) -> Any:
+        return self.fs._create(self.path, overwrite=self.mode != "xb")
+
 
 class HdfsNativeFileSystem(HdfsFileSystemBase):
     """fsspec over ``hdfs_native.Client``: builtin errors, fsspec's buffered files, bounded connects.
@@ -564,6 +679,8 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
     connection errors read as "missing" in ``exists``, copies through a relative temp path and has
     no exclusive create; this class is the small surface fsspec needs, written for those cases.
     """
+
+    file_class = HdfsNativeFile
 
     def __init__(
         self,
@@ -670,50 +787,18 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         if not deleted:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
 
-    def mv(
-        self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
-    ) -> None:
-        """A NameNode rename (atomic); into a directory when the destination is one."""
-        if isinstance(path1, list) or isinstance(path2, list) or maxdepth is not None:
-            super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
-            return
-        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
-        if self.isdir(destination):
-            destination = posixpath.join(destination, posixpath.basename(source))
+    def _rename(self, source: str, destination: str) -> None:
         with _translating(source):
-            self.client.mkdirs(posixpath.dirname(destination) or "/", 0o755, True)  # HDFS needs the parent
+            self.client.mkdirs(posixpath.dirname(destination) or "/", 0o755, True)
             self.client.rename(source, destination, True)
 
     # -- data ----------------------------------------------------------------------------------
-    def _open(
-        self,
-        path: str,
-        mode: str = "rb",
-        block_size: int | None = None,
-        autocommit: bool = True,
-        cache_options: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> HdfsNativeFile:
-        return HdfsNativeFile(
-            self,
-            self._strip_protocol(path),
-            mode=mode,
-            block_size=block_size or STREAM_CHUNK_SIZE,
-            autocommit=autocommit,
-            cache_options=cache_options,
-            **kwargs,
-        )
-
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         path = self._strip_protocol(path)
         with _translating(path):
             reader = self.client.read(path)
-            size = len(reader)
-            begin = 0 if start is None else (max(size + start, 0) if start < 0 else min(start, size))
-            stop = size if end is None else (max(size + end, 0) if end < 0 else min(end, size))
-            if stop <= begin:
-                return b""
-            return reader.read_range(begin, stop - begin)
+            begin, stop = slice_bounds(len(reader), start, end)
+            return reader.read_range(begin, stop - begin) if stop > begin else b""
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         path = self._strip_protocol(path)
@@ -732,12 +817,7 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         write_options.overwrite = overwrite
         return self.client.create(path, write_options)
 
-    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """HDFS has no server-side copy: stream through this client in 1 MiB chunks."""
-        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
-        if self.isdir(source):  # a recursive copy lists directories too: recreate them
-            self.makedirs(destination, exist_ok=True)
-            return
+    def _copy_file(self, source: str, destination: str) -> None:
         with _translating(source):
             reader = self.client.read(source)
             writer = self._create(destination, overwrite=True)
@@ -746,49 +826,6 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
                     writer.write(chunk)
             finally:
                 writer.close()
-
-
-class HdfsNativeFile(AbstractBufferedFile):
-    """fsspec's buffered file over hdfs-native readers (ranged reads) and writers (streamed blocks)."""
-
-    fs: HdfsNativeFileSystem
-
-    def __init__(self, fs: HdfsNativeFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
-        if mode not in {"rb", "wb", "xb"}:
-            raise ValueError(f"HDFS files open only as 'rb', 'wb' or 'xb', not {mode!r}")
-        self._reader: Any = None
-        self._writer: Any = None
-        if mode == "rb":
-            with _translating(path):
-                self._reader = fs.client.read(path)
-            kwargs["size"] = len(self._reader)
-        super().__init__(fs, path, mode=mode, **kwargs)
-        if mode != "rb":
-            # Create at open, as MLflow's open_output_stream does: a conflict (an existing file for
-            # "xb", a parent that is a file) fails here, not at the first flush.
-            try:
-                self._initiate_upload()
-            except BaseException:
-                self.closed = True
-                raise
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        with _translating(self.path):
-            return self._reader.read_range(start, max(0, min(end, self.size) - start))  # type: ignore[no-any-return]
-
-    def _initiate_upload(self) -> None:
-        if self._writer is None:
-            with _translating(self.path):
-                self._writer = self.fs._create(self.path, overwrite=self.mode != "xb")
-
-    def _upload_chunk(self, final: bool = False) -> bool:
-        data = self.buffer.getvalue()
-        with _translating(self.path):
-            if data:
-                self._writer.write(data)
-            if final:
-                self._writer.close()
-        return True
 
 
 def _check_user(user: str | None, kerb_ticket: str | None) -> None:

@@ -18,9 +18,13 @@ import posixpath
 import weakref
 from typing import Any
 
-from fsspec.spec import AbstractBufferedFile
-
-from artifact_fs.backends.hdfs import STREAM_CHUNK_SIZE, HdfsFileSystemBase, _translating
+from artifact_fs.backends.hdfs import (
+    STREAM_CHUNK_SIZE,
+    HdfsFile,
+    HdfsFileSystemBase,
+    _translating,
+    slice_bounds,
+)
 
 _jvm_started_in_pid: int | None = None
 """The process whose libhdfs started the JVM."""
@@ -54,8 +58,41 @@ def _check_not_forked() -> None:
         )
 
 
+class PyarrowHdfsFile(HdfsFile):
+    """A buffered file over libhdfs: ``read_at`` for ranges, an output stream for writes."""
+
+    fs: PyarrowHdfsFileSystem
+
+    def __init__(self, fs: PyarrowHdfsFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        self._reader: Any = None
+        if mode == "rb":
+            fs._refuse_directory(path)
+            with _translating(path):
+                self._reader = fs.arrow.open_input_file(path)
+            kwargs["size"] = self._reader.size()
+        super().__init__(fs, path, mode=mode, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        with _translating(self.path):
+            return self._reader.read_at(max(0, min(end, self.size) - start), start)  # type: ignore[no-any-return]
+
+    def _open_writer(self) -> Any:
+        # libhdfs cannot create exclusively, so "xb" checks first: a writer racing between the
+        # check and the create wins.
+        if self.mode == "xb" and self.fs.exists(self.path):
+            raise FileExistsError(errno.EEXIST, "the file already exists", self.path)
+        return self.fs.arrow.open_output_stream(self.path, compression=None)
+
+    def close(self) -> None:
+        super().close()
+        if self._reader is not None:
+            self._reader.close()
+
+
 class PyarrowHdfsFileSystem(HdfsFileSystemBase):
     """fsspec over ``pyarrow.fs.HadoopFileSystem`` with the arguments MLflow passes."""
+
+    file_class = PyarrowHdfsFile
 
     def __init__(
         self,
@@ -146,48 +183,18 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
             else:
                 raise OSError(errno.ENOTEMPTY, "directory not empty; use rm(recursive=True)", path)
 
-    def mv(
-        self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any
-    ) -> None:
-        """A NameNode rename (atomic); into a directory when the destination is one."""
-        if isinstance(path1, list) or isinstance(path2, list) or maxdepth is not None:
-            super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
-            return
-        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
-        self._file_info(source)
-        if self.isdir(destination):
-            destination = posixpath.join(destination, posixpath.basename(source))
+    def _rename(self, source: str, destination: str) -> None:
+        self._file_info(source)  # libhdfs reports a missing source as a bare I/O error
         with _translating(source):
             self.arrow.create_dir(posixpath.dirname(destination) or "/", recursive=True)
             self.arrow.move(source, destination)
 
     # -- data ----------------------------------------------------------------------------------
-    def _open(
-        self,
-        path: str,
-        mode: str = "rb",
-        block_size: int | None = None,
-        autocommit: bool = True,
-        cache_options: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> PyarrowHdfsFile:
-        return PyarrowHdfsFile(
-            self,
-            self._strip_protocol(path),
-            mode=mode,
-            block_size=block_size or STREAM_CHUNK_SIZE,
-            autocommit=autocommit,
-            cache_options=cache_options,
-            **kwargs,
-        )
-
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         path = self._strip_protocol(path)
         self._refuse_directory(path)
         with _translating(path), self.arrow.open_input_file(path) as handle:
-            size = handle.size()
-            begin = 0 if start is None else (max(size + start, 0) if start < 0 else min(start, size))
-            stop = size if end is None else (max(size + end, 0) if end < 0 else min(end, size))
+            begin, stop = slice_bounds(handle.size(), start, end)
             return handle.read_at(stop - begin, begin) if stop > begin else b""
 
     def _refuse_directory(self, path: str) -> None:
@@ -196,12 +203,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         if self._file_info(path).type == FileType.Directory:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
 
-    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """HDFS has no server-side copy: stream through this client in 1 MiB chunks."""
-        source, destination = self._strip_protocol(path1), self._strip_protocol(path2)
-        if self.isdir(source):  # a recursive copy lists directories too: recreate them
-            self.makedirs(destination, exist_ok=True)
-            return
+    def _copy_file(self, source: str, destination: str) -> None:
         with (
             _translating(source),
             self.arrow.open_input_stream(source, compression=None) as reader,
@@ -209,54 +211,3 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         ):
             while chunk := reader.read(STREAM_CHUNK_SIZE):
                 writer.write(chunk)
-
-
-class PyarrowHdfsFile(AbstractBufferedFile):
-    """fsspec's buffered file over libhdfs: ``read_at`` for ranges, an output stream for writes."""
-
-    fs: PyarrowHdfsFileSystem
-
-    def __init__(self, fs: PyarrowHdfsFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
-        if mode not in {"rb", "wb", "xb"}:
-            raise ValueError(f"HDFS files open only as 'rb', 'wb' or 'xb', not {mode!r}")
-        self._reader: Any = None
-        self._writer: Any = None
-        if mode == "rb":
-            fs._refuse_directory(path)
-            with _translating(path):
-                self._reader = fs.arrow.open_input_file(path)
-            kwargs["size"] = self._reader.size()
-        super().__init__(fs, path, mode=mode, **kwargs)
-        if mode != "rb":
-            # Create at open, as MLflow's open_output_stream does. libhdfs cannot create exclusively,
-            # so "xb" checks first: a writer racing between the check and the create wins.
-            try:
-                if mode == "xb" and fs.exists(path):
-                    raise FileExistsError(errno.EEXIST, "the file already exists", path)
-                self._initiate_upload()
-            except BaseException:
-                self.closed = True
-                raise
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        with _translating(self.path):
-            return self._reader.read_at(max(0, min(end, self.size) - start), start)  # type: ignore[no-any-return]
-
-    def _initiate_upload(self) -> None:
-        if self._writer is None:
-            with _translating(self.path):
-                self._writer = self.fs.arrow.open_output_stream(self.path, compression=None)
-
-    def _upload_chunk(self, final: bool = False) -> bool:
-        data = self.buffer.getvalue()
-        with _translating(self.path):
-            if data:
-                self._writer.write(data)
-            if final:
-                self._writer.close()
-        return True
-
-    def close(self) -> None:
-        super().close()
-        if self._reader is not None:
-            self._reader.close()
