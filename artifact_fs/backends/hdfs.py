@@ -432,40 +432,37 @@ def _translating(path: str | None = None) -> Iterator[None]:
         raise translated from exc
 
 
-_live_clients: weakref.WeakSet[Any] = weakref.WeakSet()
-_kept_after_fork: list[Any] = []
+class ForkGuard:
+    """For a client runtime that does not survive ``fork`` (a Rust runtime, an in-process JVM).
 
-
-def _keep_clients_alive_in_child() -> None:
-    """Never drop a parent's hdfs-native client in a forked child.
-
-    fsspec empties its instance cache in a child, which would drop the parent's clients there; their
-    destructors wait for runtime threads that fork did not copy, and the child hangs forever.
+    ``check`` refuses use in a process forked after the first use: the child would hang in its
+    first call. ``keep_alive`` holds every live client in a forked child, because fsspec empties its
+    instance cache there and a dropped client's destructor would call into the missing runtime.
     """
-    _kept_after_fork.extend(list(_live_clients))
+
+    def __init__(self, refusal: str) -> None:
+        self.refusal = refusal
+        self.used_in_pid: int | None = None
+        self._live: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._kept_in_child: list[Any] = []
+        os.register_at_fork(after_in_child=lambda: self._kept_in_child.extend(self._live.values()))
+
+    def check(self) -> None:
+        pid = os.getpid()
+        if self.used_in_pid is None:
+            self.used_in_pid = pid
+        elif self.used_in_pid != pid:
+            raise RuntimeError(self.refusal)
+
+    def keep_alive(self, client: Any) -> None:
+        self._live[id(client)] = client
 
 
-os.register_at_fork(after_in_child=_keep_clients_alive_in_child)
-
-_used_in_pid: int | None = None
-"""The process that has used hdfs-native (its runtime and DataNode connection pool live there)."""
-
-
-def _check_not_forked() -> None:
-    """hdfs-native's pooled DataNode connections belong to the runtime of the process that made them.
-
-    A child forked after the parent used them hangs forever on its first read, so refuse at once.
-    """
-    global _used_in_pid
-    pid = os.getpid()
-    if _used_in_pid is None:
-        _used_in_pid = pid
-    elif _used_in_pid != pid:
-        raise RuntimeError(
-            "the hdfs-native HDFS engine cannot be used in a process forked after its parent used it "
-            "(its connection pool belongs to the parent's runtime and would hang); start workers "
-            "with multiprocessing's 'spawn' or 'forkserver' method, or use engine='pyarrow'"
-        )
+NATIVE_FORK_GUARD = ForkGuard(
+    "the hdfs-native HDFS engine cannot be used in a process forked after its parent used it "
+    "(its connection pool belongs to the parent's runtime and would hang); start workers "
+    "with multiprocessing's 'spawn' or 'forkserver' method, or use engine='pyarrow'"
+)
 
 
 class HdfsFileSystemBase(AbstractFileSystem):
@@ -700,12 +697,12 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
 
         self.scheme, self.host, self.port = scheme, host, port
         _check_user(user, kerb_ticket)
-        _check_not_forked()
+        NATIVE_FORK_GUARD.check()
         _probe_namenode({"host": host, "port": port, "connect_timeout": connect_timeout})
         url = namenode_url(scheme, host, port)
         try:
             self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
-            _live_clients.add(self.client)
+            NATIVE_FORK_GUARD.keep_alive(self.client)
         except Exception as exc:
             raise _client_error(exc, scheme, host) from exc
 

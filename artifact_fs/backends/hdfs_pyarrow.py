@@ -13,49 +13,23 @@ libhdfs starts a JVM inside this process the first time a client connects. A JVM
 from __future__ import annotations
 
 import errno
-import os
 import posixpath
-import weakref
 from typing import Any
 
 from artifact_fs.backends.hdfs import (
     STREAM_CHUNK_SIZE,
+    ForkGuard,
     HdfsFile,
     HdfsFileSystemBase,
     _translating,
     slice_bounds,
 )
 
-_jvm_started_in_pid: int | None = None
-"""The process whose libhdfs started the JVM."""
-_live_clients: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-"""Every live filesystem, by id (fsspec hashes an instance only once its construction is done)."""
-_kept_after_fork: list[Any] = []
-
-
-def _keep_clients_alive_in_child() -> None:
-    """Never drop a parent's libhdfs client in a forked child.
-
-    fsspec empties its instance cache in a child; a dropped client disconnects through JNI, calling
-    into a JVM whose threads fork did not copy, and the child would hang.
-    """
-    _kept_after_fork.extend(list(_live_clients.values()))
-
-
-os.register_at_fork(after_in_child=_keep_clients_alive_in_child)
-
-
-def _check_not_forked() -> None:
-    global _jvm_started_in_pid
-    pid = os.getpid()
-    if _jvm_started_in_pid is None:
-        _jvm_started_in_pid = pid
-    elif _jvm_started_in_pid != pid:
-        raise RuntimeError(
-            "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
-            "(libhdfs's JVM does not survive fork); start workers with multiprocessing's 'spawn' or "
-            "'forkserver' method"
-        )
+FORK_GUARD = ForkGuard(
+    "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
+    "(libhdfs's JVM does not survive fork); start workers with multiprocessing's 'spawn' or "
+    "'forkserver' method"
+)
 
 
 class PyarrowHdfsFile(HdfsFile):
@@ -107,10 +81,10 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         from pyarrow.fs import HadoopFileSystem
 
         self.scheme, self.host, self.port = scheme, host, port
-        _check_not_forked()
+        FORK_GUARD.check()
         with _translating(None):
             self.arrow = HadoopFileSystem(**(arrow_arguments or {}))
-        _live_clients[id(self)] = self
+        FORK_GUARD.keep_alive(self)
 
     # -- metadata ------------------------------------------------------------------------------
     @staticmethod
