@@ -29,6 +29,7 @@ credentials came from.
 from __future__ import annotations
 
 import errno
+import hashlib
 import mimetypes
 import os
 import posixpath
@@ -102,6 +103,8 @@ class S3Options(TypedDict, total=False):
     token: str
     profile: str
     """A profile in ``~/.aws/credentials`` / ``~/.aws/config`` (else ``AWS_PROFILE``)."""
+    credential_environment: str
+    """:func:`credential_environment_digest`: keeps fsspec's cache from mixing credential environments."""
     anon: bool
     """Unsigned requests (``MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION=unsigned``)."""
     region_name: str | None
@@ -171,10 +174,36 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> S
     profile = settings.AWS_PROFILE.get(environ)
     if profile and not {"key", "secret", "token"} & set(overrides):
         result["profile"] = profile
+    result["credential_environment"] = credential_environment_digest(environ)
     result.update(overrides)  # type: ignore[typeddict-item]
     if "chunk_size" in overrides:
         _check_chunk_size(result["chunk_size"])
     return result
+
+
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+def credential_environment_digest(environ: Mapping[str, str]) -> str:
+    """A digest of the variables botocore's credential chain reads (never the values themselves).
+
+    It is a storage option only so that fsspec's instance cache tells environments apart: MLflow
+    builds a new boto3 client per call, so changed AWS variables take effect at once, and a cached
+    filesystem built under other credentials must not be handed out.
+    """
+    seen = "\0".join(f"{name}={environ.get(name, '')}" for name in _CREDENTIAL_VARIABLES)
+    return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
 def _check_chunk_size(value: Any) -> None:
@@ -270,6 +299,7 @@ class ArtifactS3FileSystem(S3FileSystem):
         client_kwargs: Mapping[str, Any] | None = None,
         config_kwargs: Mapping[str, Any] | None = None,
         s3_additional_kwargs: Mapping[str, Any] | None = None,
+        credential_environment: str | None = None,
         **kwargs: Any,
     ) -> None:
         _check_chunk_size(chunk_size)
