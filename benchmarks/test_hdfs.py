@@ -1,0 +1,222 @@
+"""ArtifactStore on ``hdfs://`` (a real MiniDFSCluster), each engine, against MLflow's HdfsArtifactRepository.
+
+The session starts its own MiniDFSCluster with the conformance launcher and exports what libhdfs needs
+(``ARROW_LIBHDFS_DIR``, ``CLASSPATH``, ``JAVA_HOME``; built by ``scripts/install/45-libhdfs.sh``).
+Scenarios: a tree of 40 x 64 KiB files (``log_artifacts`` / ``download_artifacts``) and one 32 MiB file
+(``log_artifact`` / download). The tree is small because every HDFS file close waits for the NameNode
+to hear from the DataNode (about 0.4-0.5 s per file here, in both clients).
+
+MLflow's repository runs in its own virtual environment through the same libhdfs (one subprocess, its
+rounds timed inside it); artifact_fs runs with the ``hdfs-native`` and the ``pyarrow`` engine. Each
+artifact_fs benchmark stores MLflow's median and ``ratio_vs_mlflow`` (ours / theirs; below 1 is faster)
+in ``extra_info``. Repositories and stores are constructed inside the timing, as a user would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from artifact_fs.store import ArtifactStore
+from conformance.servers import hdfs as minidfs
+from conformance.servers.launcher import ServerProcess
+
+pytestmark = [pytest.mark.benchmark(group="store-hdfs"), pytest.mark.timeout(1800)]
+SCENARIOS = ["tree-upload", "tree-download", "large-upload", "large-download"]
+ENGINES = ["hdfs-native", "pyarrow"]
+ROUNDS = 3
+WARMUP_ROUNDS = 1
+TREE_FILES = 40
+TREE_FILE_SIZE = 64 * 1024
+LARGE_SIZE = 32 * 1024 * 1024
+
+MLFLOW_HDFS_TIMER = r"""
+import json, os, shutil, statistics, tempfile, time
+from mlflow.store.artifact.hdfs_artifact_repo import HdfsArtifactRepository
+
+args = json.loads(os.environ["AF_BENCH_ARGS"])
+out = {}
+for name, data in args["datasets"].items():
+    timings = []
+    for index in range(args["warmup_rounds"] + args["rounds"]):
+        uri = f"{args['namenode']}/bench/upload/mlflow/{name}-{index}"
+        start = time.perf_counter()
+        repo = HdfsArtifactRepository(uri)
+        if os.path.isdir(data["source"]):
+            repo.log_artifacts(data["source"])
+        else:
+            repo.log_artifact(data["source"])
+        elapsed = time.perf_counter() - start
+        repo.delete_artifacts()
+        if index >= args["warmup_rounds"]:
+            timings.append(elapsed)
+    out[f"{name}-upload"] = statistics.median(timings)
+
+    timings = []
+    for index in range(args["warmup_rounds"] + args["rounds"]):
+        destination = tempfile.mkdtemp(dir=args["scratch"])
+        start = time.perf_counter()
+        repo = HdfsArtifactRepository(f"{args['namenode']}/{data['logged']}")
+        repo.download_artifacts("", destination)
+        elapsed = time.perf_counter() - start
+        count = sum(len(files) for _, _, files in os.walk(destination))
+        if count != data["files"]:
+            raise SystemExit(f"MLflow downloaded {count} files of {name}, expected {data['files']}")
+        shutil.rmtree(destination)
+        if index >= args["warmup_rounds"]:
+            timings.append(elapsed)
+    out[f"{name}-download"] = statistics.median(timings)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="session")
+def namenode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    libhdfs = minidfs.libhdfs_environ()
+    if not libhdfs:
+        pytest.fail("libhdfs is not built: run scripts/install/45-libhdfs.sh")
+    for name, value in libhdfs.items():
+        os.environ.setdefault(name, value)
+    server: ServerProcess = minidfs.start_minidfs(
+        tmp_path_factory.mktemp("hdfs-logs"), tmp_path_factory.mktemp("minidfs")
+    )
+    try:
+        yield minidfs.namenode_url(server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("hdfs-data")
+    tree = base / "tree"
+    for index in range(TREE_FILES):
+        directory = tree / f"part-{index % 4}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"file-{index:03d}.bin").write_bytes(os.urandom(TREE_FILE_SIZE))
+    large = base / "large" / "large.bin"
+    large.parent.mkdir()
+    with large.open("wb") as handle:
+        for _ in range(LARGE_SIZE // (1024 * 1024)):
+            handle.write(os.urandom(1024 * 1024))
+    return {"tree": tree, "large": large}
+
+
+def _store(namenode: str, prefix: str, engine: str) -> ArtifactStore:
+    return ArtifactStore(f"{namenode}/bench/{prefix}", engine=engine)
+
+
+def _sizes(root: Path) -> dict[str, int]:
+    if root.is_file():
+        return {root.name: root.stat().st_size}
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def logged(namenode: str, datasets: dict[str, Path]) -> dict[str, str]:
+    """Each dataset logged once under ``bench/logged/<name>``, to download from."""
+    prefixes = {}
+    for name, source in datasets.items():
+        prefixes[name] = f"logged/{name}"
+        store = _store(namenode, prefixes[name], "hdfs-native")
+        if source.is_dir():
+            store.log_artifacts(str(source))
+        else:
+            store.log_artifact(str(source))
+    return prefixes
+
+
+@pytest.fixture(scope="session")
+def mlflow_hdfs(
+    namenode: str, datasets: dict[str, Path], logged: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, float]:
+    """Median seconds of MLflow's HdfsArtifactRepository per scenario, timed inside MLflow's venv."""
+    from conformance.servers.mlflow_env import run_mlflow_python
+
+    args = {
+        "namenode": namenode,
+        "rounds": ROUNDS,
+        "warmup_rounds": WARMUP_ROUNDS,
+        "scratch": str(tmp_path_factory.mktemp("mlflow-hdfs-scratch")),
+        "datasets": {
+            name: {"source": str(source), "logged": f"bench/{logged[name]}", "files": len(_sizes(source))}
+            for name, source in datasets.items()
+        },
+    }
+    completed = run_mlflow_python(MLFLOW_HDFS_TIMER, env={"AF_BENCH_ARGS": json.dumps(args)}, timeout=1500)
+    timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return timings
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_artifact_fs_hdfs(
+    benchmark: Any, request: pytest.FixtureRequest, tmp_path: Path, scenario: str, engine: str
+) -> None:
+    mlflow_hdfs: dict[str, float] = request.getfixturevalue("mlflow_hdfs")  # timed before ours
+    namenode: str = request.getfixturevalue("namenode")
+    datasets: dict[str, Path] = request.getfixturevalue("datasets")
+    logged: dict[str, str] = request.getfixturevalue("logged")
+    name, operation = scenario.split("-")
+    source = datasets[name]
+    counter = itertools.count()
+
+    if operation == "upload":
+        prefixes: list[str] = []
+
+        def upload(prefix: str) -> None:
+            store = _store(namenode, prefix, engine)
+            if source.is_dir():
+                store.log_artifacts(str(source))
+            else:
+                store.log_artifact(str(source))
+
+        def upload_round() -> tuple[tuple[str], dict[str, Any]]:
+            prefixes.append(f"upload/{engine}/{name}-{next(counter)}")
+            return (prefixes[-1],), {}
+
+        benchmark.pedantic(
+            upload, setup=upload_round, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
+        )
+        check = tmp_path / "check"
+        check.mkdir()
+        _store(namenode, prefixes[-1], engine).download_artifacts("", str(check))
+        assert _sizes(check) == _sizes(source)
+        for prefix in prefixes:
+            _store(namenode, prefix, engine).delete_artifacts()
+    else:
+        destinations: list[Path] = []
+
+        def download(destination: Path) -> None:
+            _store(namenode, logged[name], engine).download_artifacts("", str(destination))
+
+        def download_round() -> tuple[tuple[Path], dict[str, Any]]:
+            for old in destinations:
+                shutil.rmtree(old, ignore_errors=True)
+            destinations.append(Path(tempfile.mkdtemp(dir=tmp_path)))
+            return (destinations[-1],), {}
+
+        benchmark.pedantic(
+            download, setup=download_round, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
+        )
+        assert _sizes(destinations[-1]) == _sizes(source)
+
+    ours = benchmark.stats.stats.median
+    theirs = mlflow_hdfs[scenario]
+    benchmark.extra_info.update(
+        {
+            "scenario": scenario,
+            "engine": engine,
+            "median_s": ours,
+            "mlflow_median_s": theirs,
+            "ratio_vs_mlflow": ours / theirs,
+        }
+    )
