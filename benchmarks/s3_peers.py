@@ -2,14 +2,12 @@
 
 boto3 runs in this process with its own defaults (a plain client, ``TransferConfig()``: 8 MiB
 threshold and parts, 10 threads per file); a tree is a simple loop of ``upload_file`` /
-``download_file`` over the listed keys. MLflow runs in its own virtual environment (one subprocess
-for all scenarios, so its import is paid once), configured only through ``MLFLOW_S3_ENDPOINT_URL`` and
-the AWS variables, exactly as a user's process would be.
+``download_file`` over the listed keys. MLflow's ``S3ArtifactRepository`` is timed by
+``mlflow_peers.py``, configured only through ``MLFLOW_S3_ENDPOINT_URL`` and the AWS variables.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -90,72 +88,3 @@ class PeerRounds:
 
     def median(self) -> float:
         return statistics.median(self.timings[self.warmup_rounds :])
-
-
-MLFLOW_S3_TIMER = r"""
-import json, os, shutil, statistics, tempfile, time
-from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
-
-args = json.loads(os.environ["AF_BENCH_ARGS"])
-bucket = args["bucket"]
-out = {}
-for name, data in args["datasets"].items():
-    timings = []
-    for index in range(args["warmup_rounds"] + args["rounds"]):
-        uri = f"s3://{bucket}/upload/mlflow/{name}-{index}"
-        start = time.perf_counter()
-        repo = S3ArtifactRepository(uri)
-        if os.path.isdir(data["source"]):
-            repo.log_artifacts(data["source"])
-        else:
-            repo.log_artifact(data["source"])
-        elapsed = time.perf_counter() - start
-        repo.delete_artifacts()
-        if index >= args["warmup_rounds"]:
-            timings.append(elapsed)
-    out[f"{name}-upload"] = statistics.median(timings)
-
-    timings = []
-    for index in range(args["warmup_rounds"] + args["rounds"]):
-        destination = tempfile.mkdtemp(dir=args["scratch"])
-        start = time.perf_counter()
-        repo = S3ArtifactRepository(f"s3://{bucket}/{data['logged']}")
-        repo.download_artifacts("", destination)
-        elapsed = time.perf_counter() - start
-        count = sum(len(files) for _, _, files in os.walk(destination))
-        if count != data["files"]:
-            raise SystemExit(f"MLflow downloaded {count} files of {name}, expected {data['files']}")
-        shutil.rmtree(destination)
-        if index >= args["warmup_rounds"]:
-            timings.append(elapsed)
-    out[f"{name}-download"] = statistics.median(timings)
-print(json.dumps(out))
-"""
-
-
-def mlflow_s3_timings(
-    environ: dict[str, str],
-    datasets: dict[str, dict[str, Any]],
-    scratch: Path,
-    rounds: int,
-    warmup_rounds: int = 1,
-) -> dict[str, float]:
-    """Median seconds of MLflow's ``S3ArtifactRepository`` per scenario, timed inside MLflow's venv.
-
-    ``datasets`` maps a name to ``{"source": local path, "logged": key prefix, "files": count}``.
-    """
-    from conformance.servers.mlflow_env import run_mlflow_python
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    args = {
-        "bucket": BUCKET,
-        "rounds": rounds,
-        "warmup_rounds": warmup_rounds,
-        "scratch": str(scratch),
-        "datasets": datasets,
-    }
-    completed = run_mlflow_python(
-        MLFLOW_S3_TIMER, env={**environ, "AF_BENCH_ARGS": json.dumps(args)}, timeout=900
-    )
-    timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return timings

@@ -15,7 +15,6 @@ in ``extra_info``. Repositories and stores are constructed inside the timing, as
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_peers import mlflow_repository_timings
 
 from artifact_fs.store import ArtifactStore
 from conformance.servers import hdfs as minidfs
@@ -37,45 +37,6 @@ WARMUP_ROUNDS = 1
 TREE_FILES = 40
 TREE_FILE_SIZE = 64 * 1024
 LARGE_SIZE = 32 * 1024 * 1024
-
-MLFLOW_HDFS_TIMER = r"""
-import json, os, shutil, statistics, tempfile, time
-from mlflow.store.artifact.hdfs_artifact_repo import HdfsArtifactRepository
-
-args = json.loads(os.environ["AF_BENCH_ARGS"])
-out = {}
-for name, data in args["datasets"].items():
-    timings = []
-    for index in range(args["warmup_rounds"] + args["rounds"]):
-        uri = f"{args['namenode']}/bench/upload/mlflow/{name}-{index}"
-        start = time.perf_counter()
-        repo = HdfsArtifactRepository(uri)
-        if os.path.isdir(data["source"]):
-            repo.log_artifacts(data["source"])
-        else:
-            repo.log_artifact(data["source"])
-        elapsed = time.perf_counter() - start
-        repo.delete_artifacts()
-        if index >= args["warmup_rounds"]:
-            timings.append(elapsed)
-    out[f"{name}-upload"] = statistics.median(timings)
-
-    timings = []
-    for index in range(args["warmup_rounds"] + args["rounds"]):
-        destination = tempfile.mkdtemp(dir=args["scratch"])
-        start = time.perf_counter()
-        repo = HdfsArtifactRepository(f"{args['namenode']}/{data['logged']}")
-        repo.download_artifacts("", destination)
-        elapsed = time.perf_counter() - start
-        count = sum(len(files) for _, _, files in os.walk(destination))
-        if count != data["files"]:
-            raise SystemExit(f"MLflow downloaded {count} files of {name}, expected {data['files']}")
-        shutil.rmtree(destination)
-        if index >= args["warmup_rounds"]:
-            timings.append(elapsed)
-    out[f"{name}-download"] = statistics.median(timings)
-print(json.dumps(out))
-"""
 
 
 @pytest.fixture(scope="session")
@@ -139,21 +100,18 @@ def mlflow_hdfs(
     namenode: str, datasets: dict[str, Path], logged: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, float]:
     """Median seconds of MLflow's HdfsArtifactRepository per scenario, timed inside MLflow's venv."""
-    from conformance.servers.mlflow_env import run_mlflow_python
-
-    args = {
-        "namenode": namenode,
-        "rounds": ROUNDS,
-        "warmup_rounds": WARMUP_ROUNDS,
-        "scratch": str(tmp_path_factory.mktemp("mlflow-hdfs-scratch")),
-        "datasets": {
-            name: {"source": str(source), "logged": f"bench/{logged[name]}", "files": len(_sizes(source))}
+    return mlflow_repository_timings(
+        "mlflow.store.artifact.hdfs_artifact_repo:HdfsArtifactRepository",
+        f"{namenode}/bench",
+        {},
+        {
+            name: {"source": str(source), "logged": logged[name], "files": len(_sizes(source))}
             for name, source in datasets.items()
         },
-    }
-    completed = run_mlflow_python(MLFLOW_HDFS_TIMER, env={"AF_BENCH_ARGS": json.dumps(args)}, timeout=1500)
-    timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return timings
+        scratch=tmp_path_factory.mktemp("mlflow-hdfs-scratch"),
+        rounds=ROUNDS,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.asyn import sync
+from mlflow_peers import mlflow_repository_timings
 from s3_peers import (
     BUCKET,
     PeerRounds,
@@ -43,7 +44,6 @@ from s3_peers import (
     boto3_upload,
     delete_prefix,
     list_sizes,
-    mlflow_s3_timings,
 )
 
 import artifact_fs
@@ -166,7 +166,15 @@ def mlflow_s3(s3: S3Bench, small: Any, large: Any, workdir: Path) -> dict[str, f
         for d in (small, large)
     }
     scratch = workdir / "mlflow-s3-scratch"
-    return mlflow_s3_timings(s3.server.environ(), datasets, scratch, S3_ROUNDS, WARMUP_ROUNDS)
+    return mlflow_repository_timings(
+        "mlflow.store.artifact.s3_artifact_repo:S3ArtifactRepository",
+        f"s3://{BUCKET}",
+        s3.server.environ(),
+        datasets,
+        scratch=scratch,
+        rounds=S3_ROUNDS,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
 
 
 # -- artifact_fs ------------------------------------------------------------------------------------
