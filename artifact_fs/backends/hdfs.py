@@ -42,6 +42,7 @@ from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import errors, settings
 from artifact_fs.backends import BackendUnavailableError
+from artifact_fs.backends.ranges import slice_bounds
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.uris import ArtifactURI, redact
 
@@ -601,12 +602,6 @@ class HdfsFileSystemBase(AbstractFileSystem):
             cache_options=cache_options,
             **kwargs,
         )
-
-
-def slice_bounds(size: int, start: int | None, end: int | None) -> tuple[int, int]:
-    """``data[start:end]`` of a ``size``-byte file as absolute ``(begin, stop)``; empty when stop <= begin."""
-    begin, stop, _ = slice(start, end).indices(size)
-    return begin, max(begin, stop)
 
 
 class HdfsFile(AbstractBufferedFile):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
+import shutil
 from typing import Any
 
 from artifact_fs.backends.hdfs import (
@@ -22,8 +23,8 @@ from artifact_fs.backends.hdfs import (
     HdfsFile,
     HdfsFileSystemBase,
     _translating,
-    slice_bounds,
 )
+from artifact_fs.backends.ranges import slice_bounds
 
 FORK_GUARD = ForkGuard(
     "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
@@ -183,5 +184,4 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
             self.arrow.open_input_stream(source, compression=None) as reader,
             self.arrow.open_output_stream(destination, compression=None) as writer,
         ):
-            while chunk := reader.read(STREAM_CHUNK_SIZE):
-                writer.write(chunk)
+            shutil.copyfileobj(reader, writer, STREAM_CHUNK_SIZE)

@@ -13,6 +13,12 @@ from typing import Any
 Fetch = Callable[[int | None, int | None], Awaitable[Any]]
 
 
+def slice_bounds(size: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """``data[start:end]`` of a ``size``-byte file as absolute ``(begin, stop)``; empty when stop <= begin."""
+    begin, stop, _ = slice(start, end).indices(size)
+    return begin, max(begin, stop)
+
+
 async def cat_slice(
     fs: Any,
     path: str,
@@ -28,8 +34,7 @@ async def cat_slice(
     range answers ``b""`` (a missing file stays ``FileNotFoundError``).
     """
     if (start is not None and start < 0) or (end is not None and end < 0):
-        size = (await fs._info(path))["size"]
-        start, end = slice(start, end).indices(size)[:2]
+        start, end = slice_bounds((await fs._info(path))["size"], start, end)
     if start is not None and end is not None and start >= end:
         await fs._info(path)
         return b""
