@@ -151,11 +151,15 @@ def test_fs_path_is_bucket_and_key_and_a_bucket_root_works() -> None:
     assert s3.fs_path(uris.parse("s3://bucket"), {}) == "bucket"
 
 
-def test_changed_aws_credentials_in_the_environment_get_a_new_filesystem() -> None:
-    """fsspec caches instances by their options; botocore reads AWS_* once per client."""
-    first = {"AWS_ACCESS_KEY_ID": "alice", "AWS_SECRET_ACCESS_KEY": "alice-secret"}
-    second = {"AWS_ACCESS_KEY_ID": "bob", "AWS_SECRET_ACCESS_KEY": "bob-secret"}
-    options_first, options_second = s3.options(S3, first), s3.options(S3, second)
+def test_changed_aws_credentials_in_the_environment_get_a_new_filesystem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fsspec caches instances by their options; botocore reads AWS_* from the process once per client."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "alice")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "alice-secret")
+    options_first = s3.options(S3, {})
     assert "alice" not in repr(options_first) and "alice-secret" not in repr(options_first)
-    assert s3.filesystem(options_first) is s3.filesystem(s3.options(S3, dict(first)))
-    assert s3.filesystem(options_first) is not s3.filesystem(options_second)
+    assert s3.filesystem(options_first) is s3.filesystem(s3.options(S3, {}))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bob")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bob-secret")
+    assert s3.filesystem(options_first) is not s3.filesystem(s3.options(S3, {}))

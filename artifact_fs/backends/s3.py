@@ -174,7 +174,8 @@ def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> S
     profile = settings.AWS_PROFILE.get(environ)
     if profile and not {"key", "secret", "token"} & set(overrides):
         result["profile"] = profile
-    result["credential_environment"] = credential_environment_digest(environ)
+    # botocore reads its credential chain from the process environment, never from ``environ``.
+    result["credential_environment"] = credential_environment_digest(os.environ)
     result.update(overrides)  # type: ignore[typeddict-item]
     if "chunk_size" in overrides:
         _check_chunk_size(result["chunk_size"])
