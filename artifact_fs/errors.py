@@ -15,7 +15,7 @@ import errno
 import functools
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,94 +38,114 @@ class MultipartUnsupportedError(NotImplementedError):
     """The store cannot do presigned multipart uploads; servers answer 501 so clients fall back."""
 
 
+class Rule(NamedTuple):
+    """One row of the table: the builtin class an error becomes, and whether trying again may help."""
+
+    error: type[OSError]
+    retryable: bool
+
+
 # Provider error codes (S3 XML codes, Azure error codes, GCS reasons) -> builtin error class.
-ERROR_CODES: dict[str, type[OSError]] = {
+ERROR_CODES: dict[str, Rule] = {
     # S3 and S3-compatible stores
-    "NoSuchKey": FileNotFoundError,
-    "NoSuchBucket": FileNotFoundError,
-    "NoSuchUpload": FileNotFoundError,
-    "NotFound": FileNotFoundError,
-    "404": FileNotFoundError,
-    "AccessDenied": PermissionError,
-    "AllAccessDisabled": PermissionError,
-    "403": PermissionError,
-    "InvalidAccessKeyId": PermissionError,
-    "SignatureDoesNotMatch": PermissionError,
-    "ExpiredToken": PermissionError,
-    "InvalidToken": PermissionError,
-    "AccountProblem": PermissionError,
-    "BucketAlreadyExists": FileExistsError,
-    "BucketAlreadyOwnedByYou": FileExistsError,
-    "PreconditionFailed": FileExistsError,
-    "BucketNotEmpty": OSError,
-    "InvalidBucketName": ValueError,  # type: ignore[dict-item]
+    "SlowDown": Rule(OSError, True),
+    "RequestTimeout": Rule(TimeoutError, True),
+    "InternalError": Rule(OSError, True),
+    "ServiceUnavailable": Rule(OSError, True),
+    "RequestLimitExceeded": Rule(OSError, True),
+    "Throttling": Rule(OSError, True),
+    "NoSuchKey": Rule(FileNotFoundError, False),
+    "NoSuchBucket": Rule(FileNotFoundError, False),
+    "NoSuchUpload": Rule(FileNotFoundError, False),
+    "NotFound": Rule(FileNotFoundError, False),
+    "404": Rule(FileNotFoundError, False),
+    "AccessDenied": Rule(PermissionError, False),
+    "AllAccessDisabled": Rule(PermissionError, False),
+    "403": Rule(PermissionError, False),
+    "InvalidAccessKeyId": Rule(PermissionError, False),
+    "SignatureDoesNotMatch": Rule(PermissionError, False),
+    "ExpiredToken": Rule(PermissionError, False),
+    "InvalidToken": Rule(PermissionError, False),
+    "AccountProblem": Rule(PermissionError, False),
+    "BucketAlreadyExists": Rule(FileExistsError, False),
+    "BucketAlreadyOwnedByYou": Rule(FileExistsError, False),
+    "PreconditionFailed": Rule(FileExistsError, False),
+    "BucketNotEmpty": Rule(OSError, False),
+    "InvalidBucketName": Rule(ValueError, False),
     # Azure Blob / ADLS
-    "BlobNotFound": FileNotFoundError,
-    "ContainerNotFound": FileNotFoundError,
-    "PathNotFound": FileNotFoundError,
-    "FilesystemNotFound": FileNotFoundError,
-    "ResourceNotFound": FileNotFoundError,
-    "AuthenticationFailed": PermissionError,
-    "AuthorizationFailure": PermissionError,
-    "AuthorizationPermissionMismatch": PermissionError,
-    "InsufficientAccountPermissions": PermissionError,
-    "BlobAlreadyExists": FileExistsError,
-    "ContainerAlreadyExists": FileExistsError,
-    "PathAlreadyExists": FileExistsError,
-    "ConditionNotMet": FileExistsError,
+    "BlobNotFound": Rule(FileNotFoundError, False),
+    "ContainerNotFound": Rule(FileNotFoundError, False),
+    "PathNotFound": Rule(FileNotFoundError, False),
+    "FilesystemNotFound": Rule(FileNotFoundError, False),
+    "ResourceNotFound": Rule(FileNotFoundError, False),
+    "AuthenticationFailed": Rule(PermissionError, False),
+    "AuthorizationFailure": Rule(PermissionError, False),
+    "AuthorizationPermissionMismatch": Rule(PermissionError, False),
+    "InsufficientAccountPermissions": Rule(PermissionError, False),
+    "BlobAlreadyExists": Rule(FileExistsError, False),
+    "ContainerAlreadyExists": Rule(FileExistsError, False),
+    "PathAlreadyExists": Rule(FileExistsError, False),
+    "ConditionNotMet": Rule(FileExistsError, False),
+    "ServerBusy": Rule(OSError, True),
+    "OperationTimedOut": Rule(TimeoutError, True),
+    "InternalServerError": Rule(OSError, True),
     # HDFS: the Java exception class a NameNode returns (simple name)
-    "FileNotFoundException": FileNotFoundError,
-    "FileAlreadyExistsException": FileExistsError,
-    "AccessControlException": PermissionError,
-    "ParentNotDirectoryException": NotADirectoryError,
-    "PathIsNotDirectoryException": NotADirectoryError,
-    "PathIsNotEmptyDirectoryException": OSError,
+    "FileNotFoundException": Rule(FileNotFoundError, False),
+    "FileAlreadyExistsException": Rule(FileExistsError, False),
+    "AccessControlException": Rule(PermissionError, False),
+    "ParentNotDirectoryException": Rule(NotADirectoryError, False),
+    "PathIsNotDirectoryException": Rule(NotADirectoryError, False),
+    "PathIsNotEmptyDirectoryException": Rule(OSError, False),
 }
 
 # HTTP statuses -> builtin error class, for every HTTP-speaking backend.
-HTTP_STATUSES: dict[int, type[OSError]] = {
-    400: OSError,
-    401: PermissionError,
-    403: PermissionError,
-    404: FileNotFoundError,
-    408: TimeoutError,
-    409: FileExistsError,
-    412: FileExistsError,
-    416: OSError,
-    501: OSError,
-    504: TimeoutError,
+HTTP_STATUSES: dict[int, Rule] = {
+    400: Rule(OSError, False),
+    401: Rule(PermissionError, False),
+    403: Rule(PermissionError, False),
+    404: Rule(FileNotFoundError, False),
+    408: Rule(TimeoutError, True),
+    409: Rule(FileExistsError, False),
+    412: Rule(FileExistsError, False),
+    416: Rule(OSError, False),
+    429: Rule(OSError, True),
+    500: Rule(OSError, True),
+    501: Rule(OSError, False),
+    502: Rule(ConnectionError, True),
+    503: Rule(OSError, True),
+    504: Rule(TimeoutError, True),
 }
 
 # Exception class names from SDKs we do not import eagerly -> builtin error class.
-EXCEPTION_NAMES: dict[str, type[OSError]] = {
-    "ResourceNotFoundError": FileNotFoundError,  # azure.core
-    "ResourceExistsError": FileExistsError,  # azure.core
-    "ClientAuthenticationError": PermissionError,  # azure.core
-    "ServiceRequestTimeoutError": TimeoutError,  # azure.core
-    "ServiceResponseTimeoutError": TimeoutError,  # azure.core
-    "ServiceRequestError": ConnectionError,  # azure.core: connection refused / DNS
-    "NoCredentialsError": PermissionError,  # botocore
-    "PartialCredentialsError": PermissionError,  # botocore
-    "EndpointConnectionError": ConnectionError,  # botocore
-    "ConnectTimeoutError": TimeoutError,  # botocore
-    "ReadTimeoutError": TimeoutError,  # botocore / urllib3
-    "DefaultCredentialsError": PermissionError,  # google.auth
-    "NotFound": FileNotFoundError,  # google.api_core
-    "Forbidden": PermissionError,  # google.api_core
-    "Unauthorized": PermissionError,  # google.api_core
-    "Conflict": FileExistsError,  # google.api_core
-    "PreconditionFailed": FileExistsError,  # google.api_core
-    "PermissionDenied": PermissionError,  # asyncssh
-    "HostKeyNotVerifiable": PermissionError,  # asyncssh
-    "SFTPNoSuchFile": FileNotFoundError,  # asyncssh
-    "SFTPPermissionDenied": PermissionError,  # asyncssh
-    "SFTPFileAlreadyExists": FileExistsError,  # asyncssh
-    "ConnectionError": ConnectionError,  # requests
-    "ConnectTimeout": TimeoutError,  # requests
-    "ReadTimeout": TimeoutError,  # requests
-    "Timeout": TimeoutError,  # requests
-    "ClientConnectorError": ConnectionError,  # aiohttp
-    "ServerTimeoutError": TimeoutError,  # aiohttp
+EXCEPTION_NAMES: dict[str, Rule] = {
+    "ResourceNotFoundError": Rule(FileNotFoundError, False),  # azure.core
+    "ResourceExistsError": Rule(FileExistsError, False),  # azure.core
+    "ClientAuthenticationError": Rule(PermissionError, False),  # azure.core
+    "ServiceRequestTimeoutError": Rule(TimeoutError, True),  # azure.core
+    "ServiceResponseTimeoutError": Rule(TimeoutError, True),  # azure.core
+    "ServiceRequestError": Rule(ConnectionError, True),  # azure.core: connection refused / DNS
+    "NoCredentialsError": Rule(PermissionError, False),  # botocore
+    "PartialCredentialsError": Rule(PermissionError, False),  # botocore
+    "EndpointConnectionError": Rule(ConnectionError, True),  # botocore
+    "ConnectTimeoutError": Rule(TimeoutError, True),  # botocore
+    "ReadTimeoutError": Rule(TimeoutError, True),  # botocore / urllib3
+    "DefaultCredentialsError": Rule(PermissionError, False),  # google.auth
+    "NotFound": Rule(FileNotFoundError, False),  # google.api_core
+    "Forbidden": Rule(PermissionError, False),  # google.api_core
+    "Unauthorized": Rule(PermissionError, False),  # google.api_core
+    "Conflict": Rule(FileExistsError, False),  # google.api_core
+    "PreconditionFailed": Rule(FileExistsError, False),  # google.api_core
+    "PermissionDenied": Rule(PermissionError, False),  # asyncssh
+    "HostKeyNotVerifiable": Rule(PermissionError, False),  # asyncssh
+    "SFTPNoSuchFile": Rule(FileNotFoundError, False),  # asyncssh
+    "SFTPPermissionDenied": Rule(PermissionError, False),  # asyncssh
+    "SFTPFileAlreadyExists": Rule(FileExistsError, False),  # asyncssh
+    "ConnectionError": Rule(ConnectionError, True),  # requests
+    "ConnectTimeout": Rule(TimeoutError, True),  # requests
+    "ReadTimeout": Rule(TimeoutError, True),  # requests
+    "Timeout": Rule(TimeoutError, True),  # requests
+    "ClientConnectorError": Rule(ConnectionError, True),  # aiohttp
+    "ServerTimeoutError": Rule(TimeoutError, True),  # aiohttp
 }
 
 _ERRNO_FOR: dict[type[OSError], int] = {
@@ -177,12 +197,10 @@ def _builtin_ancestor(klass: type[OSError]) -> type[OSError]:
     return OSError
 
 
-def error_class(exc: BaseException) -> type[OSError]:
-    """The builtin ``OSError`` subclass that stands for ``exc``."""
-    if isinstance(exc, OSError) and _is_builtin_like(exc):
-        return type(exc)
+def rule_for(exc: BaseException) -> Rule | None:
+    """The table's row for a foreign exception: by provider code, SDK class name, then HTTP status."""
     code = _error_code(exc)
-    if code is not None and code in ERROR_CODES and issubclass(ERROR_CODES[code], OSError):
+    if code is not None and code in ERROR_CODES and issubclass(ERROR_CODES[code].error, OSError):
         return ERROR_CODES[code]
     for klass in type(exc).__mro__:
         if klass.__name__ in EXCEPTION_NAMES:
@@ -190,11 +208,45 @@ def error_class(exc: BaseException) -> type[OSError]:
     status = _http_status(exc)
     if status is not None and status in HTTP_STATUSES:
         return HTTP_STATUSES[status]
+    return None
+
+
+def error_class(exc: BaseException) -> type[OSError]:
+    """The builtin ``OSError`` subclass that stands for ``exc``."""
+    if isinstance(exc, OSError) and _is_builtin_like(exc):
+        return type(exc)
+    rule = rule_for(exc)
+    if rule is not None:
+        return rule.error
     if isinstance(exc, OSError):  # a library's own OSError subclass (requests, paramiko, ...)
         return _builtin_ancestor(type(exc))
     if isinstance(exc, TimeoutError):
         return TimeoutError
     return OSError
+
+
+TRANSIENT_CLASSES: tuple[type[OSError], ...] = (ConnectionError, TimeoutError)
+"""Builtin classes that mean the network, not the request, failed: always worth another try."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether trying the same operation again may succeed (the table's mark; transport errors yes).
+
+    A translated error is judged by its cause, so the mark survives translation.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "retryable", None) is not None:
+            return bool(current.retryable)  # type: ignore[attr-defined]
+        rule = None if _is_builtin_like(current) else rule_for(current)
+        if rule is not None:
+            return rule.retryable
+        if isinstance(current, TRANSIENT_CLASSES | EOFError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def translate(exc: BaseException, path: str | None = None) -> OSError:

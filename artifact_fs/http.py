@@ -235,7 +235,8 @@ def raise_for_status(response: requests.Response, path: str | None = None) -> No
     if response.status_code < 400:
         return
     code, message = error_message(response)
-    klass: type[OSError] = errors.HTTP_STATUSES.get(response.status_code, OSError)
+    rule = errors.HTTP_STATUSES.get(response.status_code)
+    klass: type[OSError] = rule.error if rule else OSError
     if code in MLFLOW_ERROR_CODES:
         klass = MLFLOW_ERROR_CODES[code]
     elif response.status_code == 501:

@@ -1,0 +1,125 @@
+"""The one transfer policy: timeouts, retries, back-off and concurrency, read once from MLflow's variables.
+
+Every backend and the HTTP client take their numbers from a :class:`TransferPolicy` instead of reading
+variables or keeping constants of their own (as obstore's ``ClientConfig``/``RetryConfig`` and
+OpenDAL's timeout and retry layers do). Where an SDK retries (botocore, azure-core, gcsfs, urllib3),
+the policy configures it; where none does (ftplib, asyncssh, HDFS), :meth:`TransferPolicy.retrying`
+gives a tenacity retry that retries only what :func:`artifact_fs.errors.is_retryable` says is worth it.
+
+MLflow's own numbers are the defaults: ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (120 s),
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (7, at most 10), ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` (2, at most
+120), ``MLFLOW_HTTP_REQUEST_BACKOFF_JITTER`` (1.0) and ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``
+(each store's own default; ``-1`` for none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from artifact_fs import settings
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds to establish a connection: an unreachable host fails fast whatever the read timeout is."""
+MAX_WORKERS_CAP = 20
+WORKERS_PER_CPU = 2
+DEFAULT_CPUS = 10
+ASYNC_CONCURRENCY = 32
+"""Requests in flight for backends that batch on one event loop (fsspec's ``batch_size``)."""
+
+
+def _thread_workers() -> int:
+    """MLflow's pool size: two threads per CPU, at most 20."""
+    return min((os.cpu_count() or DEFAULT_CPUS) * WORKERS_PER_CPU, MAX_WORKERS_CAP)
+
+
+@dataclass(frozen=True)
+class TransferPolicy:
+    """How long to wait, how often to retry, and how many transfers run at once.
+
+    ``transfer_timeout`` is ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (``None`` when unset, so each
+    backend keeps the default MLflow gives that store; :meth:`transfer_timeout_or` applies it).
+    """
+
+    request_timeout: float = 120.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    transfer_timeout: float | None = None
+    transfer_timeout_set: bool = False
+    max_retries: int = 7
+    backoff_factor: float = 2.0
+    backoff_jitter: float = 1.0
+    respect_retry_after: bool = True
+    max_workers: int = 0
+    """Threads for synchronous backends; 0 means MLflow's ``min(2 * cpus, 20)``."""
+    async_concurrency: int = ASYNC_CONCURRENCY
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> TransferPolicy:
+        """The policy from MLflow's variables; keyword overrides win. Bad values raise ``ValueError``."""
+        env = os.environ if environ is None else environ
+        transfer = settings.MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT.get(env)
+        policy = cls(
+            request_timeout=float(settings.MLFLOW_HTTP_REQUEST_TIMEOUT.get(env)),
+            transfer_timeout=None if transfer in (None, -1) else float(transfer),
+            transfer_timeout_set=transfer is not None,
+            max_retries=int(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(env)),
+            backoff_factor=float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(env)),
+            backoff_jitter=float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get(env)),
+            respect_retry_after=bool(settings.MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER.get(env)),
+        )
+        return replace(policy, **overrides) if overrides else policy
+
+    def __post_init__(self) -> None:
+        for name in ("request_timeout", "connect_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+        if self.transfer_timeout is not None and self.transfer_timeout <= 0:
+            raise ValueError(f"transfer_timeout must be positive or None, got {self.transfer_timeout!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        if self.backoff_factor < 0 or self.backoff_jitter < 0:
+            raise ValueError("backoff_factor and backoff_jitter must be >= 0")
+        if self.max_workers < 0 or self.async_concurrency < 1:
+            raise ValueError("max_workers must be >= 0 and async_concurrency >= 1")
+
+    @property
+    def attempts(self) -> int:
+        """Tries in all: the first one plus ``max_retries``."""
+        return self.max_retries + 1
+
+    @property
+    def thread_workers(self) -> int:
+        """Threads for concurrent transfers on synchronous backends."""
+        return self.max_workers or _thread_workers()
+
+    def transfer_timeout_or(self, store_default: float | None) -> float | None:
+        """``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set (``-1`` is no timeout), else the store's."""
+        return self.transfer_timeout if self.transfer_timeout_set else store_default
+
+    def backoff(self, retry_number: int) -> float:
+        """urllib3's rule, which MLflow uses: ``factor * 2 ** (n - 1)`` seconds before retry ``n``."""
+        if retry_number < 1 or self.backoff_factor == 0:
+            return 0.0
+        return float(self.backoff_factor * 2 ** (retry_number - 1))
+
+    def retrying(self, *, attempts: int | None = None) -> Any:
+        """A ``tenacity.Retrying`` for SDKs that do not retry: retryable errors only, MLflow's back-off.
+
+        Use as ``for attempt in policy.retrying(): with attempt: ...``; the last error is re-raised.
+        """
+        import tenacity
+
+        from artifact_fs import errors
+
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts or self.attempts),
+            wait=tenacity.wait_exponential(multiplier=self.backoff_factor, max=120)
+            + tenacity.wait_random(0, self.backoff_jitter),
+            retry=tenacity.retry_if_exception(errors.is_retryable),
+            reraise=True,
+        )
+
+
+__all__ = ["TransferPolicy"]
