@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 import artifact_fs
-from artifact_fs import progress, uris
+from artifact_fs import progress, settings, uris
 from artifact_fs.store import ArtifactStore, FileInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,6 +153,7 @@ def main() -> None:
       artifact-fs cat s3://bucket/0/abc/artifacts model/MLmodel
       artifact-fs rm s3://bucket/0/abc/artifacts model/old.pkl
     """
+    settings.exit_if_environment_is_invalid("artifact-fs")  # one clear line before any work
 
 
 def _walk(store: ArtifactStore, path: str, recursive: bool) -> Iterator[FileInfo]:

@@ -17,6 +17,9 @@ from urllib.parse import unquote, urlparse, urlunparse
 from artifact_fs.errors import InvalidArtifactPathError
 
 _MAX_DECODE_ROUNDS = 10
+RESERVED_PREFIX = ".artifact.uploading."
+"""MLflow's local store writes ``<dir>/.artifact.uploading.<random>`` then renames: names with this
+prefix are uploads in progress, refused as artifact names and hidden from every listing."""
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FILE_SCHEME = re.compile(r"^file:", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -32,12 +33,16 @@ def _environ(environ: Environ | None) -> Environ:
 
 @dataclass(frozen=True)
 class Setting(Generic[T]):
-    """One environment variable: name, default, parser and what it is for."""
+    """One environment variable: name, default, parser and what it is for.
+
+    ``secret`` variables (passwords, tokens) never have their value repeated in an error message.
+    """
 
     name: str
     default: T
     parser: Callable[[str], T]
     doc: str = ""
+    secret: bool = False
 
     def is_set(self, environ: Environ | None = None) -> bool:
         """Presence, not truthiness (``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false`` is set)."""
@@ -54,7 +59,8 @@ class Setting(Generic[T]):
         try:
             return self.parser(raw)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"Invalid value {raw!r} for environment variable {self.name}: {exc}") from exc
+            shown = "(not shown: it holds credentials)" if self.secret else repr(raw)
+            raise ValueError(f"Invalid value {shown} for environment variable {self.name}: {exc}") from exc
 
 
 def pick(explicit: T | None, setting: Setting[T], environ: Environ | None = None) -> T:
@@ -391,17 +397,146 @@ STORAGE_EMULATOR_HOST = string(
 GOOGLE_APPLICATION_CREDENTIALS = string(
     "GOOGLE_APPLICATION_CREDENTIALS", None, "GCS service-account key; anonymous access when no credentials."
 )
-
-ALL: tuple[Setting[Any], ...] = tuple(
-    value for value in list(globals().values()) if isinstance(value, Setting)
+GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT = boolean(
+    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT",
+    False,
+    "gcsfs's experimental zonal/HNS bucket support; artifact_fs sets it to false unless it is set.",
 )
+HOME = string("HOME", None, "Home directory: ~/.mlflow/credentials and ~/.ssh/config are read from it.")
+
+# botocore's credential chain: the S3 backend keys its cached filesystems on these (never logged).
+AWS_ACCESS_KEY_ID = string("AWS_ACCESS_KEY_ID", None, "S3 access key (botocore's credential chain).")
+AWS_SECRET_ACCESS_KEY = string("AWS_SECRET_ACCESS_KEY", None, "S3 secret key (botocore's credential chain).")
+AWS_SESSION_TOKEN = string("AWS_SESSION_TOKEN", None, "Temporary S3 credentials' session token.")
+AWS_SECURITY_TOKEN = string("AWS_SECURITY_TOKEN", None, "Older name of AWS_SESSION_TOKEN.")
+AWS_DEFAULT_PROFILE = string("AWS_DEFAULT_PROFILE", None, "Older name of AWS_PROFILE.")
+AWS_SHARED_CREDENTIALS_FILE = string(
+    "AWS_SHARED_CREDENTIALS_FILE", None, "Credentials file instead of ~/.aws/credentials."
+)
+AWS_CONFIG_FILE = string("AWS_CONFIG_FILE", None, "Config file instead of ~/.aws/config.")
+AWS_ROLE_ARN = string("AWS_ROLE_ARN", None, "Role assumed with a web identity token.")
+AWS_WEB_IDENTITY_TOKEN_FILE = string(
+    "AWS_WEB_IDENTITY_TOKEN_FILE", None, "Web identity token file (EKS, GitHub Actions OIDC)."
+)
+AWS_CREDENTIAL_SETTINGS: tuple[Setting[str | None], ...] = (
+    AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN,
+    AWS_SECURITY_TOKEN,
+    AWS_PROFILE,
+    AWS_DEFAULT_PROFILE,
+    AWS_SHARED_CREDENTIALS_FILE,
+    AWS_CONFIG_FILE,
+    AWS_ROLE_ARN,
+    AWS_WEB_IDENTITY_TOKEN_FILE,
+)
+"""What botocore reads to find credentials, so a change of any of them means other credentials."""
+
+
+# -- 2. artifact_fs's own variables (ARTIFACT_FS_*), where MLflow has none ------------------------------
+def parse_user_password(entry: str) -> tuple[str, str]:
+    """One ``user:password`` entry (the password may hold ``:``); ``ValueError`` without echoing it."""
+    user, sep, password = entry.strip().partition(":")
+    if not sep or not user or not password:
+        raise ValueError("expected user:password")
+    return user, password
+
+
+def _parse_users(text: str) -> dict[str, str]:
+    users: dict[str, str] = {}
+    for number, entry in enumerate(text.split(","), 1):
+        if not entry.strip():
+            continue
+        try:
+            user, password = parse_user_password(entry)
+        except ValueError:
+            raise ValueError(f"entry {number} is not user:password (expected user:pw,user2:pw2)") from None
+        users[user] = password
+    return users
+
+
+ARTIFACT_FS_FTP_TLS = boolean(
+    "ARTIFACT_FS_FTP_TLS", False, "FTP: use explicit TLS (AUTH TLS, PROT P) on control and data."
+)
+ARTIFACT_FS_FTP_TLS_CA_FILE = string(
+    "ARTIFACT_FS_FTP_TLS_CA_FILE", None, "FTPS: PEM file of CAs that sign the server certificate."
+)
+ARTIFACT_FS_FTP_TLS_VERIFY = boolean(
+    "ARTIFACT_FS_FTP_TLS_VERIFY", True, "FTPS: verify the server certificate and host name."
+)
+ARTIFACT_FS_SFTP_KNOWN_HOSTS = string(
+    "ARTIFACT_FS_SFTP_KNOWN_HOSTS", None, "SFTP: known_hosts file to check host keys against."
+)
+ARTIFACT_FS_SFTP_CHECK_HOST_KEY = boolean(
+    "ARTIFACT_FS_SFTP_CHECK_HOST_KEY", True, "SFTP: false turns host-key checking off (unsafe)."
+)
+ARTIFACT_FS_SFTP_CONFIG = string(
+    "ARTIFACT_FS_SFTP_CONFIG", None, "SFTP: OpenSSH client config file instead of ~/.ssh/config."
+)
+ARTIFACT_FS_SERVER_USERS: Setting[dict[str, str]] = Setting(
+    "ARTIFACT_FS_SERVER_USERS",
+    {},
+    _parse_users,
+    "Server: basic-auth users as user:password,user2:password2.",
+    secret=True,
+)
+ARTIFACT_FS_SERVER_USERS_FILE = string(
+    "ARTIFACT_FS_SERVER_USERS_FILE", None, "Server: file of user:password or user:pbkdf2_sha256$... lines."
+)
+ARTIFACT_FS_SERVER_TOKENS: Setting[list[str]] = Setting(
+    "ARTIFACT_FS_SERVER_TOKENS",
+    [],
+    parse_comma_list,
+    "Server: accepted bearer tokens, comma-separated.",
+    secret=True,
+)
+ARTIFACT_FS_SERVER_TOKENS_FILE = string(
+    "ARTIFACT_FS_SERVER_TOKENS_FILE", None, "Server: file of accepted bearer tokens, one per line."
+)
+
+
+class _EverySetting:
+    """Every :class:`Setting` defined in this module, found when iterated (so blocks below count too)."""
+
+    def __iter__(self) -> Iterator[Setting[Any]]:
+        return iter([value for value in list(globals().values()) if isinstance(value, Setting)])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+ALL = _EverySetting()
 """Every setting, for documentation and validation (``validate_environment``)."""
 
 
 def validate_environment(environ: Environ | None = None) -> None:
-    """Parse every set variable now, so a bad value fails at start-up, not mid-transfer."""
-    for setting in ALL:
-        setting.get(environ)
+    """Parse every set variable now, so a bad value fails at start-up, not mid-transfer.
+
+    Raises one ``ValueError`` whose message is one line: each bad variable, its value (unless it holds
+    credentials) and what is expected, joined by ``; ``. Pairs MLflow refuses together count too.
+    """
+    env = _environ(environ)
+    problems: dict[str, None] = {}
+    checks: list[Callable[[Environ], object]] = [setting.get for setting in ALL]
+    for check in (*checks, http_tls_verify, s3_tls_verify):
+        try:
+            check(env)
+        except ValueError as exc:
+            problems[" ".join(str(exc).split())] = None  # one line, each problem once
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def exit_if_environment_is_invalid(program: str, environ: Environ | None = None, status: int = 2) -> None:
+    """For command-line entry points: a bad variable is one line on stderr and exit ``status``.
+
+    Call it first, before any work, e.g. ``settings.exit_if_environment_is_invalid("artifact-fs")``.
+    """
+    try:
+        validate_environment(environ)
+    except ValueError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        raise SystemExit(status) from None
 
 
 def http_tls_verify(environ: Environ | None = None) -> bool | str:
@@ -441,3 +576,25 @@ def transfer_timeout(default: float | None, environ: Environ | None = None) -> f
     if value is None:
         return default
     return None if value == -1 else float(value)
+
+
+# -- HDFS (backends/hdfs): the engine choice, and what libhdfs and hdfs-native read ------------------
+HDFS_ENGINES = ("auto", "hdfs-native", "pyarrow")
+
+
+def _parse_hdfs_engine(text: str) -> str:
+    if text not in HDFS_ENGINES:
+        raise ValueError(f"expected one of {HDFS_ENGINES}")
+    return text
+
+
+ARTIFACT_FS_HDFS_ENGINE = Setting(
+    "ARTIFACT_FS_HDFS_ENGINE", "auto", _parse_hdfs_engine, "HDFS engine: auto, pyarrow or hdfs-native."
+)
+HADOOP_CONF_DIR = string("HADOOP_CONF_DIR", None, "Hadoop configuration directory (core-site.xml).")
+HADOOP_HOME = string("HADOOP_HOME", None, "Hadoop installation: etc/hadoop, lib/native, bin/hadoop.")
+HADOOP_USER_NAME = string("HADOOP_USER_NAME", None, "HDFS user under simple authentication.")
+ARROW_LIBHDFS_DIR = string("ARROW_LIBHDFS_DIR", None, "Directory holding libhdfs.so for pyarrow.")
+JAVA_HOME = string("JAVA_HOME", None, "JDK whose libjvm.so libhdfs loads.")
+CLASSPATH = string("CLASSPATH", None, "Hadoop's client jars for libhdfs's JVM.")
+PATH = string("PATH", None, "Where the 'hadoop' command is looked up.")

@@ -31,23 +31,21 @@ from typing import IO, Any
 
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import Callback
-from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from artifact_fs import backends, errors, paths, qualify, uris
+from artifact_fs import errors, paths, qualify, uris
 from artifact_fs.capabilities import Capabilities
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.progress import FileProgress, TransferProgress
+from artifact_fs.root import ArtifactRoot, RootFileSystem, open_root
 
-MAX_WORKERS_CAP = 20
-WORKERS_PER_CPU = 2
-DEFAULT_CPUS = 10
 ERROR_MESSAGE_LIMIT = 10_000
 """MLflow truncates aggregated transfer errors to this many characters (head and tail kept)."""
 
 
 def default_max_workers() -> int:
-    """MLflow's pool size: two threads per CPU, at most 20."""
-    return min((os.cpu_count() or DEFAULT_CPUS) * WORKERS_PER_CPU, MAX_WORKERS_CAP)
+    """MLflow's pool size: two threads per CPU, at most 20 (the transfer policy's default)."""
+    return TransferPolicy().thread_workers
 
 
 @dataclass(frozen=True)
@@ -81,28 +79,30 @@ class ArtifactStore:
 
     def __init__(
         self,
-        uri: str | uris.ArtifactURI,
+        uri: str | uris.ArtifactURI | None = None,
         *,
+        root: ArtifactRoot | None = None,
         environ: Mapping[str, str] | None = None,
         max_workers: int | None = None,
         filesystem: AbstractFileSystem | None = None,
+        policy: TransferPolicy | None = None,
         **options: Any,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers={max_workers!r} must be at least 1")
-        self.uri: uris.ArtifactURI = uris.parse(uri)
-        self.backend: ModuleType = backends.load(self.uri.backend)
-        self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        backend_options = self.backend.options(self.uri, self.environ, **options)
-        self.backend_fs: AbstractFileSystem = (
-            filesystem if filesystem is not None else self.backend.filesystem(backend_options)
-        )
-        self.root_path: str = self.backend.fs_path(self.uri, backend_options)
-        self.fs: DirFileSystem = DirFileSystem(
-            path=self.root_path, fs=self.backend_fs, skip_instance_cache=True
-        )
-        self.capabilities: Capabilities = self.backend.CAPABILITIES
-        self.max_workers = max_workers or default_max_workers()
+        if root is None:
+            if uri is None:
+                raise TypeError("ArtifactStore needs an artifact URI (or an opened root=)")
+            root = open_root(uri, environ=environ, policy=policy, filesystem=filesystem, **options)
+        self.root: ArtifactRoot = root
+        self.uri: uris.ArtifactURI = root.uri
+        self.backend: ModuleType = root.backend
+        self.environ: Mapping[str, str] = root.environ
+        self.backend_fs: AbstractFileSystem = root.backend_fs
+        self.root_path: str = root.path
+        self.fs: RootFileSystem = root.fs
+        self.capabilities: Capabilities = root.capabilities
+        self.max_workers = max_workers or root.policy.thread_workers
 
     @classmethod
     def for_run(cls, artifact_location: str, run_id: str, **kwargs: Any) -> ArtifactStore:
@@ -127,35 +127,34 @@ class ArtifactStore:
 
     def _full(self, relative: str) -> str:
         """The backend filesystem's path for an artifact-relative path."""
-        if not relative:
-            return self.root_path
-        if not self.root_path:
-            return relative
-        return self.root_path.rstrip("/") + "/" + relative
+        return self.root.backend_path(relative)
 
     def _local_root(self) -> str | None:
         """The root as a local directory, when the backend is the local filesystem."""
         return self.root_path if isinstance(self.backend_fs, LocalFileSystem) else None
 
     def _child_name(self, listed: str, directory: str) -> str | None:
-        """The basename of a listed entry of ``directory``; ``None`` for the directory itself.
+        """The basename of a listed entry of ``directory``; ``None`` for what is not an artifact.
 
-        A listing is input from a server: anything that is not a safe direct child is refused.
+        A listing is input from a server: anything that is not a safe direct child is refused. The
+        directory itself, ``.`` and uploads in progress (:data:`paths.RESERVED_PREFIX`) are
+        not artifacts.
         """
-        name = listed.rstrip("/")
-        base = directory.rstrip("/")
-        if name in {base, base.lstrip("/")}:
+        relative = self.root.relative(listed)
+        if relative is None:
+            raise errors.InvalidArtifactPathError(
+                listed,
+                f"the backend listed it for {directory!r}, but it is not inside that directory nor the root",
+            )
+        prefix = directory + "/" if directory else ""
+        if relative.rstrip("/") == directory:
             return None
-        prefix = base + "/" if directory else ""
-        if not name.startswith(prefix):
-            if prefix.startswith("/") and name.startswith(prefix[1:]):
-                prefix = prefix[1:]  # filesystems that drop the leading slash
-            else:
-                raise errors.InvalidArtifactPathError(
-                    listed, f"the backend listed it for {directory!r}, but it is not inside that directory"
-                )
-        child = name[len(prefix) :]
-        if child in {"", "."}:
+        if not relative.startswith(prefix):
+            raise errors.InvalidArtifactPathError(
+                listed, f"the backend listed it for {directory!r}, but it is not inside that directory"
+            )
+        child = relative[len(prefix) :]
+        if child in {"", "."} or child.startswith(paths.RESERVED_PREFIX):
             return None
         paths.validate_path_is_safe(child)
         if "/" in child:
@@ -182,7 +181,7 @@ class ArtifactStore:
             return []
         result = []
         for entry in listing:
-            child = self._child_name(entry["name"], full)
+            child = self._child_name(entry["name"], relative)
             if child is None:
                 continue
             is_dir = entry.get("type") == "directory"
@@ -191,31 +190,45 @@ class ArtifactStore:
             result.append(FileInfo(posixpath.join(relative, child), is_dir, file_size))
         return sorted(result, key=lambda info: info.path)
 
-    def _walk(self, relative: str) -> Iterator[FileInfo]:
-        """Files under ``relative``, depth first, plus every empty directory (MLflow's recursion)."""
-        pending = [relative]
+    def _walk(self, relative: str, children: list[FileInfo] | None = None) -> Iterator[FileInfo]:
+        """Files under ``relative``, depth first, plus every empty directory (MLflow's recursion).
+
+        ``children`` is the listing of ``relative`` when the caller already has it (one listing per
+        directory, never two).
+        """
+        pending: list[tuple[str, list[FileInfo] | None]] = [(relative, children)]
         while pending:
-            directory = pending.pop()
-            children = [c for c in self._list_children(directory) if c.path not in {".", directory}]
-            if not children:
+            directory, listed = pending.pop()
+            if listed is None:
+                listed = self._list_children(directory)
+            entries = [c for c in listed if c.path not in {".", directory}]
+            if not entries:
                 if directory:
                     yield FileInfo(directory, True, None)
                 continue
-            for child in children:
+            for child in entries:
                 if child.is_dir:
-                    pending.append(child.path)
+                    pending.append((child.path, None))
                 else:
                     yield child
 
-    def _is_directory(self, relative: str) -> bool:
-        """MLflow's rule: a path with children; or, where directories are real, any directory."""
-        if self._list_children(relative):
-            return True
-        if self.capabilities.empty_directories:
+    def _directory_listing(self, relative: str) -> list[FileInfo] | None:
+        """The listing of ``relative`` if it is a directory (MLflow's rule), else ``None``.
+
+        A path with children is a directory; where directories are real, an empty one is too.
+        """
+        children = self._list_children(relative)
+        if children:
+            return children
+        if relative and self.capabilities.empty_directories:
             self.backend_fs.invalidate_cache(self._full(relative))
             with errors.translating(relative):
-                return bool(self.fs.isdir(relative))
-        return False
+                if self.fs.isdir(relative):
+                    return []
+        return None
+
+    def _is_directory(self, relative: str) -> bool:
+        return self._directory_listing(relative) is not None
 
     # -- upload ---------------------------------------------------------------------------------
     def log_artifact(
@@ -327,13 +340,13 @@ class ArtifactStore:
                     destination,
                 )
 
-        if not relative:
-            if not self._list_children(""):
-                return destination  # MLflow: "No artifacts found", not an error
-            is_directory = True
+        children = self._directory_listing(relative)
+        if not relative and not children:
+            return destination  # MLflow: "No artifacts found", not an error
+        if children is None:
+            listed = [FileInfo(relative, False, None)]
         else:
-            is_directory = self._is_directory(relative)
-        listed = list(self._walk(relative)) if is_directory else [FileInfo(relative, False, None)]
+            listed = list(self._walk(relative, children))
 
         files = []
         for info in listed:
@@ -389,6 +402,28 @@ class ArtifactStore:
                 if children:
                     self.fs.rm(children, recursive=True)
         self.backend_fs.invalidate_cache(full)
+
+    # -- one file ---------------------------------------------------------------------------------
+    def file_info(self, path: str) -> dict[str, Any]:
+        """The store's fresh ``info`` of one artifact file (another process may have changed it).
+
+        ``FileNotFoundError`` when it does not exist, ``IsADirectoryError`` for a directory.
+        """
+        relative = self._relative(path)
+        if not relative:
+            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
+        full = self._full(relative)
+        self.backend_fs.invalidate_cache(full)
+        try:
+            with errors.translating(full):
+                info: dict[str, Any] = self.fs.info(relative)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(errno.ENOENT, f"No such artifact: '{path}'", path) from exc
+        if info.get("type") == "directory":
+            raise IsADirectoryError(
+                errno.EISDIR, f"Artifact path refers to a directory, not a file: '{path}'", path
+            )
+        return info
 
     # -- streams --------------------------------------------------------------------------------
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:

@@ -208,3 +208,20 @@ def test_serve_comes_from_the_server_package_when_it_loads(runner: CliRunner) ->
     command = main.get_command(click.Context(main), "serve")
     assert isinstance(command, click.Command)
     assert command.name == "serve"
+
+
+def test_a_bad_environment_value_is_one_line_and_exit_2_before_any_work(tmp_path: Path) -> None:
+    target = tmp_path / "never-created"
+    completed = subprocess.run(
+        [sys.executable, "-m", "artifact_fs.cli", "log", __file__, str(target)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_HTTP_REQUEST_TIMEOUT": "soon"},
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "artifact-fs: error: Invalid value 'soon' for environment variable MLFLOW_HTTP_REQUEST_TIMEOUT: "
+        "expected an integer"
+    ]
+    assert not target.exists()

@@ -10,11 +10,11 @@ from artifact_fs.backends.presigning import attachment_disposition
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("model.bin", 'attachment; filename="model.bin"'),
+        ("model.bin", "attachment; filename=model.bin"),
         ("a b.txt", 'attachment; filename="a b.txt"'),
         ("ü model.bin", "attachment; filename*=UTF-8''%C3%BC%20model.bin"),
-        ('q"uote.txt', "attachment; filename*=UTF-8''q%22uote.txt"),
-        ("back\\slash", "attachment; filename*=UTF-8''back%5Cslash"),
+        ('q"uote.txt', 'attachment; filename="q\\"uote.txt"'),
+        ("back\\slash", 'attachment; filename="back\\\\slash"'),
         ("tab\there", "attachment; filename*=UTF-8''tab%09here"),
     ],
 )

@@ -10,14 +10,12 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from artifact_fs import uris
 from artifact_fs.errors import MultipartUnsupportedError
-from artifact_fs.server.destination import Destination
+from artifact_fs.policy import TransferPolicy
+from artifact_fs.root import ArtifactRoot
 
 
-def _destination(backend: ModuleType, uri: str) -> Destination:
-    fs = MemoryFileSystem()
-    return Destination(
-        uri=uris.parse(uri), backend=backend, backend_fs=fs, root_path="/root", fs=fs, environ={}
-    )
+def _destination(backend: ModuleType, uri: str) -> ArtifactRoot:
+    return ArtifactRoot(uris.parse(uri), backend, MemoryFileSystem(), "/root", {}, TransferPolicy())
 
 
 @pytest.mark.parametrize(

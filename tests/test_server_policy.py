@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from artifact_fs.content_headers import content_disposition, guess_mime_type
 from artifact_fs.errors import InvalidArtifactPathError
 from artifact_fs.server import host_policy, safety
-from artifact_fs.server.responses import content_disposition, guess_mime_type
 
 DESTINATION = "sftp://user@files.example.com/artifacts"
 
@@ -85,3 +85,21 @@ def test_download_header_helpers_match_mlflow() -> None:
     assert guess_mime_type("x.parquet") in {"application/octet-stream", "application/vnd.apache.parquet"}
     assert content_disposition("a b.txt") == 'attachment; filename="a b.txt"'
     assert content_disposition('q"uote.txt') == 'attachment; filename="q\\"uote.txt"'
+    assert content_disposition("dir/tab\there") == "attachment; filename=tabhere; filename*=UTF-8''tab%09here"
+
+
+@pytest.mark.parametrize(
+    ("name", "mime"),
+    [
+        ("MLmodel", "text/plain"),
+        ("mlproject", "text/plain"),
+        ("notebook.ipynb", "text/plain"),
+        ("conda.yaml", "text/plain"),
+        ("data.csv", "text/plain"),  # MLflow's text list wins over mimetypes' text/csv
+        ("MLMODEL", "application/octet-stream"),  # MLflow matches names case-sensitively
+        ("image.png", "image/png"),
+        ("model.pkl", "application/octet-stream"),
+    ],
+)
+def test_one_mime_table_follows_mlflows_guess_mime_type(name: str, mime: str) -> None:
+    assert guess_mime_type(f"a/{name}") == mime

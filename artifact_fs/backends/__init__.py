@@ -14,7 +14,6 @@ Modules are imported lazily so a missing optional dependency only affects its ow
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -63,8 +62,11 @@ def capabilities(uri: str | uris.ArtifactURI) -> Capabilities:
 def resolve(
     uri: str | uris.ArtifactURI, environ: Mapping[str, str] | None = None, **overrides: Any
 ) -> tuple[AbstractFileSystem, str]:
-    """The configured filesystem for ``uri`` and the path ``uri`` names inside it."""
-    parsed = uris.parse(uri)
-    backend = load(parsed.backend)
-    options = backend.options(parsed, os.environ if environ is None else environ, **overrides)
-    return backend.filesystem(options), backend.fs_path(parsed, options)
+    """The configured filesystem for ``uri`` and the path ``uri`` names inside it.
+
+    A thin view of :func:`artifact_fs.root.open_root`, the one place a URI becomes a filesystem.
+    """
+    from artifact_fs.root import open_root  # root builds on this module
+
+    root = open_root(uri, environ=environ, **overrides)
+    return root.backend_fs, root.path

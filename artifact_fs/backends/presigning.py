@@ -6,11 +6,9 @@ server, must answer as an attachment named after the artifact, just as the serve
 
 from __future__ import annotations
 
-import urllib.parse
+from artifact_fs.content_headers import content_disposition
 
 
 def attachment_disposition(name: str) -> str:
-    """``attachment`` with the file name; RFC 5987 ``filename*`` when it is not plain ASCII."""
-    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
-        return f'attachment; filename="{name}"'
-    return f"attachment; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    """The server's ``Content-Disposition`` without the ASCII fallback, as MLflow presigns it."""
+    return content_disposition(name, ascii_fallback=False)

@@ -3,8 +3,10 @@
 The run is looked up once through the tracking server's REST API (``GET /api/2.0/mlflow/runs/get``)
 when the tracking URI is http(s); for any other tracking URI MLflow's own client does it if MLflow is
 importable, else a clear error says what to set. The run's artifact root is then served by the
-backend its scheme names (S3, proxied ``mlflow-artifacts``, local ...) through a
-``DirFileSystem``, so ``runs:/<id>/model/MLmodel`` reads ``<artifact_uri>/model/MLmodel``.
+backend its scheme names (S3, proxied ``mlflow-artifacts``, local ...) as an
+:class:`~artifact_fs.root.ArtifactRoot`, so ``runs:/<id>/model/MLmodel`` reads
+``<artifact_uri>/model/MLmodel``. Files are opened through that backend's own file classes, so
+writes (``df.to_parquet("runs:///<id>/x.parquet")``) land and reads use the backend's reader.
 
 Not done: MLflow 3.x also lists a logged model's artifacts under ``runs:/<id>/<model name>``
 (``search_logged_models``); artifact_fs shows the run's own artifacts only.
@@ -20,12 +22,13 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.spec import AbstractFileSystem
 
-from artifact_fs import backends, paths, settings, uris
 from artifact_fs import http as af_http
+from artifact_fs import paths, settings, uris
 from artifact_fs.capabilities import Capabilities
+from artifact_fs.policy import TransferPolicy
+from artifact_fs.root import ArtifactRoot, RootFileSystem, open_root
 
 CAPABILITIES = Capabilities(
     empty_directories=False,  # depends on the run's store; the conservative answer
@@ -41,6 +44,7 @@ _RUNS_PREFIX = re.compile(r"^runs:/*", re.IGNORECASE)
 class RunsOptions(TypedDict, total=False):
     tracking_uri: str
     environ: Mapping[str, str]
+    policy: TransferPolicy
     storage_options: dict[str, Any]
 
 
@@ -101,14 +105,16 @@ class RunsFileSystem(AbstractFileSystem):
         tracking_uri: str | None = None,
         *,
         environ: Mapping[str, str] | None = None,
+        policy: TransferPolicy | None = None,
         storage_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.environ = os.environ if environ is None else environ
+        self.policy = policy
         self.tracking_uri = tracking_uri or settings.MLFLOW_TRACKING_URI.get(self.environ)
         self.storage_options = dict(storage_options or {})
-        self._runs: dict[str, DirFileSystem] = {}
+        self._runs: dict[str, ArtifactRoot] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -120,8 +126,8 @@ class RunsFileSystem(AbstractFileSystem):
     def unstrip_protocol(self, name: str) -> str:
         return f"runs:/{name}"
 
-    def run_filesystem(self, run_id: str) -> DirFileSystem:
-        """The run's artifact root as a filesystem (resolved once per run)."""
+    def run_root(self, run_id: str) -> ArtifactRoot:
+        """The run's artifact root (resolved once per run)."""
         with self._lock:
             cached = self._runs.get(run_id)
         if cached is not None:
@@ -133,20 +139,27 @@ class RunsFileSystem(AbstractFileSystem):
         options = dict(self.storage_options)
         if parsed.backend == "mlflow_artifacts" and self.tracking_uri:
             options.setdefault("tracking_uri", self.tracking_uri)
-        fs, root = backends.resolve(parsed, self.environ, **options)
-        run_fs = DirFileSystem(path=root, fs=fs)
+        root = open_root(parsed, environ=self.environ, policy=self.policy, **options)
         with self._lock:
-            self._runs[run_id] = run_fs
-        return run_fs
+            self._runs[run_id] = root
+        return root
 
-    def _split(self, path: str) -> tuple[str, DirFileSystem, str]:
+    def run_filesystem(self, run_id: str) -> RootFileSystem:
+        """The run's artifact root as an artifact-relative filesystem."""
+        return self.run_root(run_id).fs
+
+    def _split(self, path: str) -> tuple[str, RootFileSystem, str]:
+        run_id, root, relative = self._split_root(path)
+        return run_id, root.fs, relative
+
+    def _split_root(self, path: str) -> tuple[str, ArtifactRoot, str]:
         stripped = self._strip_protocol(path)
         run_id, _, relative = stripped.partition("/")
         if not run_id:
             raise ValueError(f"Not a proper runs:/ URI {path!r}; expected runs:/<run_id>/<path>")
         if relative:
             relative = paths.validate_path_is_safe(relative)
-        return run_id, self.run_filesystem(run_id), relative
+        return run_id, self.run_root(run_id), relative
 
     @staticmethod
     def _named(run_id: str, entry: Any) -> Any:
@@ -174,8 +187,9 @@ class RunsFileSystem(AbstractFileSystem):
         fs.get_file(relative, lpath, **kwargs)
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
-        _, fs, relative = self._split(path)
-        return fs._open(relative, mode=mode, **kwargs)
+        """The run's backend opens the file with its own file class (writes land, reads use its reader)."""
+        _, root, relative = self._split_root(path)
+        return root.open(relative, mode, **kwargs)
 
     def modified(self, path: str) -> Any:
         _, fs, relative = self._split(path)
@@ -217,18 +231,26 @@ class RunsFileSystem(AbstractFileSystem):
 
     def invalidate_cache(self, path: str | None = None) -> None:
         with self._lock:
-            filesystems = list(self._runs.values())
-        for fs in filesystems:
-            fs.invalidate_cache()
+            roots = list(self._runs.values())
+        for root in roots:
+            root.fs.invalidate_cache()
 
 
 def _join(run_id: str, name: str) -> str:
     return posixpath.join(run_id, name.strip("/")) if name.strip("/") else run_id
 
 
-def options(uri: uris.ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> RunsOptions:
+def options(
+    uri: uris.ArtifactURI,
+    environ: Mapping[str, str],
+    *,
+    policy: TransferPolicy | None = None,
+    **overrides: Any,
+) -> RunsOptions:
     """``tracking_uri`` and ``environ`` for the lookup; every other option goes to the run's backend."""
     result: RunsOptions = {} if environ is os.environ else {"environ": dict(environ)}
+    if policy is not None:
+        result["policy"] = policy
     tracking_uri = overrides.pop("tracking_uri", None)
     if tracking_uri:
         result["tracking_uri"] = tracking_uri

@@ -23,12 +23,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from artifact_fs import settings
 from artifact_fs.server.responses import error_response
 
-USERS_FILE_VARIABLE = "ARTIFACT_FS_SERVER_USERS_FILE"
-USERS_VARIABLE = "ARTIFACT_FS_SERVER_USERS"
-TOKENS_FILE_VARIABLE = "ARTIFACT_FS_SERVER_TOKENS_FILE"
-TOKENS_VARIABLE = "ARTIFACT_FS_SERVER_TOKENS"
 PUBLIC_PATHS = frozenset({"/health", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"})
 _PBKDF2 = "pbkdf2_sha256"
 _VERIFIED_CACHE_SIZE = 256
@@ -52,15 +49,16 @@ def _check_password(stored: str, offered: str) -> bool:
     return hmac.compare_digest(stored.encode(), offered.encode())
 
 
-def _parse_users(lines: list[str], source: str) -> dict[str, str]:
+def _read_users(path: str | os.PathLike[str]) -> dict[str, str]:
     users: dict[str, str] = {}
-    for number, raw in enumerate(lines, 1):
+    for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            raise ValueError(f"{source} line {number}: expected 'user:password', got {user or line[:1]!r}...")
+        try:
+            user, password = settings.parse_user_password(line)
+        except ValueError:
+            raise ValueError(f"{path} line {number}: expected 'user:password'") from None
         users[user] = password
     return users
 
@@ -84,20 +82,17 @@ class Credentials:
         environ: Mapping[str, str] | None = None,
     ) -> Credentials:
         """Users and tokens from the given files and the ``ARTIFACT_FS_SERVER_*`` variables."""
-        env = os.environ if environ is None else environ
         users: dict[str, str] = {}
         tokens: set[str] = set()
-        users_file = users_file or env.get(USERS_FILE_VARIABLE)
+        users_file = users_file or settings.ARTIFACT_FS_SERVER_USERS_FILE.get(environ)
         if users_file:
-            users.update(_parse_users(Path(users_file).read_text().splitlines(), str(users_file)))
-        if env.get(USERS_VARIABLE):
-            users.update(_parse_users(env[USERS_VARIABLE].split(","), USERS_VARIABLE))
-        tokens_file = tokens_file or env.get(TOKENS_FILE_VARIABLE)
+            users.update(_read_users(users_file))
+        users.update(settings.ARTIFACT_FS_SERVER_USERS.get(environ))
+        tokens_file = tokens_file or settings.ARTIFACT_FS_SERVER_TOKENS_FILE.get(environ)
         if tokens_file:
             lines = Path(tokens_file).read_text().splitlines()
             tokens.update(t.strip() for t in lines if t.strip() and not t.strip().startswith("#"))
-        if env.get(TOKENS_VARIABLE):
-            tokens.update(t.strip() for t in env[TOKENS_VARIABLE].split(",") if t.strip())
+        tokens.update(settings.ARTIFACT_FS_SERVER_TOKENS.get(environ))
         return cls(users=users, tokens=frozenset(tokens))
 
     def allows(self, authorization: str | None, verified: dict[bytes, bool] | None = None) -> bool:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
+import sys
+from typing import NoReturn
 
 import click
 
+from artifact_fs import settings
 from artifact_fs.server import auth
 
 logger = logging.getLogger("artifact_fs.server")
+PROGRAM = "artifact-fs serve"
 
 
 def _is_loopback(host: str) -> bool:
@@ -22,11 +27,32 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """Refuse to start with one line on stderr (not a traceback, not uvicorn's log)."""
+    click.echo(f"{PROGRAM}: error: {' '.join(message.split())}", err=True)
+    sys.exit(status)
+
+
+def _check_address_is_free(host: str, port: int) -> None:
+    """Bind and release the address uvicorn will bind (with its ``SO_REUSEADDR``), so a busy port is
+    one line before any work rather than a started app and uvicorn's error log."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            _fail(f"cannot listen on {host}:{port}: {reason}; stop what uses it or choose another --port")
+
+
 @click.command("serve")
 @click.option(
     "--artifacts-destination",
-    envvar="MLFLOW_ARTIFACTS_DESTINATION",
-    default="./mlartifacts",
+    envvar=settings.MLFLOW_ARTIFACTS_DESTINATION.name,
+    default=settings.MLFLOW_ARTIFACTS_DESTINATION.default,
     show_default=True,
     help="Where artifacts live: any artifact_fs URI (local path, s3://, gs://, wasbs://, sftp://, ...).",
 )
@@ -36,20 +62,20 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--artifacts-presigned-only",
     is_flag=True,
-    envvar="MLFLOW_ARTIFACTS_PRESIGNED_ONLY",
-    help="Never proxy artifact bytes: clients must use presigned uploads and downloads.",
+    help="Never proxy artifact bytes: clients must use presigned uploads and downloads. "
+    "[env var: MLFLOW_ARTIFACTS_PRESIGNED_ONLY, parsed as MLflow does]",
 )
 @click.option(
     "--auth-users",
     type=click.Path(exists=True, dir_okay=False),
-    envvar=auth.USERS_FILE_VARIABLE,
-    help="Require HTTP basic auth; lines of 'user:password' or 'user:pbkdf2_sha256$...'.",
+    help="Require HTTP basic auth; lines of 'user:password' or 'user:pbkdf2_sha256$...'. "
+    "[env var: ARTIFACT_FS_SERVER_USERS_FILE]",
 )
 @click.option(
     "--auth-tokens",
     type=click.Path(exists=True, dir_okay=False),
-    envvar=auth.TOKENS_FILE_VARIABLE,
-    help="Accept these bearer tokens (one per line), e.g. MLFLOW_TRACKING_TOKEN values.",
+    help="Accept these bearer tokens (one per line), e.g. MLFLOW_TRACKING_TOKEN values. "
+    "[env var: ARTIFACT_FS_SERVER_TOKENS_FILE]",
 )
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
@@ -81,20 +107,23 @@ def serve(  # noqa: PLR0917 - click passes every option positionally by name
 
     from artifact_fs.server.app import create_app
 
+    settings.exit_if_environment_is_invalid(PROGRAM)  # before any work: one line, exit 2
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    _check_address_is_free(host, port)
+    presigned_only = artifacts_presigned_only or settings.MLFLOW_ARTIFACTS_PRESIGNED_ONLY.get()
     # Workers build their apps from the environment, so export the whole configuration.
-    os.environ["MLFLOW_ARTIFACTS_DESTINATION"] = artifacts_destination
-    os.environ["MLFLOW_ARTIFACTS_PRESIGNED_ONLY"] = "true" if artifacts_presigned_only else "false"
+    os.environ[settings.MLFLOW_ARTIFACTS_DESTINATION.name] = artifacts_destination
+    os.environ[settings.MLFLOW_ARTIFACTS_PRESIGNED_ONLY.name] = "true" if presigned_only else "false"
     if auth_users:
-        os.environ[auth.USERS_FILE_VARIABLE] = os.path.abspath(auth_users)
+        os.environ[settings.ARTIFACT_FS_SERVER_USERS_FILE.name] = os.path.abspath(auth_users)
     if auth_tokens:
-        os.environ[auth.TOKENS_FILE_VARIABLE] = os.path.abspath(auth_tokens)
+        os.environ[settings.ARTIFACT_FS_SERVER_TOKENS_FILE.name] = os.path.abspath(auth_tokens)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     try:
         app = create_app()  # fail here, once, with a clear message, rather than in every worker
     except (ValueError, ImportError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(str(exc))
     credentials = auth.Credentials.load()
     if not credentials.enabled and not _is_loopback(host):
         click.secho(

@@ -1,7 +1,8 @@
 """MLflow's artifact REST API (reference §3.1), under ``/api/2.0`` and ``/ajax-api/2.0``.
 
 Every handler validates its path before touching storage, talks to storage only through the
-destination's fsspec view or the backend's generic presign hooks, and keeps nothing between requests.
+destination's :class:`~artifact_fs.store.ArtifactStore` (MLflow's list and delete rules live there,
+once) or its root's generic presign hooks, and keeps nothing between requests.
 """
 
 from __future__ import annotations
@@ -11,29 +12,28 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from artifact_fs.content_headers import content_disposition, guess_mime_type
 from artifact_fs.server import safety
 from artifact_fs.server.config import ServerConfig
-from artifact_fs.server.destination import Destination
 from artifact_fs.server.responses import (
     MULTIPART_UNSUPPORTED_MESSAGE,
     ArtifactServerError,
-    content_disposition,
-    guess_mime_type,
     response_for_exception,
 )
 from artifact_fs.server.transfer import (
     RangeNotSatisfiableError,
     file_state,
-    in_thread,
     parse_range,
     read_stream,
     write_stream,
 )
+from artifact_fs.store import ArtifactStore, FileInfo
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PARTS = 10_000
@@ -68,8 +68,8 @@ def _mlflow_errors(handler: Handler) -> Handler:
     return wrapper
 
 
-def _context(request: Request) -> tuple[Destination, ServerConfig]:
-    return request.app.state.destination, request.app.state.config
+def _context(request: Request) -> tuple[ArtifactStore, ServerConfig]:
+    return request.app.state.store, request.app.state.config
 
 
 def _refuse_proxied_bytes(config: ServerConfig) -> None:
@@ -81,31 +81,20 @@ def _refuse_proxied_bytes(config: ServerConfig) -> None:
         )
 
 
-def _fresh(destination: Destination, path: str) -> None:
+def _fresh(store: ArtifactStore, path: str) -> None:
     """Drop cached listings: another worker or replica may have changed the store since."""
-    destination.fs.invalidate_cache(path)
+    store.fs.invalidate_cache(path)
 
 
 # -- files ------------------------------------------------------------------------------------------
-def _stat_file(destination: Destination, path: str) -> dict[str, Any]:
-    _fresh(destination, path)
-    try:
-        info = destination.fs.info(path)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"No such artifact: '{path}'") from exc
-    if info.get("type") == "directory":
-        raise ArtifactServerError(
-            "INVALID_PARAMETER_VALUE", f"Artifact path refers to a directory, not a file: '{path}'"
-        )
-    return info
 
 
 @_mlflow_errors
 async def download_artifact(request: Request) -> Response:
-    destination, config = _context(request)
+    store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
-    state = file_state(await in_thread(_stat_file, destination, path))
+    state = file_state(await run_in_threadpool(store.file_info, path))
     headers = {
         "Content-Type": guess_mime_type(path),
         "Content-Disposition": content_disposition(path),
@@ -132,68 +121,46 @@ async def download_artifact(request: Request) -> Response:
     headers["Content-Length"] = str(length)
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers)
-    body = read_stream(destination.fs, path, start, length, config.download_chunk_size)
+    body = read_stream(store.fs, path, start, length, config.download_chunk_size)
     return StreamingResponse(body, status_code=status, headers=headers)
 
 
 @_mlflow_errors
 async def upload_artifact(request: Request) -> Response:
-    destination, config = _context(request)
+    store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
-    await write_stream(destination.fs, path, request.stream(), config.upload_batch_size)
-    await in_thread(_fresh, destination, posixpath.dirname(path))
+    await write_stream(store.fs, path, request.stream(), config.upload_batch_size)
+    await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
-
-
-def _delete(destination: Destination, path: str) -> None:
-    _fresh(destination, path)
-    if destination.fs.exists(path):
-        destination.fs.rm(path, recursive=True)
-    _fresh(destination, posixpath.dirname(path))
 
 
 @_mlflow_errors
 async def delete_artifact(request: Request) -> Response:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     path = safety.artifact_path(request.path_params["path"])
     if not path:
         raise ArtifactServerError(
             "INVALID_PARAMETER_VALUE", "Refusing to delete the whole artifact destination; name a path in it."
         )
-    await in_thread(_delete, destination, path)
+    await run_in_threadpool(store.delete_artifacts, path)
+    await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
 
 
-def _list(destination: Destination, path: str) -> list[dict[str, Any]]:
-    _fresh(destination, path)
-    try:
-        if path and destination.fs.info(path).get("type") != "directory":
-            return []  # MLflow: listing a file gives nothing
-        entries = destination.fs.ls(path, detail=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    files: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        name = posixpath.basename(str(entry["name"]).rstrip("/"))
-        if not name or name in {".", ".."} or name.startswith(safety.RESERVED_PREFIX):
-            continue
-        if posixpath.normpath(str(entry["name"]).rstrip("/")) == posixpath.normpath(path or "."):
-            continue  # some stores list a directory inside itself
-        is_dir = entry.get("type") == "directory"
-        item: dict[str, Any] = {"path": name, "is_dir": is_dir}
-        size = entry.get("size")
-        if not is_dir and size:
-            item["file_size"] = int(size)
-        files[name] = item
-    return [files[name] for name in sorted(files)]
+def _listed(info: FileInfo) -> dict[str, Any]:
+    """One entry of MLflow's list response: the basename, and a size for non-empty files."""
+    item: dict[str, Any] = {"path": posixpath.basename(info.path), "is_dir": info.is_dir}
+    if not info.is_dir and info.file_size:
+        item["file_size"] = info.file_size
+    return item
 
 
 @_mlflow_errors
 async def list_artifacts(request: Request) -> Response:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     path = safety.artifact_path(request.query_params.get("path"))
-    files = await in_thread(_list, destination, path)
+    files = [_listed(info) for info in await run_in_threadpool(store.list_artifacts, path)]
     return JSONResponse({"files": files} if files else {})
 
 
@@ -209,13 +176,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _multipart_target(request: Request, body: dict[str, Any]) -> str:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     directory = safety.artifact_path(request.path_params.get("path", ""))
     name = safety.multipart_file_name(body.get("path"))
-    if not destination.supports_multipart_upload:
-        raise ArtifactServerError(
-            "NOT_IMPLEMENTED", f"{MULTIPART_UNSUPPORTED_MESSAGE} ({destination.uri.backend})"
-        )
+    if not store.root.supports_multipart_upload:
+        raise ArtifactServerError("NOT_IMPLEMENTED", f"{MULTIPART_UNSUPPORTED_MESSAGE} ({store.uri.backend})")
     return posixpath.join(directory, name) if directory else name
 
 
@@ -229,13 +194,13 @@ def _upload_id(body: dict[str, Any]) -> str | None:
 
 @_mlflow_errors
 async def create_multipart_upload(request: Request) -> Response:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     body = await _json_body(request)
     path = _multipart_target(request, body)
     num_parts = body.get("num_parts", 1)
     if isinstance(num_parts, bool) or not isinstance(num_parts, int) or not 1 <= num_parts <= MAX_PARTS:
         raise ValueError(f"'num_parts' must be an integer from 1 to {MAX_PARTS}, got {num_parts!r}")
-    result = await in_thread(destination.call_hook, "create_multipart_upload", path, num_parts)
+    result = await run_in_threadpool(store.root.call_hook, "create_multipart_upload", path, num_parts)
     reply: dict[str, Any] = {}
     if result.get("upload_id") is not None:
         reply["upload_id"] = result["upload_id"]
@@ -266,37 +231,39 @@ def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 @_mlflow_errors
 async def complete_multipart_upload(request: Request) -> Response:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     body = await _json_body(request)
     path = _multipart_target(request, body)
     parts = _parts(body)
     upload_id = _upload_id(body)
-    await in_thread(destination.call_hook, "complete_multipart_upload", path, upload_id, parts)
-    await in_thread(_fresh, destination, posixpath.dirname(path))
+    await run_in_threadpool(store.root.call_hook, "complete_multipart_upload", path, upload_id, parts)
+    await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
 
 
 @_mlflow_errors
 async def abort_multipart_upload(request: Request) -> Response:
-    destination, _ = _context(request)
+    store, _ = _context(request)
     body = await _json_body(request)
     path = _multipart_target(request, body)
-    await in_thread(destination.call_hook, "abort_multipart_upload", path, _upload_id(body))
+    await run_in_threadpool(store.root.call_hook, "abort_multipart_upload", path, _upload_id(body))
     return JSONResponse({})
 
 
 @_mlflow_errors
 async def presigned_download(request: Request) -> Response:
-    destination, config = _context(request)
+    store, config = _context(request)
     path = safety.file_path(request.path_params["path"])
-    if not destination.supports_presigned_download:
+    if not store.root.supports_presigned_download:
         raise ArtifactServerError(
             "NOT_IMPLEMENTED",
             "Presigned download is not supported for the current artifact repository "
-            f"({destination.uri.backend})",
+            f"({store.uri.backend})",
         )
-    await in_thread(_stat_file, destination, path)
-    result = await in_thread(destination.call_hook, "presigned_download_url", path, config.presigned_url_ttl)
+    await run_in_threadpool(store.file_info, path)
+    result = await run_in_threadpool(
+        store.root.call_hook, "presigned_download_url", path, config.presigned_url_ttl
+    )
     reply: dict[str, Any] = {"url": result["url"], "headers": dict(result.get("headers") or {})}
     if result.get("file_size") is not None:
         reply["file_size"] = int(result["file_size"])
@@ -304,12 +271,11 @@ async def presigned_download(request: Request) -> Response:
 
 
 # -- discovery --------------------------------------------------------------------------------------
-def server_info(destination: Destination, config: ServerConfig) -> dict[str, Any]:
+def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
     """MLflow's server-info keys, each saying exactly what this server does."""
-    uploads = destination.supports_multipart_upload and (
-        config.proxy_multipart_upload or config.presigned_only
-    )
-    downloads = destination.supports_presigned_download and (
+    root = store.root
+    uploads = root.supports_multipart_upload and (config.proxy_multipart_upload or config.presigned_only)
+    downloads = root.supports_presigned_download and (
         config.proxy_multipart_download or config.presigned_only
     )
     return {
@@ -328,8 +294,8 @@ def server_info(destination: Destination, config: ServerConfig) -> dict[str, Any
 
 
 async def get_server_info(request: Request) -> Response:
-    destination, config = _context(request)
-    return JSONResponse(server_info(destination, config))
+    store, config = _context(request)
+    return JSONResponse(server_info(store, config))
 
 
 async def health(request: Request) -> Response:

@@ -11,10 +11,7 @@ import ntpath
 import posixpath
 
 from artifact_fs.errors import InvalidArtifactPathError
-from artifact_fs.paths import validate_path_is_safe
-
-RESERVED_PREFIX = ".artifact.uploading."
-"""MLflow's local store writes ``<dir>/.artifact.uploading.<random>`` then renames; never a user name."""
+from artifact_fs.paths import RESERVED_PREFIX, validate_path_is_safe
 
 
 def artifact_path(raw: str | None) -> str:

@@ -13,29 +13,22 @@ unsatisfiable) for every destination, read in ``chunk_size`` pieces from ``fs.op
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import anyio.to_thread
 from fsspec import AbstractFileSystem
 from fsspec.spec import AbstractBufferedFile
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 logger = logging.getLogger("artifact_fs.server")
 
-T = TypeVar("T")
 MIB = 1024 * 1024
 UPLOAD_BATCH_SIZE = 8 * MIB
 DOWNLOAD_CHUNK_SIZE = 4 * MIB
-
-
-async def in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run blocking filesystem I/O off the event loop."""
-    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
 
 # -- uploads ----------------------------------------------------------------------------------------
@@ -64,7 +57,7 @@ async def write_stream(
     fs: AbstractFileSystem, path: str, chunks: AsyncIterator[bytes], batch_size: int = UPLOAD_BATCH_SIZE
 ) -> int:
     """Write an async byte stream to ``path``; returns the number of bytes written."""
-    handle = await in_thread(fs.open, path, "wb")
+    handle = await run_in_threadpool(fs.open, path, "wb")
     written = 0
     try:
         pending = bytearray()
@@ -72,15 +65,15 @@ async def write_stream(
             pending += chunk
             if len(pending) >= batch_size:
                 batch, pending = pending, bytearray()
-                await in_thread(handle.write, batch)
+                await run_in_threadpool(handle.write, batch)
                 written += len(batch)
         if pending:
-            await in_thread(handle.write, pending)
+            await run_in_threadpool(handle.write, pending)
             written += len(pending)
-        await in_thread(handle.close)
+        await run_in_threadpool(handle.close)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await in_thread(_abandon, handle, fs, path)
+            await run_in_threadpool(_abandon, handle, fs, path)
         raise
     return written
 
@@ -140,21 +133,33 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-async def read_stream(
-    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
-) -> AsyncIterator[bytes]:
-    """``length`` bytes of ``path`` from ``start``, read in ``chunk_size`` pieces off the event loop."""
-    handle = await in_thread(fs.open, path, "rb", block_size=chunk_size)
-    try:
+def _read_chunks(
+    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int
+) -> Generator[bytes, None, None]:
+    """``length`` bytes of ``path`` from ``start`` in ``chunk_size`` pieces; the file closes with it."""
+    with fs.open(path, "rb", block_size=chunk_size) as handle:
         if start:
-            await in_thread(handle.seek, start)
+            handle.seek(start)
         remaining = length
         while remaining > 0:
-            data = await in_thread(handle.read, min(chunk_size, remaining))
+            data = handle.read(min(chunk_size, remaining))
             if not data:  # the file shrank under us: end the response short, the client sees it
                 raise OSError(f"{path!r} ended {remaining} bytes early while it was being sent")
             remaining -= len(data)
             yield data
+
+
+async def read_stream(
+    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """The bytes of :func:`_read_chunks`, each read in a worker thread.
+
+    The file is closed (in a thread, even when the client went away mid-response) when the stream ends.
+    """
+    chunks = _read_chunks(fs, path, start, length, chunk_size)
+    try:
+        async for data in iterate_in_threadpool(chunks):
+            yield data
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await in_thread(handle.close)
+            await run_in_threadpool(chunks.close)

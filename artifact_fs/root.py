@@ -1,0 +1,151 @@
+"""The one artifact-root object: a backend filesystem, a prefix in it, and what the backend can do.
+
+Every consumer takes its root from :func:`open_root`: the Python API (``ArtifactStore``), the
+artifact server, ``runs:/`` resolution, the CLI and ``url_to_fs``. Paths below a root are
+artifact-relative; joining them to the prefix is fsspec's ``DirFileSystem`` (with the one fix that a
+root at the top of a filesystem stays ``""`` instead of becoming the string ``"None"``). Files are
+always opened through the backend filesystem's own ``open``, so its file classes (atomic local and
+SFTP writes, S3 multipart uploads, the proxied client's streaming reads) do the work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import IO, Any
+
+from fsspec import AbstractFileSystem
+from fsspec.implementations.dirfs import DirFileSystem
+
+from artifact_fs import backends, uris
+from artifact_fs.capabilities import Capabilities
+from artifact_fs.errors import MultipartUnsupportedError
+from artifact_fs.policy import TransferPolicy
+
+MULTIPART_HOOKS = ("create_multipart_upload", "complete_multipart_upload", "abort_multipart_upload")
+DOWNLOAD_HOOK = "presigned_download_url"
+
+
+class RootFileSystem(DirFileSystem):
+    """``DirFileSystem`` whose prefix may be the filesystem's top (``""``).
+
+    fsspec's constructor turns an empty prefix into ``None`` and hands it to the wrapped
+    filesystem's ``_strip_protocol``, which for some filesystems gives the literal ``"None"`` (every
+    write then landed under ``None/``).
+    """
+
+    def __init__(self, path: str, fs: AbstractFileSystem, **kwargs: Any) -> None:
+        super().__init__(path=path or "/", fs=fs, skip_instance_cache=True, **kwargs)
+        self.path = fs._strip_protocol(path).rstrip("/") if path else ""
+        if path.startswith("/") and not self.path:
+            self.path = "/"  # a local or SFTP root at "/" stays absolute
+
+    def _join(self, path: Any) -> Any:
+        if isinstance(path, str) and self.path == "/":
+            return "/" + self._strip_protocol(path).lstrip("/") if path else "/"
+        return super()._join(path)
+
+    def _relpath(self, path: Any) -> Any:
+        if isinstance(path, str) and self.path == "/":
+            return path.lstrip("/")
+        return super()._relpath(path)
+
+
+@dataclass(frozen=True)
+class ArtifactRoot:
+    """An artifact root opened once: ``fs`` is the artifact-relative view over ``backend_fs``."""
+
+    uri: uris.ArtifactURI
+    backend: ModuleType
+    backend_fs: AbstractFileSystem
+    path: str
+    """The root's path inside ``backend_fs`` (``""`` for the top of the filesystem)."""
+    environ: Mapping[str, str]
+    policy: TransferPolicy
+    fs: RootFileSystem = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fs", RootFileSystem(self.path, self.backend_fs))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.backend.CAPABILITIES  # type: ignore[no-any-return]
+
+    def backend_path(self, relative: str) -> str:
+        """The path inside ``backend_fs`` of an (already validated) artifact-relative path."""
+        if not relative:
+            return self.path
+        return str(self.fs._join(relative))
+
+    def relative(self, backend_path: str) -> str | None:
+        """The artifact-relative path of a path the backend listed; ``None`` if it is not under the root."""
+        name = backend_path.rstrip("/")
+        root = self.path.rstrip("/")
+        candidates = {root, root.lstrip("/")} if root else {""}
+        for base in candidates:
+            if name == base:
+                return ""
+            prefix = base + "/" if base else ""
+            if name.startswith(prefix):
+                return name[len(prefix) :]
+        return None
+
+    def open(self, relative: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        """The backend's own file object for an artifact-relative path."""
+        return self.backend_fs.open(self.backend_path(relative), mode, **kwargs)  # type: ignore[no-any-return]
+
+    # -- presign hooks (S3, GCS, Azure) -----------------------------------------------------------
+    @property
+    def supports_multipart_upload(self) -> bool:
+        return all(callable(getattr(self.backend, hook, None)) for hook in MULTIPART_HOOKS)
+
+    @property
+    def supports_presigned_download(self) -> bool:
+        return callable(getattr(self.backend, DOWNLOAD_HOOK, None))
+
+    def call_hook(self, name: str, relative: str, *args: Any) -> Any:
+        """Call a backend presign hook on an artifact path; 501 when the backend has none."""
+        hook = getattr(self.backend, name, None)
+        if not callable(hook):
+            reason = getattr(self.backend, "PRESIGN_UNSUPPORTED", "its backend has no presign hooks")
+            raise MultipartUnsupportedError(f"the {self.uri.backend!r} store cannot presign: {reason}")
+        return hook(self.backend_fs, self.backend_path(relative), *args, self.environ)
+
+
+def open_root(
+    uri: str | uris.ArtifactURI,
+    *,
+    environ: Mapping[str, str] | None = None,
+    policy: TransferPolicy | None = None,
+    filesystem: AbstractFileSystem | None = None,
+    **options: Any,
+) -> ArtifactRoot:
+    """Build the artifact root for ``uri``: the one place a URI becomes a filesystem and a prefix.
+
+    MLflow's variables (read from ``environ``, default ``os.environ``) configure the backend;
+    keyword ``options`` win. ``filesystem`` supplies an already configured backend filesystem.
+    """
+    parsed = uris.parse(uri)
+    backend = backends.load(parsed.backend)
+    env = os.environ if environ is None else environ
+    policy = policy or TransferPolicy.from_environ(env)
+    backend_options = backend.options(parsed, env, **_with_policy(backend, policy, options))
+    backend_fs = filesystem if filesystem is not None else backend.filesystem(backend_options)
+    path = str(backend.fs_path(parsed, backend_options))
+    if path not in {"", "/"}:
+        path = path.rstrip("/")
+    return ArtifactRoot(parsed, backend, backend_fs, path, env, policy)
+
+
+def _with_policy(backend: ModuleType, policy: TransferPolicy, options: dict[str, Any]) -> dict[str, Any]:
+    """Hand the policy to backends whose ``options`` take one (all of them, once they are converted)."""
+    import inspect
+
+    if "policy" in inspect.signature(backend.options).parameters:
+        return {**options, "policy": policy}
+    return options
+
+
+__all__ = ["ArtifactRoot", "RootFileSystem", "open_root"]
