@@ -121,7 +121,7 @@ async def download_artifact(request: Request) -> Response:
     headers["Content-Length"] = str(length)
     if request.method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers)
-    body = read_stream(store.fs, path, start, length, config.download_chunk_size)
+    body = read_stream(store, path, start, length, config.download_chunk_size)
     return StreamingResponse(body, status_code=status, headers=headers)
 
 
@@ -130,7 +130,7 @@ async def upload_artifact(request: Request) -> Response:
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
-    await write_stream(store.fs, path, request.stream(), config.upload_batch_size)
+    await write_stream(store, path, request.stream(), config.upload_batch_size)
     await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
 

@@ -1,13 +1,14 @@
-"""Streaming request and response bodies with bounded memory, on any fsspec filesystem.
+"""Streaming request and response bodies with bounded memory, through the destination's store.
 
 Uploads: request chunks are gathered into batches of ``batch_size`` bytes and written to
-``fs.open(path, "wb")`` in a worker thread, so the server never holds a whole body in memory or in a
-temp dir (MLflow spools every non-local upload to disk first). A failed or aborted upload is
+``ArtifactStore.open(path, "wb")`` in a worker thread, so the server never holds a whole body in
+memory or in a temp dir (MLflow spools every non-local upload to disk first). A failed or aborted upload is
 abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the multipart upload), or the
 partial file is removed, so nothing is left behind.
 
 Downloads: ``Content-Length``, ``ETag`` and a single HTTP ``Range`` (206, ``Content-Range``; 416 when
-unsatisfiable) for every destination, read in ``chunk_size`` pieces from ``fs.open(path, "rb")``.
+unsatisfiable) for every destination, read in ``chunk_size`` pieces from
+``ArtifactStore.open(path, "rb")``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from fsspec import AbstractFileSystem
 from fsspec.spec import AbstractBufferedFile
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from artifact_fs.store import ArtifactStore
 
 logger = logging.getLogger("artifact_fs.server")
 
@@ -32,7 +34,7 @@ DOWNLOAD_CHUNK_SIZE = 4 * MIB
 
 
 # -- uploads ----------------------------------------------------------------------------------------
-def _abandon(handle: Any, fs: AbstractFileSystem, path: str) -> None:
+def _abandon(handle: Any, store: ArtifactStore, path: str) -> None:
     """Make sure a failed upload leaves neither a partial artifact nor an open multipart upload."""
     try:
         discard = getattr(handle, "discard", None)
@@ -47,17 +49,16 @@ def _abandon(handle: Any, fs: AbstractFileSystem, path: str) -> None:
                     handle.closed = True  # so neither close() nor __del__ commits what was received
                 return
         handle.close()  # a non-transactional file: close it, then remove what it wrote
-        if fs.exists(path):
-            fs.rm_file(path)
+        store.delete_artifacts(path)
     except Exception:  # the upload already failed: report that, log this
         logger.warning("could not clean up the aborted upload of %r", path, exc_info=True)
 
 
 async def write_stream(
-    fs: AbstractFileSystem, path: str, chunks: AsyncIterator[bytes], batch_size: int = UPLOAD_BATCH_SIZE
+    store: ArtifactStore, path: str, chunks: AsyncIterator[bytes], batch_size: int = UPLOAD_BATCH_SIZE
 ) -> int:
     """Write an async byte stream to ``path``; returns the number of bytes written."""
-    handle = await run_in_threadpool(fs.open, path, "wb")
+    handle = await run_in_threadpool(store.open, path, "wb")
     written = 0
     try:
         pending = bytearray()
@@ -73,7 +74,7 @@ async def write_stream(
         await run_in_threadpool(handle.close)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_abandon, handle, fs, path)
+            await run_in_threadpool(_abandon, handle, store, path)
         raise
     return written
 
@@ -134,10 +135,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _read_chunks(
-    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int
+    store: ArtifactStore, path: str, start: int, length: int, chunk_size: int
 ) -> Generator[bytes, None, None]:
     """``length`` bytes of ``path`` from ``start`` in ``chunk_size`` pieces; the file closes with it."""
-    with fs.open(path, "rb", block_size=chunk_size) as handle:
+    with store.open(path, "rb", block_size=chunk_size) as handle:
         if start:
             handle.seek(start)
         remaining = length
@@ -150,13 +151,13 @@ def _read_chunks(
 
 
 async def read_stream(
-    fs: AbstractFileSystem, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
+    store: ArtifactStore, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
 ) -> AsyncIterator[bytes]:
     """The bytes of :func:`_read_chunks`, each read in a worker thread.
 
     The file is closed (in a thread, even when the client went away mid-response) when the stream ends.
     """
-    chunks = _read_chunks(fs, path, start, length, chunk_size)
+    chunks = _read_chunks(store, path, start, length, chunk_size)
     try:
         async for data in iterate_in_threadpool(chunks):
             yield data
