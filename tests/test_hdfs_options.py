@@ -11,6 +11,9 @@ import pytest
 
 from artifact_fs import uris
 from artifact_fs.backends import BackendUnavailableError, hdfs
+from artifact_fs.policy import TransferPolicy
+
+DEFAULT_POLICY = TransferPolicy()
 
 
 def _options(uri: str, environ: dict[str, str] | None = None, **overrides: Any) -> hdfs.HdfsOptions:
@@ -51,7 +54,7 @@ def test_extra_conf_is_parsed_from_key_value_pairs_and_wins_over_retry_defaults(
     }
     extra = hdfs.pyarrow_arguments(options)["extra_conf"]
     assert extra["ipc.client.connect.max.retries"] == "7"
-    assert extra["ipc.client.connect.max.retries.on.timeouts"] == str(hdfs.DEFAULT_CONNECT_RETRIES)
+    assert extra["ipc.client.connect.max.retries.on.timeouts"] == str(DEFAULT_POLICY.max_retries)
     assert hdfs.hdfs_native_config(options)["dfs.replication"] == "2"
 
 
@@ -67,8 +70,36 @@ def test_unset_extra_conf_is_none_as_in_mlflow() -> None:
 
 def test_hdfs_native_retries_are_bounded_by_default() -> None:
     config = hdfs.hdfs_native_config(_options("hdfs://nn:8020/x"))
-    assert config["dfs.client.failover.max.attempts"] == str(hdfs.DEFAULT_CONNECT_RETRIES)
+    assert config["dfs.client.failover.max.attempts"] == str(DEFAULT_POLICY.max_retries)
     assert int(config["dfs.client.failover.sleep.max.millis"]) <= 1000
+
+
+def test_connect_limits_come_from_the_transfer_policy() -> None:
+    """MLflow's retry variable bounds NameNode connect retries; the policy's connect timeout, handshakes."""
+    options = _options("hdfs://nn:8020/x", {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"})
+    assert (options["connect_retries"], options["connect_timeout"]) == (2, DEFAULT_POLICY.connect_timeout)
+    extra = hdfs.pyarrow_arguments(options)["extra_conf"]
+    assert extra["ipc.client.connect.max.retries"] == "2"
+    assert extra["ipc.client.connect.timeout"] == str(int(DEFAULT_POLICY.connect_timeout * 1000))
+    assert hdfs.hdfs_native_config(options)["dfs.client.failover.max.attempts"] == "2"
+
+
+def test_a_given_policy_is_used_and_explicit_options_win_over_it() -> None:
+    policy = TransferPolicy(connect_timeout=1.5, max_retries=1)
+    parsed = uris.parse("hdfs://nn:8020/x")
+    options = hdfs.options(parsed, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "9"}, policy=policy)
+    assert (options["connect_retries"], options["connect_timeout"]) == (1, 1.5)
+    options = hdfs.options(parsed, {}, policy=policy, connect_retries=4, connect_timeout=2.0)
+    assert (options["connect_retries"], options["connect_timeout"]) == (4, 2.0)
+
+
+def test_the_users_hadoop_configuration_wins_over_the_policy() -> None:
+    environ = {
+        "MLFLOW_PYARROW_EXTRA_CONF": "dfs.client.failover.max.attempts=12,ipc.client.connect.timeout=60000"
+    }
+    options = _options("hdfs://nn:8020/x", environ)
+    assert hdfs.hdfs_native_config(options)["dfs.client.failover.max.attempts"] == "12"
+    assert hdfs.pyarrow_arguments(options)["extra_conf"]["ipc.client.connect.timeout"] == "60000"
 
 
 @pytest.mark.parametrize(

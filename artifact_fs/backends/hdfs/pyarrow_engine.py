@@ -3,7 +3,7 @@
 fsspec's ``ArrowFSWrapper`` is not used: its ``ls`` of a file fails, its ``rm`` deletes a file and
 then the same path as a directory (an I/O error), it takes no lists, and its files are neither
 picklable nor seekable for ``cat_file`` ranges. This class gives the pyarrow engine the same
-surface and behaviour as the hdfs-native engine (``HdfsFileSystemBase``), reading through
+surface and behaviour as the hdfs-native engine (``base.HdfsFileSystemBase``), reading through
 fsspec's buffered files with ``read_at`` so reads are ranged and open files pickle.
 
 libhdfs starts a JVM inside this process the first time a client connects. A JVM does not survive
@@ -17,14 +17,10 @@ import posixpath
 import shutil
 from typing import Any
 
-from artifact_fs.backends.hdfs import (
-    STREAM_CHUNK_SIZE,
-    ForkGuard,
-    HdfsFile,
-    HdfsFileSystemBase,
-    _translating,
-)
+from artifact_fs.backends.hdfs.base import ForkGuard, HdfsFile, HdfsFileSystemBase
+from artifact_fs.backends.hdfs.config import STREAM_CHUNK_SIZE
 from artifact_fs.backends.ranges import slice_bounds
+from artifact_fs.errors import translating
 
 FORK_GUARD = ForkGuard(
     "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
@@ -38,17 +34,13 @@ class PyarrowHdfsFile(HdfsFile):
 
     fs: PyarrowHdfsFileSystem
 
-    def __init__(self, fs: PyarrowHdfsFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
-        self._reader: Any = None
-        if mode == "rb":
-            fs._refuse_directory(path)
-            with _translating(path):
-                self._reader = fs.arrow.open_input_file(path)
-            kwargs["size"] = self._reader.size()
-        super().__init__(fs, path, mode=mode, **kwargs)
+    def _open_reader(self, fs: PyarrowHdfsFileSystem, path: str) -> tuple[Any, int]:
+        fs.refuse_directory(path)
+        reader = fs.arrow.open_input_file(path)
+        return reader, reader.size()
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        with _translating(self.path):
+        with translating(self.path):
             return self._reader.read_at(max(0, min(end, self.size) - start), start)  # type: ignore[no-any-return]
 
     def _open_writer(self) -> Any:
@@ -83,7 +75,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
 
         self.scheme, self.host, self.port = scheme, host, port
         FORK_GUARD.check()
-        with _translating(None):
+        with translating(None):
             self.arrow = HadoopFileSystem(**(arrow_arguments or {}))
         FORK_GUARD.keep_alive(self)
 
@@ -103,7 +95,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
     def _file_info(self, path: str) -> Any:
         from pyarrow.fs import FileType
 
-        with _translating(path):
+        with translating(path):
             info = self.arrow.get_file_info(path)
         if info.type == FileType.NotFound:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
@@ -123,7 +115,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         if top.type != FileType.Directory:
             entries = [{**self._entry(top), "name": path}]
         else:
-            with _translating(path):
+            with translating(path):
                 entries = [self._entry(info) for info in self.arrow.get_file_info(FileSelector(path))]
         return entries if detail else [entry["name"] for entry in entries]
 
@@ -134,7 +126,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
             raise FileExistsError(errno.EEXIST, "the path already exists", path)
         if not create_parents and not self.isdir(posixpath.dirname(path) or "/"):
             raise FileNotFoundError(errno.ENOENT, "the parent directory does not exist", path)
-        with _translating(path):
+        with translating(path):
             self.arrow.create_dir(path, recursive=create_parents)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
@@ -143,14 +135,14 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
             if not exist_ok or not self.isdir(path):
                 raise FileExistsError(errno.EEXIST, "the path already exists", path)
             return
-        with _translating(path):
+        with translating(path):
             self.arrow.create_dir(path, recursive=True)
 
     def _delete(self, path: str, recursive: bool) -> None:
         from pyarrow.fs import FileSelector, FileType
 
         info = self._file_info(path)
-        with _translating(path):
+        with translating(path):
             if info.type != FileType.Directory:
                 self.arrow.delete_file(path)
             elif recursive or not self.arrow.get_file_info(FileSelector(path)):
@@ -160,19 +152,20 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
 
     def _rename(self, source: str, destination: str) -> None:
         self._file_info(source)  # libhdfs reports a missing source as a bare I/O error
-        with _translating(source):
+        with translating(source):
             self.arrow.create_dir(posixpath.dirname(destination) or "/", recursive=True)
             self.arrow.move(source, destination)
 
     # -- data ----------------------------------------------------------------------------------
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         path = self._strip_protocol(path)
-        self._refuse_directory(path)
-        with _translating(path), self.arrow.open_input_file(path) as handle:
+        self.refuse_directory(path)
+        with translating(path), self.arrow.open_input_file(path) as handle:
             begin, stop = slice_bounds(handle.size(), start, end)
             return handle.read_at(stop - begin, begin) if stop > begin else b""
 
-    def _refuse_directory(self, path: str) -> None:
+    def refuse_directory(self, path: str) -> None:
+        """``IsADirectoryError`` for a directory: libhdfs would open it and fail at the first read."""
         from pyarrow.fs import FileType
 
         if self._file_info(path).type == FileType.Directory:
@@ -180,7 +173,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
 
     def _copy_file(self, source: str, destination: str) -> None:
         with (
-            _translating(source),
+            translating(source),
             self.arrow.open_input_stream(source, compression=None) as reader,
             self.arrow.open_output_stream(destination, compression=None) as writer,
         ):
