@@ -26,6 +26,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 MAX_WORKERS_CAP = 20
 WORKERS_PER_CPU = 2
 DEFAULT_CPUS = 10
+MLFLOW_MAX_RETRIES = 7
+"""``MLFLOW_HTTP_REQUEST_MAX_RETRIES``'s default."""
 ASYNC_CONCURRENCY = 32
 """Requests in flight for backends that batch on one event loop (fsspec's ``batch_size``)."""
 
@@ -47,7 +49,9 @@ class TransferPolicy:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     transfer_timeout: float | None = None
     transfer_timeout_set: bool = False
-    max_retries: int = 7
+    max_retries: int = 7  # MLFLOW_MAX_RETRIES
+    max_retries_set: bool = False
+    """Whether ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (or the caller) chose ``max_retries``."""
     backoff_factor: float = 2.0
     backoff_jitter: float = 1.0
     respect_retry_after: bool = True
@@ -65,13 +69,18 @@ class TransferPolicy:
             transfer_timeout=None if transfer in (None, -1) else float(transfer),
             transfer_timeout_set=transfer is not None,
             max_retries=int(settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(env)),
+            max_retries_set=settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set(env),
             backoff_factor=float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(env)),
             backoff_jitter=float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get(env)),
             respect_retry_after=bool(settings.MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER.get(env)),
         )
+        if "max_retries" in overrides:
+            overrides.setdefault("max_retries_set", True)
         return replace(policy, **overrides) if overrides else policy
 
     def __post_init__(self) -> None:
+        if self.max_retries != MLFLOW_MAX_RETRIES:  # a caller who names a number has chosen it
+            object.__setattr__(self, "max_retries_set", True)
         for name in ("request_timeout", "connect_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
@@ -97,6 +106,14 @@ class TransferPolicy:
     def transfer_timeout_or(self, store_default: float | None) -> float | None:
         """``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set (``-1`` is no timeout), else the store's."""
         return self.transfer_timeout if self.transfer_timeout_set else store_default
+
+    def max_retries_or(self, store_default: int) -> int:
+        """``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` when set, else the store SDK's own (fast-failing) default.
+
+        MLflow's HTTP default (7 retries, back-off from 2 s) would make an unreachable object store
+        take minutes to report; MLflow itself leaves botocore, azure-core and gcsfs at their defaults.
+        """
+        return self.max_retries if self.max_retries_set else store_default
 
     def backoff(self, retry_number: int) -> float:
         """urllib3's rule, which MLflow uses: ``factor * 2 ** (n - 1)`` seconds before retry ``n``."""

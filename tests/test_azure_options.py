@@ -78,7 +78,7 @@ def test_tls_settings_follow_mlflows_tracking_variables() -> None:
 
 
 def test_retries_are_bounded_so_a_dead_endpoint_fails_in_seconds() -> None:
-    retry = azure.DEFAULT_RETRY
+    retry = azure.options(WASBS, {})
     worst = sum(
         retry["initial_backoff"]
         + (retry["increment_base"] ** count if count else 0)

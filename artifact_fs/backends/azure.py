@@ -14,53 +14,45 @@ Credentials follow MLflow's order (``AzureBlobArtifactRepository`` / ``AzureData
 Explicit options (``connection_string``, ``account_key``, ``sas_token``, ``credential``,
 ``anon``) win over the environment. ``account_url`` points the client at another blob endpoint
 (an emulator, a private endpoint) while the artifact URI keeps naming the real account.
+
+Timeouts and retries come from the transfer policy: its connect timeout,
+``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (MLflow's Azure default 600 s otherwise) for each transfer,
+and its retries when ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` chose them. Presigned multipart uploads and
+downloads are in :mod:`artifact_fs.backends.azure_presign`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import datetime
+import dataclasses
 import errno
-import posixpath
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from adlfs import AzureBlobFile, AzureBlobFileSystem
 from adlfs.spec import _USER_AGENT
-from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobBlock, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient
-from fsspec.asyn import AsyncFileSystem, sync, sync_wrapper
+from fsspec.asyn import AsyncFileSystem
 
 from artifact_fs import settings
+from artifact_fs.backends import object_store
+from artifact_fs.backends.azure_presign import AzurePresigner
 from artifact_fs.backends.buffered import DiscardOnError
-from artifact_fs.backends.ranges import cat_slice
-from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import MultipartUnsupportedError, translate_errors, translating
+from artifact_fs.backends.object_store import ObjectStoreFileSystem
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
-CAPABILITIES = Capabilities(
-    empty_directories=False,
-    atomic_write=True,
-    exclusive_create=True,
-    server_side_copy=True,
-    range_read=True,
-    multipart_upload=True,
-    presign=True,
-)
+CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, exclusive_create=True)
 
 DEFAULT_TRANSFER_TIMEOUT = 600
 """MLflow's Azure default for ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (seconds)."""
 DEFAULT_MAX_CONCURRENCY = 4
 """Blocks in flight per file upload or download."""
-DEFAULT_CONNECTION_TIMEOUT = 20
-# The storage SDK's own retry defaults (15 s initial back-off, base 3) take about a minute to report
-# an unreachable endpoint; these keep three retries for throttling but fail within about 15 s.
-DEFAULT_RETRY = {"retry_total": 3, "initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
-MULTIPART_URL_EXPIRY = datetime.timedelta(hours=1)
-_BLOCK_ID_PREFIX = "mlflow_block_"
+DEFAULT_RETRIES = 3
+# The storage SDK's own back-off (15 s initial, base 3) takes about a minute to report an unreachable
+# endpoint; this keeps three retries for throttling but fails within about 15 s.
+DEFAULT_BACKOFF = {"initial_backoff": 1, "increment_base": 2}
 
 
 class AzureOptions(TypedDict, total=False):
@@ -76,8 +68,9 @@ class AzureOptions(TypedDict, total=False):
     anon: bool
     timeout: int | None
     """Server-side and socket-read timeout of each transfer (seconds); None for the SDK default."""
-    connection_timeout: int
+    connection_timeout: float
     max_concurrency: int
+    batch_size: int
     blocksize: int
     """Buffer size of files opened for writing (one staged block each)."""
     max_block_size: int
@@ -126,17 +119,26 @@ def _require_azure_identity() -> None:
         ) from exc
 
 
-def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> AzureOptions:
-    """MLflow's Azure variables as adlfs options; explicit ``overrides`` win."""
-    timeout = settings.transfer_timeout(DEFAULT_TRANSFER_TIMEOUT, environ)
+def options(
+    uri: ArtifactURI, environ: Mapping[str, str], *, policy: TransferPolicy | None = None, **overrides: Any
+) -> AzureOptions:
+    """MLflow's Azure variables as adlfs options; explicit ``overrides`` win.
+
+    Timeouts, retries and concurrency come from ``policy`` (by default read from ``environ``).
+    """
+    policy = policy or TransferPolicy.from_environ(environ)
+    timeout = policy.transfer_timeout_or(DEFAULT_TRANSFER_TIMEOUT)
     result: AzureOptions = {
         "account_name": uri.account or "",
         "account_host": _blob_host(uri),
         "timeout": None if timeout is None else int(timeout),
-        "connection_timeout": DEFAULT_CONNECTION_TIMEOUT,
+        "connection_timeout": policy.connect_timeout,
         "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+        "batch_size": policy.async_concurrency,
         "connection_verify": settings.http_tls_verify(environ),
-        **DEFAULT_RETRY,  # type: ignore[typeddict-item]
+        "retry_total": policy.max_retries_or(DEFAULT_RETRIES),
+        "random_jitter_range": policy.backoff_jitter,
+        **DEFAULT_BACKOFF,  # type: ignore[typeddict-item]
     }
     explicit = {"connection_string", "account_key", "sas_token", "credential", "anon"} & set(overrides)
     if not explicit:
@@ -171,10 +173,7 @@ def filesystem(options: AzureOptions) -> ArtifactAzureBlobFileSystem:
 
 def fs_path(uri: ArtifactURI, options: AzureOptions) -> str:
     """``<container>/<key>``: adlfs's path form. ADLS paths are percent-decoded, as MLflow does."""
-    key = uri.key
-    if uri.scheme == "abfss":
-        key = urllib.parse.unquote(key)
-    return f"{uri.bucket}/{key}".rstrip("/")
+    return object_store.fs_path(uri, key=urllib.parse.unquote(uri.key) if uri.scheme == "abfss" else None)
 
 
 class ArtifactAzureBlobFile(DiscardOnError, AzureBlobFile):
@@ -182,7 +181,7 @@ class ArtifactAzureBlobFile(DiscardOnError, AzureBlobFile):
     invisible and Azure drops them)."""
 
 
-class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
+class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
     """adlfs with an explicit blob endpoint, SDK block sizes, retries and TLS settings.
 
     adlfs builds its service client from a few fixed arguments; this builds it with the SDK's own
@@ -192,6 +191,13 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
 
     # ``wasbs`` first: the form ``unstrip_protocol`` gives and ``_strip_protocol`` must take back.
     protocol = ("wasbs", "abfss", "abfs", "az")
+    container_noun = "container"
+    presigner_class = AzurePresigner
+    # Errors leaving these are builtin OSErrors (azure.core's pass through errors.translate).
+    translated_methods = (
+        "_info", "_ls", "_cat_file", "_pipe_file", "_put_file", "_get_file", "_rm_file", "_rm", "_cp_file",
+        "_mkdir", "_find",
+    )  # fmt: skip
 
     def __init__(self, *, account_url: str | None = None, **kwargs: Any) -> None:
         self._client_options = {name: kwargs.pop(name) for name in _SDK_CLIENT_OPTIONS if name in kwargs}
@@ -230,8 +236,7 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
             raise ValueError(f"invalid Azure storage configuration: {exc}") from exc
 
     def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> AzureBlobFile:
-        if not self.version_aware and kwargs.get("version_id"):
-            raise ValueError("version_id cannot be given unless the filesystem is version aware")
+        self.check_version_id(kwargs.get("version_id"))
         kwargs.setdefault("cache_type", "readahead")
         if "x" in mode and self.exists(path):
             # Fail at open, as fsspec expects; the commit's If-None-Match still guards the race.
@@ -267,19 +272,6 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
             current = "" if parent == current else parent
         super().invalidate_cache(self._strip_protocol(path))
 
-    async def _cat_file(
-        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
-    ) -> bytes:
-        """Python-slicing ranges (the Blob API answers 416 or omits Content-Range otherwise)."""
-
-        async def fetch(first: int | None, stop: int | None) -> Any:
-            return await AzureBlobFileSystem._cat_file(self, path, start=first, end=stop, **kwargs)
-
-        def is_416(exc: Exception) -> bool:
-            return isinstance(exc, HttpResponseError) and getattr(exc, "error_code", None) == "InvalidRange"
-
-        return await cat_slice(self, path, start, end, fetch=fetch, is_416=is_416)
-
     # adlfs invalidates its listings under the container-less blob name after a write, leaving the
     # real entry stale; these drop the full path's (and its parents') listings.
     async def _pipe_file(self, path: str, *args: Any, **kwargs: Any) -> Any:
@@ -300,25 +292,11 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
         finally:
             self.invalidate_cache(path)
 
-    async def _rm(self, path: str | list[str], recursive: bool = False, **kwargs: Any) -> None:
-        """adlfs's delete, except a missing path is ``FileNotFoundError`` (adlfs ignores it)."""
-        for name in [path] if isinstance(path, str) else path:
-            if not await self._exists(name):
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
-        await super()._rm(path, recursive=recursive, **kwargs)
-
-    async def _find(
-        self,
-        path: str,
-        maxdepth: int | None = None,
-        withdirs: bool = False,
-        detail: bool = False,
-        **kwargs: Any,
-    ) -> Any:
+    async def _find(self, path: str, maxdepth: int | None = None, detail: bool = False, **kwargs: Any) -> Any:
         """adlfs's find with ``maxdepth`` honoured (adlfs ignores it; depth-limited copies went deep)."""
         if maxdepth is not None and maxdepth < 1:
             raise ValueError("maxdepth must be at least 1")
-        names = await super()._find(path, withdirs=withdirs, **kwargs)
+        names = await super()._find(path, **kwargs)
         if maxdepth is not None:
             depth = self._strip_protocol(path).strip("/").count("/")
             names = [name for name in names if name.count("/") - depth <= maxdepth]
@@ -332,134 +310,14 @@ class ArtifactAzureBlobFileSystem(AzureBlobFileSystem):
     _expand_path = AsyncFileSystem._expand_path
 
     async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """Copy one blob; a virtual directory (no blob of its own) is skipped, its files are copied."""
         try:
             await super()._cp_file(path1, path2, **kwargs)
-        except FileNotFoundError:
-            if not await self._isdir(path1):
-                raise
         finally:
             self.invalidate_cache(path2)
 
 
-# Errors leaving these methods are builtin OSErrors (azure.core's pass through errors.translate).
-_TRANSLATED_METHODS = (
-    "_info", "_ls", "_cat_file", "_pipe_file", "_put_file", "_get_file", "_rm_file", "_rm", "_cp_file",
-    "_mkdir", "_find",
-)  # fmt: skip
-for _name in _TRANSLATED_METHODS:
-    _translated = translate_errors(getattr(ArtifactAzureBlobFileSystem, _name))
-    setattr(ArtifactAzureBlobFileSystem, _name, _translated)
-    if _name[1:] in vars(AzureBlobFileSystem):  # adlfs bound the sync twin to its own coroutine
-        setattr(ArtifactAzureBlobFileSystem, _name[1:], sync_wrapper(_translated))
-
-
-# -- presigned multipart upload and download (the artifact server calls these generically) -------
-def _split(fs: AzureBlobFileSystem, path: str) -> tuple[str, str]:
-    container, blob, _ = fs.split_path(path)
-    if not blob:
-        raise ValueError(f"{path!r} names a container, not a blob")
-    return container, blob
-
-
-def _sas(
-    fs: AzureBlobFileSystem,
-    container: str,
-    blob: str,
-    permission: BlobSasPermissions,
-    expiry: datetime.datetime,
-) -> str:
-    """A blob SAS signed with the account key, or with a user delegation key for token credentials."""
-    client = fs.service_client
-    credential = client.credential
-    account_name = client.account_name
-    account_key = getattr(credential, "account_key", None)
-    if account_key:
-        return generate_blob_sas(
-            account_name, container, blob, account_key=account_key, permission=permission, expiry=expiry
-        )
-    if hasattr(credential, "get_token"):
-        start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-        try:
-            with translating(f"{container}/{blob}"):
-                key = sync(fs.loop, client.get_user_delegation_key, start, expiry)
-        except PermissionError as exc:
-            raise MultipartUnsupportedError(
-                "the Azure credential may not create user delegation keys, so no SAS can be signed "
-                f"({exc}); use an account key or grant 'Storage Blob Delegator'"
-            ) from exc
-        return generate_blob_sas(
-            account_name, container, blob, user_delegation_key=key, permission=permission, expiry=expiry
-        )
-    raise MultipartUnsupportedError(
-        "presigned Azure URLs need an account key or a token credential; a SAS token or anonymous "
-        "access cannot sign new URLs"
-    )
-
-
-def _block_id(part_number: int) -> str:
-    return base64.b64encode(f"{_BLOCK_ID_PREFIX}{part_number:05d}".encode()).decode()
-
-
-def create_multipart_upload(
-    fs: AzureBlobFileSystem, path: str, num_parts: int, environ: Mapping[str, str]
-) -> dict[str, Any]:
-    """One presigned Put Block URL per part (MLflow's scheme: block ids ``mlflow_block_NNNNN``)."""
-    if num_parts < 1:
-        raise ValueError(f"num_parts must be at least 1, got {num_parts}")
-    container, blob = _split(fs, path)
-    expiry = datetime.datetime.now(datetime.UTC) + MULTIPART_URL_EXPIRY
-    sas = _sas(fs, container, blob, BlobSasPermissions(read=True, write=True), expiry)
-    blob_url = fs.service_client.get_blob_client(container, blob).url.split("?", 1)[0]
-    credentials = []
-    for part_number in range(1, num_parts + 1):
-        block_id = urllib.parse.quote(_block_id(part_number), safe="")
-        url = f"{blob_url}?comp=block&blockid={block_id}&{sas}"
-        credentials.append({"url": url, "part_number": part_number, "headers": {}})
-    return {"upload_id": None, "credentials": credentials}
-
-
-def complete_multipart_upload(
-    fs: AzureBlobFileSystem,
-    path: str,
-    upload_id: str | None,
-    parts: list[dict[str, Any]],
-    environ: Mapping[str, str],
-) -> None:
-    """Commit the staged blocks in part order; the block ids come back in each part's URL."""
-    container, blob = _split(fs, path)
-    ordered = sorted(parts, key=lambda part: int(part["part_number"]))
-    block_ids = []
-    for part in ordered:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(part["url"]).query)
-        if "blockid" not in query:
-            raise ValueError(f"part {part['part_number']} has no blockid in its URL")
-        # The SDK base64-encodes block ids itself, so it is given the id as staged before encoding.
-        block_ids.append(base64.b64decode(query["blockid"][0]).decode())
-
-    async def commit() -> None:
-        blob_client = fs.service_client.get_blob_client(container, blob)
-        await blob_client.commit_block_list([BlobBlock(block_id) for block_id in block_ids])
-
-    with translating(path):
-        sync(fs.loop, commit)
-    fs.invalidate_cache(posixpath.dirname(path))
-
-
-def abort_multipart_upload(
-    fs: AzureBlobFileSystem, path: str, upload_id: str | None, environ: Mapping[str, str]
-) -> None:
-    """Nothing to do: uncommitted blocks are never visible and Azure discards them within 7 days."""
-
-
-def presigned_download_url(
-    fs: AzureBlobFileSystem, path: str, expiration: int, environ: Mapping[str, str]
-) -> dict[str, Any]:
-    """A read-only SAS URL valid for ``expiration`` seconds, with the blob's size."""
-    container, blob = _split(fs, path)
-    with translating(path):
-        size = fs.info(path)["size"]
-    expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=expiration)
-    sas = _sas(fs, container, blob, BlobSasPermissions(read=True), expiry)
-    blob_url = fs.service_client.get_blob_client(container, blob).url.split("?", 1)[0]
-    return {"url": f"{blob_url}?{sas}", "headers": {}, "file_size": size}
+# Azure's presign hooks, which the artifact server calls (artifact_fs.root); object_store checks and shapes.
+create_multipart_upload = object_store.create_multipart_upload
+complete_multipart_upload = object_store.complete_multipart_upload
+abort_multipart_upload = object_store.abort_multipart_upload
+presigned_download_url = object_store.presigned_download_url

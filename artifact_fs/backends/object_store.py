@@ -1,0 +1,180 @@
+"""What S3, GCS and Azure share, written once: their object-store behaviour on top of s3fs, gcsfs, adlfs.
+
+* :data:`CAPABILITIES`: what every object store here does (each backend only states its differences);
+* :func:`fs_path`: ``<bucket>/<key>``, the path form of s3fs, gcsfs and adlfs;
+* :class:`ObjectStoreFileSystem`: a mixin (put it before the SDK's filesystem class) for Python-slicing
+  ranges (:mod:`~artifact_fs.backends.ranges`), a missing path that is ``FileNotFoundError`` on delete,
+  a virtual directory that has nothing to copy, the bucket/key split of presigned calls, fsspec's
+  ``batch_size`` from the policy, and SDK errors translated by :mod:`artifact_fs.errors`;
+* :class:`Presigner` and the four hooks the artifact server calls (``create_multipart_upload``,
+  ``complete_multipart_upload``, ``abort_multipart_upload``, ``presigned_download_url``): the
+  arguments are checked and the answers shaped here, the signing is each store's.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from fsspec.asyn import AsyncFileSystem, sync_wrapper
+
+from artifact_fs.backends.ranges import cat_slice
+from artifact_fs.capabilities import Capabilities
+from artifact_fs.errors import is_invalid_range, translate_errors
+from artifact_fs.uris import ArtifactURI
+
+CAPABILITIES = Capabilities(atomic_write=True, server_side_copy=True, multipart_upload=True, presign=True)
+"""Folders are key prefixes (no empty directories); an object appears whole or not at all; ranges are
+read; parts upload concurrently and presigned (the server's multipart and presigned-download routes
+use the hooks below)."""
+
+def fs_path(uri: ArtifactURI, options: Mapping[str, Any] | None = None, *, key: str | None = None) -> str:
+    """``<bucket>/<key>`` (a bucket-root artifact URI is just the bucket); ``key`` replaces the URI's."""
+    return f"{uri.bucket}/{uri.key if key is None else key}".rstrip("/")
+
+
+class ObjectStoreFileSystem(AsyncFileSystem):
+    """Object-store semantics every backend here needs and s3fs, gcsfs or adlfs lack or differ on.
+
+    Subclasses list the coroutine methods whose SDK errors :mod:`artifact_fs.errors` translates in
+    ``translated_methods``; their sync twins are rebound to the translated coroutines (the SDKs bind
+    some twins to their own coroutines, which would skip the translation).
+    """
+
+    container_noun: ClassVar[str] = "bucket"
+    suffix_range_reads: ClassVar[bool] = False
+    """The SDK sends ``cat_file(path, -n)`` as one suffix-range request, without asking the size first."""
+    translated_methods: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.__dict__.get("translated_methods", ()):
+            translated = translate_errors(getattr(cls, name))
+            setattr(cls, name, translated)
+            setattr(cls, name[1:], sync_wrapper(translated))
+
+    def __init__(self, *args: Any, batch_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if batch_size is not None:
+            self.batch_size = batch_size  # not every SDK passes it on to fsspec
+
+    def object_path(self, path: str) -> tuple[str, str]:
+        """``(bucket, key)`` of an object; a path naming only a bucket is refused."""
+        bucket, key, _ = self.split_path(path)  # type: ignore[attr-defined]
+        if not key:
+            raise ValueError(f"{path!r} names a {self.container_noun}, not an object")
+        return bucket, key
+
+    def check_version_id(self, version_id: str | None) -> None:
+        if version_id and not self.version_aware:  # type: ignore[attr-defined]
+            raise ValueError("version_id cannot be given unless the filesystem is version aware")
+
+    async def _cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """``data[start:end]``, as fsspec defines it: an empty or past-the-end range is ``b""``."""
+
+        async def fetch(first: int | None, stop: int | None) -> Any:
+            return await super(ObjectStoreFileSystem, self)._cat_file(path, start=first, end=stop, **kwargs)
+
+        if self.suffix_range_reads and start is not None and start < 0 and end is None:
+            try:
+                return bytes(await fetch(start, end))
+            except Exception as exc:
+                if is_invalid_range(exc):  # the object is empty
+                    return b""
+                raise
+        return await cat_slice(self, path, start, end, fetch=fetch, is_416=is_invalid_range)
+
+    async def _raise_if_missing(self, path: str | list[str]) -> None:
+        """``FileNotFoundError`` for one path that does not exist (a store answers its delete with success).
+
+        A list (what fsspec expanded, or a listing's children) is deleted as it is, without a request
+        per name.
+        """
+        if isinstance(path, str) and not await self._exists(path):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+
+    async def _rm(self, path: str | list[str], recursive: bool = False, **kwargs: Any) -> Any:
+        """The SDK's delete, except a missing path is ``FileNotFoundError`` (as fsspec's local one)."""
+        await self._raise_if_missing(path)
+        return await super()._rm(path, recursive=recursive, **kwargs)
+
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> Any:
+        """Copy one object; a virtual directory (a prefix, not an object) has nothing to copy."""
+        try:
+            return await super()._cp_file(path1, path2, **kwargs)
+        except FileNotFoundError:
+            if await self._isdir(path1):
+                return None
+            raise
+
+
+class Presigner(abc.ABC):
+    """One store's presigned multipart upload and download; one instance serves one hook call.
+
+    The hooks check the arguments and shape the answers MLflow's client expects; a store signs.
+    """
+
+    max_parts: ClassVar[int] = 10_000
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    @abc.abstractmethod
+    def start(self, path: str, bucket: str, key: str) -> tuple[str | None, dict[str, str]]:
+        """Begin an upload: its id (``None`` when the store needs none) and the headers every part sends."""
+
+    @abc.abstractmethod
+    def part_url(self, path: str, upload_id: str | None, part_number: int) -> str:
+        """The presigned URL a client PUTs part ``part_number`` to."""
+
+    @abc.abstractmethod
+    def complete(self, path: str, upload_id: str | None, parts: list[dict[str, Any]]) -> None:
+        """Assemble the uploaded parts, in part-number order, into the object at ``path``."""
+
+    @abc.abstractmethod
+    def abort(self, path: str, upload_id: str | None) -> None:
+        """Drop whatever parts of the upload exist (none is fine)."""
+
+    @abc.abstractmethod
+    def download(self, path: str, expiration: int) -> tuple[str, dict[str, str], int]:
+        """A presigned GET served as an attachment: its URL, the headers it needs, and the object's size."""
+
+
+def _presigner(fs: Any) -> Presigner:
+    presigner_class: type[Presigner] = fs.presigner_class
+    return presigner_class(fs)
+
+
+def create_multipart_upload(fs: Any, path: str, num_parts: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Start an upload and presign one URL per part (numbers 1..N), as MLflow's server answers."""
+    presigner = _presigner(fs)
+    if not 1 <= num_parts <= presigner.max_parts:
+        raise ValueError(f"num_parts must be between 1 and {presigner.max_parts}, got {num_parts}")
+    upload_id, headers = presigner.start(path, *fs.object_path(path))
+    credentials = [
+        {"url": presigner.part_url(path, upload_id, number), "part_number": number, "headers": dict(headers)}
+        for number in range(1, num_parts + 1)
+    ]
+    return {"upload_id": upload_id, "credentials": credentials}
+
+
+def complete_multipart_upload(
+    fs: Any, path: str, upload_id: str | None, parts: list[dict[str, Any]], environ: Mapping[str, str]
+) -> None:
+    fs.object_path(path)
+    _presigner(fs).complete(path, upload_id, parts)
+
+
+def abort_multipart_upload(fs: Any, path: str, upload_id: str | None, environ: Mapping[str, str]) -> None:
+    fs.object_path(path)
+    _presigner(fs).abort(path, upload_id)
+
+
+def presigned_download_url(fs: Any, path: str, expiration: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    fs.object_path(path)
+    url, headers, size = _presigner(fs).download(path, expiration)
+    return {"url": url, "headers": headers, "file_size": size}
