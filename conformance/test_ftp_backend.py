@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 import artifact_fs
-from artifact_fs.backends import ftp
+from artifact_fs.paths import RESERVED_PREFIX
 from conformance.harness import BackendUnderTest
 from conformance.servers.ftp import PASSWORD, USER
 
@@ -87,7 +87,7 @@ def test_a_killed_upload_leaves_no_visible_file(running: BackendUnderTest) -> No
     on_disk = server_dir(running, root)
 
     def partial_sizes() -> list[int]:
-        return [p.stat().st_size for p in on_disk.iterdir() if p.name.startswith(ftp.UPLOAD_PREFIX)]
+        return [p.stat().st_size for p in on_disk.iterdir() if p.name.startswith(RESERVED_PREFIX)]
 
     # The upload really was under way: the server stored part of what was sent. (Not all 3 MiB: a
     # killed client's socket may be reset before the server read the bytes still in flight.)
@@ -186,3 +186,53 @@ def test_threads_do_not_share_a_control_connection(backend_ftp: BackendUnderTest
         list(pool.map(lambda item: fs.pipe_file(*item), files.items()))
         read = dict(zip(files, pool.map(fs.cat_file, files), strict=True))
     assert read == files
+
+
+def test_a_dropped_control_connection_is_reopened_and_the_operation_retried(
+    backend_ftp: BackendUnderTest,
+) -> None:
+    """A server that hangs up an idle connection costs one reconnect (the policy's tenacity retry)."""
+    import socket
+
+    from artifact_fs.policy import TransferPolicy
+
+    policy = TransferPolicy(backoff_factor=0, backoff_jitter=0)
+    fs, root = artifact_fs.url_to_fs(backend_ftp.fresh_url(), policy=policy, **backend_ftp.storage_options)
+    fs.pipe_file(f"{root}/a.txt", b"still here")
+    dropped = fs.ftp
+    dropped.sock.shutdown(socket.SHUT_RD)  # the next reply reads end-of-file, as after a server hang-up
+    assert fs.cat_file(f"{root}/a.txt") == b"still here"
+    assert fs.ftp is not dropped
+
+
+def test_a_permanent_refusal_is_not_retried(backend_ftp: BackendUnderTest) -> None:
+    fs, root = artifact_fs.url_to_fs(backend_ftp.fresh_url(), **backend_ftp.storage_options)
+    connection = fs.ftp
+    started = time.monotonic()
+    with pytest.raises(FileNotFoundError, match="FTP stat .*missing.txt"):
+        fs.cat_file(f"{root}/missing.txt")
+    assert fs.ftp is connection  # no reconnect, no back-off
+    assert time.monotonic() - started < 1
+
+
+def test_timeouts_come_from_the_transfer_policy(backend_ftp: BackendUnderTest) -> None:
+    environ = {"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "17"}
+    fs, _ = artifact_fs.resolve(backend_ftp.fresh_url(), environ=environ, **backend_ftp.storage_options)
+    assert fs.ftp.sock.gettimeout() == 17.0
+    fs, _ = artifact_fs.url_to_fs(backend_ftp.fresh_url(), timeout=4.0, **backend_ftp.storage_options)
+    assert fs.ftp.sock.gettimeout() == 4.0
+
+
+def test_a_transaction_publishes_uploads_only_when_it_ends(backend_ftp: BackendUnderTest) -> None:
+    fs, root = artifact_fs.url_to_fs(backend_ftp.fresh_url(), **backend_ftp.storage_options)
+    with fs.transaction:
+        with fs.open(f"{root}/t.bin", "wb") as f:
+            f.write(b"committed")
+        assert not fs.exists(f"{root}/t.bin")
+    assert fs.cat_file(f"{root}/t.bin") == b"committed"
+    with pytest.raises(RuntimeError), fs.transaction:
+        with fs.open(f"{root}/u.bin", "wb") as f:
+            f.write(b"discarded")
+        raise RuntimeError
+    assert not fs.exists(f"{root}/u.bin")
+    assert sorted(os.listdir(server_dir(backend_ftp, root))) == ["t.bin"]

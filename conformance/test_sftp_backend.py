@@ -11,6 +11,7 @@ import pytest
 
 import artifact_fs
 from artifact_fs.backends import sftp
+from artifact_fs.paths import RESERVED_PREFIX
 from conformance.harness import BackendUnderTest
 from conformance.servers.launcher import free_port
 from conformance.test_ftp_backend import kill_mid_upload, wait_for
@@ -45,7 +46,7 @@ def test_a_killed_upload_leaves_no_visible_file(running: BackendUnderTest) -> No
     kill_mid_upload(url + "/model.bin", running.storage_options)
 
     directory = on_disk(running, root)
-    leftovers = [name for name in os.listdir(directory) if name.startswith(sftp.UPLOAD_PREFIX)]
+    leftovers = [name for name in os.listdir(directory) if name.startswith(RESERVED_PREFIX)]
     assert leftovers, "the upload should have been under way"
     wait_for(lambda: (directory / leftovers[0]).stat().st_size >= 3 * 1024 * 1024)
     assert not fs.exists(f"{root}/model.bin")
@@ -64,6 +65,25 @@ def test_a_failed_write_discards_the_temporary_file(running: BackendUnderTest) -
         raise RuntimeError("interrupted")
     assert fs.cat_file(f"{root}/keep.bin") == b"previous"
     assert os.listdir(on_disk(running, root)) == ["keep.bin"]
+
+
+def test_a_file_dropped_without_close_is_discarded(running: BackendUnderTest) -> None:
+    import gc
+
+    fs, root = artifact_fs.url_to_fs(running.fresh_url(), **running.storage_options)
+    f = fs.open(f"{root}/dropped.bin", "wb")
+    f.write(b"never closed")
+    del f
+    gc.collect()
+    assert not fs.exists(f"{root}/dropped.bin")
+    assert os.listdir(on_disk(running, root)) == []
+
+
+def test_errors_name_the_action_and_the_path(running: BackendUnderTest) -> None:
+    fs, root = artifact_fs.url_to_fs(running.fresh_url(), **running.storage_options)
+    with pytest.raises(FileNotFoundError, match="SFTP read .*missing.bin") as caught:
+        fs.cat_file(f"{root}/missing.bin")
+    assert caught.value.filename == f"{root}/missing.bin"
 
 
 def test_host_key_checking_accepts_a_known_host(running: BackendUnderTest) -> None:

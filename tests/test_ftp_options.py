@@ -7,8 +7,9 @@ import ssl
 
 import pytest
 
-from artifact_fs import uris
+from artifact_fs import errors, uris
 from artifact_fs.backends import ftp
+from artifact_fs.policy import TransferPolicy
 
 
 def options_for(uri: str, environ: dict[str, str] | None = None, **overrides: object) -> ftp.FTPOptions:
@@ -87,22 +88,76 @@ def test_a_ca_file_without_tls_is_refused() -> None:
     ],
 )
 def test_ftp_replies_become_builtin_errors(error: BaseException, expected: type[OSError]) -> None:
-    translated = ftp.translate(error, "read", "/a/b")
+    translated = errors.translate(error, "/a/b", action="FTP read")
     assert type(translated) is expected
     assert translated.__cause__ is error
-    assert "/a/b" in str(translated)
+    assert "FTP read '/a/b' failed" in str(translated)
 
 
 def test_a_directory_that_is_not_empty_is_enotempty() -> None:
     import errno
 
-    translated = ftp.translate(ftplib.error_perm("550 Directory not empty."), "rmdir", "/d")
+    translated = errors.translate(ftplib.error_perm("550 Directory not empty."), "/d", action="FTP rmdir")
     assert translated.errno == errno.ENOTEMPTY
 
 
 def test_an_untrusted_certificate_says_how_to_fix_it() -> None:
     error = ssl.SSLCertVerificationError(1, "certificate verify failed")
     error.verify_message = "self-signed certificate"
-    translated = ftp.translate(error, "login to", "h:21")
+    translated = errors.translate(error, "h:21", action="FTP login to")
     assert isinstance(translated, PermissionError)
     assert "ca_file" in str(translated) and "tls_verify=False" in str(translated)
+    assert not errors.is_retryable(translated)
+
+
+def test_translating_turns_a_certificate_failure_into_permission_error() -> None:
+    """``SSLCertVerificationError`` is a ``ValueError`` too; the table's row wins over the pass-through."""
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_message = "self-signed certificate"
+    with pytest.raises(PermissionError, match="certificate is not trusted"), errors.translating("h:21"):
+        raise error
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        *((ftplib.error_temp(f"{code} try later"), True) for code in sorted(errors.FTP_TRANSIENT_REPLIES)),
+        (ftplib.error_perm("530 Login incorrect."), False),
+        (ftplib.error_perm("550 No such file."), False),
+        (ftplib.error_perm("553 File name not allowed."), False),
+        (EOFError(), True),
+    ],
+)
+def test_transient_replies_are_retryable_and_permanent_ones_are_not(
+    error: BaseException, retryable: bool
+) -> None:
+    assert errors.is_retryable(errors.translate(error, "/a", action="FTP read")) is retryable
+
+
+def test_a_dropped_connection_is_a_retryable_connection_error() -> None:
+    translated = errors.translate(EOFError(), "/a", action="FTP list")
+    assert isinstance(translated, ConnectionError)
+    assert "closed the connection" in str(translated)
+
+
+TRANSFER_TIMEOUT = "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"
+
+
+def test_timeouts_come_from_the_transfer_policy() -> None:
+    options = options_for("ftp://example.com/a", {TRANSFER_TIMEOUT: "7"})
+    assert options["timeout"] == 7.0
+    assert options["connect_timeout"] == TransferPolicy().connect_timeout
+    assert options_for("ftp://example.com/a", {TRANSFER_TIMEOUT: "-1"})["timeout"] is None
+    assert options_for("ftp://example.com/a")["timeout"] == ftp.DEFAULT_TIMEOUT
+    policy = TransferPolicy(connect_timeout=3.0)
+    assert options_for("ftp://example.com/a", policy=policy)["connect_timeout"] == 3.0
+
+
+def test_an_explicit_timeout_wins_and_bounds_connecting_too() -> None:
+    options = options_for("ftp://example.com/a", {TRANSFER_TIMEOUT: "7"}, timeout=2.5)
+    assert options["timeout"] == options["connect_timeout"] == 2.5
+
+
+def test_a_non_positive_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        options_for("ftp://example.com/a", connect_timeout=0)

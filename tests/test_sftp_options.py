@@ -83,3 +83,11 @@ def test_an_explicit_ssh_config_must_exist(tmp_path: Path) -> None:
     options = options_for("sftp://h/x", {"ARTIFACT_FS_SFTP_CONFIG": str(tmp_path / "nope"), "HOME": "/x"})
     with pytest.raises(ValueError, match="does not exist"):
         sftp.connect_arguments(options)
+
+
+def test_the_connect_timeout_comes_from_the_transfer_policy_and_an_explicit_one_wins() -> None:
+    from artifact_fs.policy import TransferPolicy
+
+    assert options_for("sftp://h/x")["connect_timeout"] == TransferPolicy().connect_timeout
+    assert options_for("sftp://h/x", policy=TransferPolicy(connect_timeout=4.0))["connect_timeout"] == 4.0
+    assert options_for("sftp://h/x", connect_timeout=9.0)["connect_timeout"] == 9.0

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
-from fsspec.implementations.local import LocalFileOpener, LocalFileSystem, get_umask
+from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from fsspec.utils import isfilelike
 
+from artifact_fs.backends.atomic import RESERVED_PREFIX, WriteBeside, is_temporary
+from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import InvalidArtifactPathError
 from artifact_fs.paths import validate_path_within_directory
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -37,8 +40,9 @@ CAPABILITIES = Capabilities(
     fork_safe=True,
 )
 
-UPLOADING_PREFIX = ".artifact.uploading."
+UPLOADING_PREFIX = RESERVED_PREFIX
 """MLflow's reserved name prefix for uploads in progress: refused on write, hidden from listings."""
+COPY_BUFFER_SIZE = 1024 * 1024
 
 # Filesystems without hard links (some FUSE and SMB mounts) answer os.link with one of these.
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -51,8 +55,13 @@ class LocalOptions(TypedDict, total=False):
     """Refuse paths that resolve outside this directory; defaults to the URI's own path."""
 
 
-def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> LocalOptions:
-    """Storage options for a local URI: parents created on write, confined to the URI's path."""
+def options(
+    uri: ArtifactURI, environ: Mapping[str, str], *, policy: TransferPolicy | None = None, **overrides: Any
+) -> LocalOptions:
+    """Storage options for a local URI: parents created on write, confined to the URI's path.
+
+    ``policy`` is accepted like every backend's; local files have no timeouts or retries to set.
+    """
     result: LocalOptions = {"auto_mkdir": True, "root": os.path.abspath(uri.local_path)}
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
@@ -69,7 +78,7 @@ def fs_path(uri: ArtifactURI, options: LocalOptions) -> str:
 
 def is_reserved_name(path: str) -> bool:
     """True for names MLflow reserves for uploads in progress."""
-    return os.path.basename(path.rstrip("/")).startswith(UPLOADING_PREFIX)
+    return is_temporary(path)
 
 
 def _refuse_reserved(path: str) -> None:
@@ -79,57 +88,47 @@ def _refuse_reserved(path: str) -> None:
         )
 
 
-def _new_temporary(destination: str) -> tuple[int, str]:
-    """A hidden temporary file next to ``destination``, readable as a normal new file would be."""
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(destination) or ".", prefix=UPLOADING_PREFIX)
-    try:
-        os.fchmod(fd, 0o666 & ~get_umask())
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    return fd, temporary
+def _create(temporary: str, mode: str = "wb") -> IO[Any]:
+    """Create the temporary file, never an existing one, with the mode (umask applied) a new file gets."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    return os.fdopen(os.open(temporary, flags, 0o666), mode)
 
 
-def _publish(temporary: str, destination: str, *, exclusive: bool) -> None:
-    """Move a finished temporary file onto ``destination`` in one step; remove it on failure.
+def _rename_into_place(temporary: str, destination: str, *, exclusive: bool) -> None:
+    """Move a finished temporary file onto ``destination`` in one step.
 
     ``exclusive`` publishes with ``os.link`` (fails if ``destination`` exists, atomically); on a
     filesystem without hard links it first claims the name with ``O_EXCL``, then replaces it.
     """
+    if not exclusive:
+        os.replace(temporary, destination)
+        return
     try:
-        if not exclusive:
-            os.replace(temporary, destination)
-            return
-        try:
-            os.link(temporary, destination)
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            os.close(os.open(destination, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            os.replace(temporary, destination)
-            return
-        os.unlink(temporary)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+        os.link(temporary, destination)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        os.close(os.open(destination, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.replace(temporary, destination)
+        return
+    os.unlink(temporary)
+
+
+def write_beside(destination: str, *, exclusive: bool = False) -> WriteBeside:
+    """An atomic write of ``destination`` (see :mod:`artifact_fs.backends.atomic`)."""
+    return WriteBeside(
+        destination, rename=functools.partial(_rename_into_place, exclusive=exclusive), remove=os.unlink
+    )
 
 
 def atomic_copy(source: str, destination: str, *, exclusive: bool = False) -> None:
     """Copy a file so ``destination`` shows either its old content or the whole new one."""
-    fd, temporary = _new_temporary(destination)
-    try:
-        with open(source, "rb") as reader, os.fdopen(fd, "wb") as writer:
-            shutil.copyfileobj(reader, writer, 1024 * 1024)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _publish(temporary, destination, exclusive=exclusive)
+    beside = write_beside(destination, exclusive=exclusive)
+    with beside as temporary, open(source, "rb") as reader, _create(temporary) as writer:
+        shutil.copyfileobj(reader, writer, COPY_BUFFER_SIZE)
 
 
-class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
+class AtomicLocalFile(DiscardOnError, LocalFileOpener):  # type: ignore[misc]
     """A local file opened for writing that appears at its path only when closed successfully.
 
     The bytes go to a hidden temporary file in the destination directory. ``close()`` publishes it
@@ -141,15 +140,21 @@ class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
     temp: str
     f: Any
     _raw: Any = None
-    _done = False
+    beside: WriteBeside | None = None
+    discard_when_dropped = True
+
+    @property
+    def _done(self) -> bool:
+        return self.beside is None or self.beside.finished
 
     def _open(self) -> None:
         if self.f is not None and not self.f.closed:
             return
         if "x" in self.mode and os.path.lexists(self.path):
             raise FileExistsError(errno.EEXIST, "File exists", self.path)
-        fd, self.temp = _new_temporary(self.path)
-        self.f = self._raw = os.fdopen(fd, self.mode.replace("x", "w"))
+        self.beside = write_beside(self.path, exclusive="x" in self.mode)
+        self.temp = self.beside.temporary
+        self.f = self._raw = _create(self.temp, self.mode.replace("x", "w"))
         if self.compression:
             from fsspec.compression import compr
 
@@ -173,33 +178,21 @@ class AtomicLocalFile(LocalFileOpener):  # type: ignore[misc]
         except BaseException:
             self.discard()
             raise
-        self._done = True
-        _publish(self.temp, self.path, exclusive="x" in self.mode)
+        assert self.beside is not None
+        self.beside.publish()
 
     def discard(self) -> None:
         if self._done:
             return
-        self._done = True
         with contextlib.suppress(OSError):
             self.f.close()
             self._raw.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
+        assert self.beside is not None
+        self.beside.discard()
 
     @property
     def closed(self) -> bool:
         return self._done or self.f is None or self.f.closed
-
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        self._incontext = False
-        if exc_type is not None:
-            self.discard()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        if not self._done and getattr(self, "f", None) is not None:
-            self.discard()
 
 
 class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]

@@ -11,8 +11,11 @@
 * A password in the URI works, with a warning: it ends up in MLflow's tracking store in clear text.
   User and password are percent-decoded (RFC 3986; MLflow takes the SFTP password raw, which
   differs only for a password containing ``%XX``: pass ``password=`` explicitly then).
-* Writes are atomic: bytes go to ``.artifact.uploading.<random>`` beside the target and are renamed
-  over it with OpenSSH's ``posix-rename``; such names are hidden from listings.
+* Writes are atomic (:mod:`artifact_fs.backends.atomic`): bytes go to ``.artifact.uploading.<random>``
+  beside the target and are renamed over it with OpenSSH's ``posix-rename``; such names are hidden
+  from listings. A failed write, or a file dropped unclosed, removes the temporary.
+* Connecting is bounded by the transfer policy's ``connect_timeout`` (``connect_timeout=`` wins).
+  Errors pass through :mod:`artifact_fs.errors` and name the action and the path.
 * sshfs returns whole files for ranged ``cat_file`` and directory names with a trailing ``/``;
   both are corrected here.
 """
@@ -22,8 +25,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import posixpath
-import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -37,9 +38,11 @@ from sshfs import SSHFileSystem
 from sshfs.file import SSHFile
 from sshfs.utils import wrap_exceptions
 
-from artifact_fs import settings
+from artifact_fs import errors, settings
+from artifact_fs.backends import atomic
+from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import translate
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -56,8 +59,6 @@ CAPABILITIES = Capabilities(
 )
 
 DEFAULT_HOST = "localhost"
-DEFAULT_CONNECT_TIMEOUT = 30.0
-UPLOAD_PREFIX = ".artifact.uploading."
 
 ARTIFACT_FS_SFTP_KNOWN_HOSTS = settings.string(
     "ARTIFACT_FS_SFTP_KNOWN_HOSTS", None, "SFTP: known_hosts file to check host keys against."
@@ -91,15 +92,19 @@ class SFTPOptions(TypedDict, total=False):
     known_hosts: str | None
     check_host_key: bool
     ssh_config: str | None
-    connect_timeout: float
+    connect_timeout: float | None
+    """Seconds for asyncssh to connect and authenticate: the transfer policy's ``connect_timeout``."""
 
 
-def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> SFTPOptions:
-    """Connection options from the URI and ``ARTIFACT_FS_SFTP_*``; explicit ``overrides`` win."""
+def options(
+    uri: ArtifactURI, environ: Mapping[str, str], *, policy: TransferPolicy | None = None, **overrides: Any
+) -> SFTPOptions:
+    """Connection options from the URI, ``ARTIFACT_FS_SFTP_*`` and the policy; explicit ``overrides`` win."""
+    policy = policy or TransferPolicy.from_environ(environ)
     result: SFTPOptions = {
         "host": uri.host or DEFAULT_HOST,
         "check_host_key": ARTIFACT_FS_SFTP_CHECK_HOST_KEY.get(environ),
-        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "connect_timeout": policy.connect_timeout,
     }
     if uri.port:
         result["port"] = uri.port
@@ -171,26 +176,9 @@ def filesystem(options: SFTPOptions) -> ArtifactSFTPFileSystem:
             HostKeyCheckingDisabledWarning,
             stacklevel=2,
         )
-    where = f"{host}:{arguments.get('port', 22)}"
-    try:
+    user = f"{arguments['username']}@" if arguments.get("username") else ""
+    with errors.translating(f"{user}{host}:{arguments.get('port', 22)}", action="SFTP login to"):
         return ArtifactSFTPFileSystem(host, **arguments)
-    except asyncssh.HostKeyNotVerifiable as exc:
-        raise PermissionError(
-            errno.EACCES,
-            f"SFTP host key of {where} is not trusted ({exc.reason}); add it to known_hosts "
-            f"(ssh-keyscan -p {arguments.get('port', 22)} {host} >> ~/.ssh/known_hosts, after checking "
-            "the fingerprint) or pass known_hosts=<file>",
-        ) from exc
-    except (PermissionError, asyncssh.PermissionDenied) as exc:
-        raise PermissionError(
-            errno.EACCES,
-            f"SFTP login to {where} as {arguments.get('username', '(local user)')} failed: {exc}",
-        ) from exc
-    except (TimeoutError, OSError, asyncssh.Error) as exc:
-        translated = translate(exc)
-        raise type(translated)(
-            translated.errno, f"SFTP connection to {where} failed: {translated.strerror or exc}"
-        ) from exc
 
 
 def fs_path(uri: ArtifactURI, options: SFTPOptions) -> str:
@@ -198,19 +186,13 @@ def fs_path(uri: ArtifactURI, options: SFTPOptions) -> str:
     return uri.path or "/"
 
 
-def _naming_path(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Errors name the path (sshfs drops it), and asyncssh's own errors become builtin ones."""
+def _translated(method: Callable[..., Any], action: str) -> Callable[..., Any]:
+    """Errors name the action and the path (sshfs drops it); asyncssh's own become builtin ones."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with errors.translating(path if isinstance(path, str) else None, action=f"SFTP {action}"):
             return await method(self, path, *args, **kwargs)
-        except OSError as exc:
-            if exc.filename is not None or not isinstance(path, str) or type(exc).__module__ != "builtins":
-                raise
-            raise type(exc)(exc.errno, exc.strerror or str(exc), path) from exc
-        except asyncssh.Error as exc:
-            raise translate(exc, path if isinstance(path, str) else None) from exc
 
     return wrapper
 
@@ -239,19 +221,18 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
         port = f":{self.port}" if self.port else ""
         return f"sftp://{user}{self.host}{port}{self._strip_protocol(name)}"
 
-    @staticmethod
-    def _temporary_beside(path: str) -> str:
-        return posixpath.join(posixpath.dirname(path), f"{UPLOAD_PREFIX}{uuid.uuid4().hex}")
+    def write_beside(self, path: str) -> atomic.WriteBeside:
+        """An atomic write of ``path``: a hidden temporary beside it, renamed over it in one step."""
+        return atomic.WriteBeside(path, rename=self._replace, remove=self._remove_temporary)
 
     async def _replace(self, temporary: str, path: str) -> None:
         """Rename ``temporary`` over ``path`` in one step (OpenSSH's posix-rename)."""
         async with self._pool.get() as channel:
             await channel.posix_rename(temporary, path)
 
-    async def _discard(self, temporary: str) -> None:
-        with suppress(Exception):
-            async with self._pool.get() as channel:
-                await channel.remove(temporary)
+    async def _remove_temporary(self, temporary: str) -> None:
+        async with self._pool.get() as channel:
+            await channel.remove(temporary)
 
     # -- listings ------------------------------------------------------------------------------
     @wrap_exceptions
@@ -264,10 +245,7 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
             if info["type"] == "directory":
                 raise
             entries = [info]  # a file lists as itself (OpenSSH answers opendir(file) with "no such file")
-        visible = sorted(
-            (entry for entry in entries if not posixpath.basename(entry["name"]).startswith(UPLOAD_PREFIX)),
-            key=lambda entry: entry["name"],
-        )
+        visible = sorted(atomic.without_temporaries(entries), key=lambda entry: entry["name"])
         return visible if detail else [entry["name"] for entry in visible]
 
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -310,26 +288,16 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
     # -- writes --------------------------------------------------------------------------------
     async def _put_file(self, lpath: str, rpath: str, **kwargs: Any) -> None:
         rpath = self._strip_protocol(rpath)
-        temporary = self._temporary_beside(rpath)
-        try:
+        async with self.write_beside(rpath) as temporary:
             await super()._put_file(lpath, temporary, **kwargs)
-            await self._replace(temporary, rpath)
-        except BaseException:
-            await self._discard(temporary)
-            raise
         self.invalidate_cache(rpath)
 
     async def _pipe_file(self, path: str, data: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         path = self._strip_protocol(path)
         if mode == "create" and await self._exists(path):
             raise FileExistsError(errno.EEXIST, "already exists", path)
-        temporary = self._temporary_beside(path)
-        try:
+        async with self.write_beside(path) as temporary:
             await super()._pipe_file(temporary, data, **kwargs)
-            await self._replace(temporary, path)
-        except BaseException:
-            await self._discard(temporary)
-            raise
         self.invalidate_cache(path)
 
     @wrap_exceptions
@@ -338,15 +306,9 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
         if await self._isdir(lpath):
             await self._makedirs(rpath, exist_ok=True)
             return
-        temporary = self._temporary_beside(rpath)
         await self._makedirs(self._parent(rpath), exist_ok=True)
-        try:
-            async with self._pool.get() as channel:
-                await channel.copy(lpath, temporary)
-            await self._replace(temporary, rpath)
-        except BaseException:
-            await self._discard(temporary)
-            raise
+        async with self.write_beside(rpath) as temporary, self._pool.get() as channel:
+            await channel.copy(lpath, temporary)
 
     @wrap_exceptions
     async def _mv(self, lpath: str, rpath: str, **kwargs: Any) -> None:
@@ -359,16 +321,7 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
             if self.isdir(path):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path)
             return SFTPReadFile(self, path, mode="rb", **kwargs)
-        if mode not in {"wb", "xb"}:
-            raise ValueError(
-                f"SFTP files open with mode 'rb', 'wb' or 'xb', not {mode!r}: writes are atomic, so "
-                "appending is not supported"
-            )
-        if mode == "xb" and self.exists(path):
-            raise FileExistsError(errno.EEXIST, "already exists", path)
-        parent = self._parent(path)
-        if parent not in ("", "/"):
-            self.makedirs(parent, exist_ok=True)
+        atomic.prepare_write(self, path, mode, "SFTP")
         return AtomicSFTPFile(self, path, **kwargs)
 
 
@@ -379,16 +332,19 @@ class SFTPReadFile(AbstractBufferedFile):
         return self.fs.cat_file(self.path, start, end)  # type: ignore[no-any-return]
 
 
-class AtomicSFTPFile(SSHFile):
+class AtomicSFTPFile(DiscardOnError, SSHFile):
     """Writes to a temporary name beside the target, renamed over it on a clean close.
 
-    Leaving a ``with`` block by an exception removes the temporary file; a killed process leaves it
-    behind, hidden from listings, and the target untouched.
+    Leaving a ``with`` block by an exception, or dropping the file unclosed, removes the temporary
+    file; a killed process leaves it behind, hidden from listings, and the target untouched.
     """
+
+    discard_when_dropped = True
 
     def __init__(self, fs: ArtifactSFTPFileSystem, path: str, **kwargs: Any) -> None:
         self.target = path
-        self.temporary = fs._temporary_beside(path)
+        self.beside = fs.write_beside(path)
+        self.temporary = self.beside.temporary
         self._closed: bool = False
         super().__init__(fs, self.temporary, mode="wb", **kwargs)
 
@@ -397,7 +353,7 @@ class AtomicSFTPFile(SSHFile):
             return
         try:
             super().close()
-            sync(self.loop, self.fs._replace, self.temporary, self.target)
+            sync(self.loop, self.beside.apublish)
         except BaseException:
             self.discard()
             raise
@@ -408,13 +364,7 @@ class AtomicSFTPFile(SSHFile):
             with suppress(Exception):
                 super().close()
         self._closed = True
-        sync(self.loop, self.fs._discard, self.temporary)
-
-    def __exit__(self, exc_type: Any, *args: Any) -> None:
-        if exc_type is not None:
-            self.discard()
-            return
-        self.close()
+        sync(self.loop, self.beside.adiscard)
 
 
 # -- presigned uploads and downloads --------------------------------------------------------
@@ -422,10 +372,11 @@ PRESIGN_UNSUPPORTED = "SFTP has no presigned URLs; clients upload through the ar
 """Why the artifact server answers 501 to presign requests here (the backend has no presign hooks)."""
 
 
-# Every path-taking coroutine names its path in errors and raises only builtin ``OSError``s.
-_NAMED_METHODS = (
-    "_info", "_ls", "_cat_file", "_get_file", "_put_file", "_pipe_file", "_cp_file", "_mv", "_rm_file",
-    "_rmdir", "_mkdir", "_makedirs",
-)  # fmt: skip
-for _name in _NAMED_METHODS:
-    setattr(ArtifactSFTPFileSystem, _name, _naming_path(getattr(ArtifactSFTPFileSystem, _name)))
+# Every path-taking coroutine names its action and path in errors and raises only builtin ``OSError``s.
+_ACTIONS = {
+    "_info": "stat", "_ls": "list", "_cat_file": "read", "_get_file": "download", "_put_file": "upload",
+    "_pipe_file": "write", "_cp_file": "copy", "_mv": "rename", "_rm_file": "delete", "_rmdir": "rmdir",
+    "_mkdir": "mkdir", "_makedirs": "makedirs",
+}  # fmt: skip
+for _name, _action in _ACTIONS.items():
+    setattr(ArtifactSFTPFileSystem, _name, _translated(getattr(ArtifactSFTPFileSystem, _name), _action))
