@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
@@ -15,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 import artifact_fs
-from artifact_fs import progress, settings, uris
+from artifact_fs import backends, progress, settings, uris
 from artifact_fs.store import ArtifactStore, FileInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,17 +92,28 @@ def reports_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         uri = str(kwargs.get("uri", ""))
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+            sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
+            return result
         except click.exceptions.Exit:
             raise
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            _end_quietly_on_closed_pipe()
         except ValueError as exc:  # includes InvalidArtifactPathError (also a PermissionError)
             raise click.UsageError(f"{uris.redact(uri)}: {_describe(exc)}") from exc
         except (OSError, ImportError) as exc:
             _fail(uri, exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _end_quietly_on_closed_pipe() -> NoReturn:
+    """``artifact-fs ls ... | head``: the reader left; stop as a command killed by SIGPIPE does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+    sys.exit(128 + signal.SIGPIPE)
 
 
 def _parse_option(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
@@ -131,6 +144,16 @@ def storage_options(function: F) -> F:
 
 
 def _store(uri: str, options: dict[str, Any]) -> ArtifactStore:
+    """The store for ``uri``; ``-o`` names the backend does not take are refused, the valid ones listed."""
+    if options:
+        backend = uris.parse(uri).backend
+        valid = backends.option_names(backend)
+        unknown = sorted(set(options) - valid) if valid else []
+        if unknown:
+            raise click.UsageError(
+                f"unknown storage option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for the "
+                f"{backend} backend; valid options: {', '.join(sorted(valid))}"
+            )
     return ArtifactStore(uri, **options)
 
 
@@ -209,8 +232,6 @@ def log_command(local_path: str, uri: str, artifact_path: str | None, options: d
       artifact-fs log model.pkl s3://bucket/0/abc/artifacts -p model
       artifact-fs log ./outputs s3://bucket/0/abc/artifacts
     """
-    import os
-
     store = _store(uri, options)
     with progress.progress_bar("upload") as bar:
         if os.path.isdir(local_path):
@@ -282,6 +303,7 @@ def cat_command(uri: str, artifact_path: str, options: dict[str, Any]) -> None:
       artifact-fs cat s3://bucket/0/abc/artifacts model/MLmodel
     """
     store = _store(uri, options)
+    store.file_info(artifact_path)  # a directory or a missing file is an error on every backend
     with store.open(artifact_path, "rb") as source:
         while chunk := source.read(STREAM_CHUNK_SIZE):
             click.echo(chunk, nl=False)  # bytes go to the binary stdout, also under CliRunner

@@ -136,6 +136,9 @@ def open_root(
     path = str(backend.fs_path(parsed, backend_options))
     if path not in {"", "/"}:
         path = path.rstrip("/")
+    check_root = getattr(backend, "check_root", None)
+    if callable(check_root):  # e.g. runs:/ — an unknown run is FileNotFoundError, never an empty root
+        check_root(backend_fs, path)
     return ArtifactRoot(parsed, backend, backend_fs, path, env, policy)
 
 

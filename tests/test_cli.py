@@ -225,3 +225,27 @@ def test_a_bad_environment_value_is_one_line_and_exit_2_before_any_work(tmp_path
         "expected an integer"
     ]
     assert not target.exists()
+
+
+def test_unknown_storage_options_are_refused_with_the_valid_ones(runner: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(runner, "ls", str(tmp_path), "-o", "auto_mkdri=true")
+    assert code == 2
+    assert "unknown storage option auto_mkdri for the local backend" in err
+    assert "valid options: auto_mkdir," in err
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    for index in range(3000):
+        (tmp_path / f"file-{index:05d}.txt").write_bytes(b"x")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "artifact_fs.cli", "ls", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141  # 128 + SIGPIPE, as a command killed by the signal
+    assert b"file-00000.txt" in first
+    assert stderr == b""

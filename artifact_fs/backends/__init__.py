@@ -14,6 +14,8 @@ Modules are imported lazily so a missing optional dependency only affects its ow
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -33,6 +35,7 @@ EXTRA_FOR_BACKEND = {
     "local": None,
     "mlflow_artifacts": None,
     "runs": None,
+    "models": None,
 }
 
 
@@ -57,6 +60,36 @@ def load(name: str) -> ModuleType:
 def capabilities(uri: str | uris.ArtifactURI) -> Capabilities:
     """What the backend serving ``uri`` can do."""
     return load(uris.parse(uri).backend).CAPABILITIES  # type: ignore[no-any-return]
+
+
+GENERIC_OPTIONS = frozenset(
+    {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "policy"}
+)
+"""Options every fsspec filesystem (its instance and listings caches) and every backend take."""
+
+
+def option_names(name: str) -> frozenset[str]:
+    """The storage options the backend ``name`` takes; empty when it passes options on unchecked.
+
+    The keys of the backend's options ``TypedDict`` plus the named parameters of its filesystem
+    class (and that class's bases up to the first that takes no ``**kwargs``).
+    """
+    backend = load(name)
+    hints = typing.get_type_hints(backend.options)
+    declared = hints.get("return")
+    names: set[str] = set(getattr(declared, "__annotations__", {}))
+    if "storage_options" in names:
+        return frozenset()  # runs:/ and models:/ hand options to whichever store a run uses
+    filesystem_class = typing.get_type_hints(backend.filesystem).get("return")
+    for klass in getattr(filesystem_class, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return frozenset((names | GENERIC_OPTIONS) - {"self"})
 
 
 def resolve(
