@@ -131,7 +131,7 @@ def open_root(
     backend = backends.load(parsed.backend)
     env = os.environ if environ is None else environ
     policy = policy or TransferPolicy.from_environ(env)
-    backend_options = backend.options(parsed, env, **_with_policy(backend, policy, options))
+    backend_options = backend.options(parsed, env, policy=policy, **options)
     backend_fs = filesystem if filesystem is not None else backend.filesystem(backend_options)
     path = str(backend.fs_path(parsed, backend_options))
     if path not in {"", "/"}:
@@ -140,15 +140,6 @@ def open_root(
     if callable(check_root):  # e.g. runs:/ — an unknown run is FileNotFoundError, never an empty root
         check_root(backend_fs, path)
     return ArtifactRoot(parsed, backend, backend_fs, path, env, policy)
-
-
-def _with_policy(backend: ModuleType, policy: TransferPolicy, options: dict[str, Any]) -> dict[str, Any]:
-    """Hand the policy to backends whose ``options`` take one (all of them, once they are converted)."""
-    import inspect
-
-    if "policy" in inspect.signature(backend.options).parameters:
-        return {**options, "policy": policy}
-    return options
 
 
 __all__ = ["ArtifactRoot", "RootFileSystem", "open_root"]
