@@ -4,23 +4,23 @@ Two kinds of session exist, as in MLflow:
 
 * :func:`tracking_session` talks to a tracking / artifact server. It carries the user's credentials
   (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, else ``~/.mlflow/credentials``, else
-  ``MLFLOW_TRACKING_TOKEN``), the tracking TLS settings and the ``MLFLOW_HTTP_REQUEST_*`` retry policy.
+  ``MLFLOW_TRACKING_TOKEN``), the tracking TLS settings and the transfer policy's retries.
 * :func:`presigned_session` talks to presigned cloud URLs. It never carries credentials (the URL is
   the credential) and uses MLflow's fixed cloud retry policy with ``verify = not MLFLOW_S3_IGNORE_TLS``.
 
-Errors from either are turned into builtin ``OSError`` subclasses by :func:`raise_for_status` and
-:func:`translating_requests`, with the server's MLflow error message kept.
+Timeouts, retries, back-off, jitter and ``Retry-After`` come from one
+:class:`artifact_fs.policy.TransferPolicy`; urllib3's ``Retry`` does the retrying. Failed responses
+and transport errors become builtin ``OSError`` subclasses in :mod:`artifact_fs.errors`
+(:func:`raise_for_status` only reads MLflow's error body).
 """
 
 from __future__ import annotations
 
 import configparser
-import contextlib
-import errno
 import os
-import ssl
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import requests
@@ -28,31 +28,34 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from artifact_fs import errors, settings, uris
+from artifact_fs import errors, settings
+from artifact_fs.policy import TransferPolicy
 
 # MLflow's _TRANSIENT_FAILURE_RESPONSE_CODES: retried for both kinds of session.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# MLflow's cloud_storage_http_request policy for presigned URLs.
-PRESIGNED_MAX_RETRIES, PRESIGNED_BACKOFF_FACTOR, PRESIGNED_BACKOFF_JITTER = 5, 2, 1.0
-# Error codes in MLflow's JSON error body -> builtin error class.
-MLFLOW_ERROR_CODES: dict[str, type[OSError]] = {
-    "RESOURCE_DOES_NOT_EXIST": FileNotFoundError,
-    "PERMISSION_DENIED": PermissionError,
-    "UNAUTHENTICATED": PermissionError,
-    "RESOURCE_ALREADY_EXISTS": FileExistsError,
-    "NOT_IMPLEMENTED": errors.MultipartUnsupportedError,  # type: ignore[dict-item]
+PRESIGNED_RETRIES: dict[str, Any] = {
+    "max_retries": 5,
+    "backoff_factor": 2.0,
+    "backoff_jitter": 1.0,
+    "respect_retry_after": True,
 }
+"""MLflow's ``cloud_storage_http_request`` defaults, its documented policy for presigned URLs."""
+POLICY_OPTIONS = {
+    "timeout": "request_timeout",
+    "connect_timeout": "connect_timeout",
+    "max_retries": "max_retries",
+    "backoff_factor": "backoff_factor",
+    "backoff_jitter": "backoff_jitter",
+    "respect_retry_after": "respect_retry_after",
+}
+"""``http_options`` names that set a field of the transfer policy (``timeout=5`` is ``request_timeout``)."""
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """Everything that shapes requests to one MLflow server, resolved once from the environment."""
+    """Everything that shapes requests to one MLflow server: a transfer policy, auth and TLS."""
 
-    timeout: float = 120.0
-    max_retries: int = 7
-    backoff_factor: float = 2.0
-    backoff_jitter: float = 1.0
-    respect_retry_after: bool = True
+    policy: TransferPolicy = field(default_factory=TransferPolicy)
     pool_connections: int = 10
     pool_maxsize: int = 10
     allow_redirects: bool = True
@@ -65,16 +68,33 @@ class HttpSettings:
     """``not MLFLOW_S3_IGNORE_TLS``: MLflow reuses the S3 switch for presigned part uploads."""
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HttpSettings:
-        """MLflow's variables, with explicit keyword overrides winning (``timeout=5``...)."""
+    def from_environ(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        policy: TransferPolicy | None = None,
+        **overrides: Any,
+    ) -> HttpSettings:
+        """MLflow's variables (the policy's from ``policy`` when given); explicit overrides win.
+
+        ``timeout``, ``max_retries``, ``backoff_factor``, ``backoff_jitter``, ``respect_retry_after``
+        and ``connect_timeout`` override the policy's fields; the others this class's.
+        """
         env = os.environ if environ is None else environ
+        own = {item.name for item in fields(cls)} - {"policy"}
+        unknown = set(overrides) - own - set(POLICY_OPTIONS)
+        if unknown:
+            known = sorted(own | set(POLICY_OPTIONS))
+            raise ValueError(f"unknown HTTP option(s) {sorted(unknown)}; known options: {known}")
+        policy = policy or TransferPolicy.from_environ(env)
+        policy_overrides = {
+            POLICY_OPTIONS[name]: overrides.pop(name) for name in list(overrides) if name in POLICY_OPTIONS
+        }
+        if "request_timeout" in policy_overrides:
+            policy_overrides["request_timeout"] = float(policy_overrides["request_timeout"])
         username, password = _credentials(env)
         values: dict[str, Any] = {
-            "timeout": float(settings.MLFLOW_HTTP_REQUEST_TIMEOUT.get(env)),
-            "max_retries": settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(env),
-            "backoff_factor": float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(env)),
-            "backoff_jitter": float(settings.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get(env)),
-            "respect_retry_after": settings.MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER.get(env),
+            "policy": replace(policy, **policy_overrides) if policy_overrides else policy,
             "pool_connections": settings.MLFLOW_HTTP_POOL_CONNECTIONS.get(env),
             "pool_maxsize": settings.MLFLOW_HTTP_POOL_MAXSIZE.get(env),
             "allow_redirects": settings.MLFLOW_ALLOW_HTTP_REDIRECTS.get(env),
@@ -85,13 +105,31 @@ class HttpSettings:
             "client_cert": settings.MLFLOW_TRACKING_CLIENT_CERT_PATH.get(env),
             "presigned_verify": not settings.MLFLOW_S3_IGNORE_TLS.get(env),
         }
-        unknown = set(overrides) - set(values)
-        if unknown:
-            raise ValueError(f"unknown HTTP option(s) {sorted(unknown)}; known options: {sorted(values)}")
         values.update(overrides)
         if values["verify"] is False and isinstance(overrides.get("verify"), str):
             raise ValueError("verify cannot be both False and a CA bundle path")
         return cls(**values)
+
+    # The policy's numbers under the names MLflow's variables use.
+    @property
+    def timeout(self) -> float:
+        return self.policy.request_timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.policy.max_retries
+
+    @property
+    def backoff_factor(self) -> float:
+        return self.policy.backoff_factor
+
+    @property
+    def backoff_jitter(self) -> float:
+        return self.policy.backoff_jitter
+
+    @property
+    def respect_retry_after(self) -> bool:
+        return self.policy.respect_retry_after
 
     @property
     def auth_header(self) -> str | None:
@@ -136,17 +174,14 @@ class _Retry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> Retry:
-        if isinstance(error, urllib3.exceptions.SSLError) and _is_verification_failure(error):
+        if isinstance(error, urllib3.exceptions.SSLError) and errors.is_certificate_failure(error):
             raise urllib3.exceptions.MaxRetryError(_pool, url or "", error) from error
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def _is_verification_failure(error: BaseException) -> bool:
-    causes = [error, error.__cause__, error.__context__, *error.args]
-    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes)
-
-
-def _retry(total: int, factor: float, jitter: float, respect_retry_after: bool) -> Retry:
+def retry_for(policy: TransferPolicy) -> Retry:
+    """urllib3's ``Retry`` configured from the policy: every verb, MLflow's transient statuses."""
+    total = policy.max_retries
     return _Retry(
         total=total,
         connect=total,
@@ -154,18 +189,24 @@ def _retry(total: int, factor: float, jitter: float, respect_retry_after: bool) 
         redirect=total,
         status=total,
         status_forcelist=TRANSIENT_STATUSES,
-        backoff_factor=factor,
-        backoff_jitter=jitter,
+        backoff_factor=policy.backoff_factor,
+        backoff_jitter=policy.backoff_jitter,
         allowed_methods=None,  # MLflow retries every verb; bodies are rewound by urllib3
-        respect_retry_after_header=respect_retry_after,
+        respect_retry_after_header=policy.respect_retry_after,
         raise_on_status=False,
     )
+
+
+def timeout_for(read_timeout: float | None, policy: TransferPolicy) -> tuple[float, float | None]:
+    """requests' ``(connect, read)``: an unreachable host fails within the policy's connect timeout."""
+    connect = policy.connect_timeout if read_timeout is None else min(policy.connect_timeout, read_timeout)
+    return connect, read_timeout
 
 
 class _TimeoutSession(requests.Session):
     """A session whose requests default to a timeout (requests has none by default)."""
 
-    def __init__(self, timeout: float | None, allow_redirects: bool = True) -> None:
+    def __init__(self, timeout: tuple[float, float | None], allow_redirects: bool = True) -> None:
         super().__init__()
         self.default_timeout = timeout
         self.allow_redirects = allow_redirects
@@ -182,14 +223,12 @@ class _TimeoutSession(requests.Session):
 
 
 def tracking_session(options: HttpSettings) -> requests.Session:
-    """A session for one tracking / artifact server (credentials, TLS, MLflow's retry policy)."""
-    session = _TimeoutSession(options.timeout, options.allow_redirects)
+    """A session for one tracking / artifact server (credentials, TLS, the policy's retries)."""
+    session = _TimeoutSession(timeout_for(options.timeout, options.policy), options.allow_redirects)
     adapter = HTTPAdapter(
         pool_connections=options.pool_connections,
         pool_maxsize=options.pool_maxsize,
-        max_retries=_retry(
-            options.max_retries, options.backoff_factor, options.backoff_jitter, options.respect_retry_after
-        ),
+        max_retries=retry_for(options.policy),
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -203,13 +242,18 @@ def tracking_session(options: HttpSettings) -> requests.Session:
     return session
 
 
-def presigned_session(options: HttpSettings, pool_maxsize: int = 10) -> requests.Session:
-    """A session for presigned URLs: no credentials, MLflow's fixed cloud retry policy."""
-    session = _TimeoutSession(options.timeout)
+def presigned_session(options: HttpSettings, pool_maxsize: int | None = None) -> requests.Session:
+    """A session for presigned URLs: no credentials, MLflow's fixed cloud retry policy.
+
+    Transfers to the store wait ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when it is set, else the
+    request timeout; the pool holds one connection per transfer thread.
+    """
+    policy = replace(options.policy, **PRESIGNED_RETRIES)
+    session = _TimeoutSession(timeout_for(policy.transfer_timeout_or(policy.request_timeout), policy))
     adapter = HTTPAdapter(
         pool_connections=options.pool_connections,
-        pool_maxsize=pool_maxsize,
-        max_retries=_retry(PRESIGNED_MAX_RETRIES, PRESIGNED_BACKOFF_FACTOR, PRESIGNED_BACKOFF_JITTER, True),
+        pool_maxsize=pool_maxsize or policy.thread_workers,
+        max_retries=retry_for(policy),
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -231,77 +275,20 @@ def error_message(response: requests.Response) -> tuple[str | None, str]:
 
 
 def raise_for_status(response: requests.Response, path: str | None = None) -> None:
-    """Raise the builtin ``OSError`` for a failed response, naming the redacted URL and the reason."""
+    """Raise :func:`artifact_fs.errors.http_error` for a failed response (MLflow's error body read)."""
     if response.status_code < 400:
         return
     code, message = error_message(response)
-    rule = errors.HTTP_STATUSES.get(response.status_code)
-    klass: type[OSError] = rule.error if rule else OSError
-    if code in MLFLOW_ERROR_CODES:
-        klass = MLFLOW_ERROR_CODES[code]
-    elif response.status_code == 501:
-        klass = errors.MultipartUnsupportedError  # type: ignore[assignment]
-    url = uris.redact(response.url.split("?", 1)[0])
-    text = f"{response.request.method} {url} failed with HTTP {response.status_code}"
-    text += f" {code}: {message}" if code else f": {message}"
-    if issubclass(klass, OSError):
-        error = klass(_errno(klass), text)
-        if path is not None:
-            error.filename = path
-    else:
-        error = klass(text)
-    error.status_code = response.status_code  # type: ignore[attr-defined]
-    error.error_code = code  # type: ignore[attr-defined]
-    raise error
-
-
-def _errno(klass: type[OSError]) -> int:
-    for builtin, number in (
-        (FileNotFoundError, errno.ENOENT),
-        (PermissionError, errno.EACCES),
-        (FileExistsError, errno.EEXIST),
-        (TimeoutError, errno.ETIMEDOUT),
-    ):
-        if issubclass(klass, builtin):
-            return number
-    return errno.EIO
-
-
-@contextlib.contextmanager
-def translating_requests(url: str, path: str | None = None) -> Iterator[None]:
-    """Turn requests' transport errors into builtin errors with a hint at the variable to change."""
-    try:
-        yield
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        if not _is_timeout(exc):
-            raise _connection_error(exc, url, path) from exc
-        raise TimeoutError(
-            errno.ETIMEDOUT,
-            f"request to {uris.redact(url)} timed out ({exc}); raise MLFLOW_HTTP_REQUEST_TIMEOUT "
-            "(seconds) if the server is slow, or check that it is reachable",
-            path,
-        ) from exc
-    except requests.RequestException as exc:
-        raise errors.translate(exc, path) from exc
-
-
-def _is_timeout(exc: requests.RequestException) -> bool:
-    """True for timeouts, including a read timeout that exhausted urllib3's retries."""
-    if isinstance(exc, requests.Timeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    # urllib3's NewConnectionError (refused, DNS) subclasses its ConnectTimeoutError for history's sake.
-    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
-        reason, urllib3.exceptions.NewConnectionError
+    raise errors.http_error(
+        response.status_code,
+        method=str(response.request.method),
+        url=response.url,
+        error_code=code,
+        message=message,
+        path=path,
     )
 
 
-def _connection_error(exc: requests.RequestException, url: str, path: str | None) -> ConnectionError:
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectionError(
-            errno.ECONNREFUSED,
-            f"TLS verification failed for {uris.redact(url)} ({exc}); set MLFLOW_TRACKING_SERVER_CERT_PATH "
-            "to the server's CA bundle (or MLFLOW_TRACKING_INSECURE_TLS=true to skip verification)",
-            path,
-        )
-    return ConnectionError(errno.ECONNREFUSED, f"cannot reach {uris.redact(url)}: {exc}", path)
+def translating_requests(url: str, path: str | None = None) -> AbstractContextManager[None]:
+    """Transport errors of the requests inside become builtin errors with a hint (see ``errors``)."""
+    return errors.translating_transport(url, path)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import ssl
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 
+from artifact_fs import errors
 from artifact_fs import http as af_http
 from artifact_fs.errors import MultipartUnsupportedError
+from artifact_fs.policy import TransferPolicy
 
 
 def _basic(user: str, password: str) -> str:
@@ -94,7 +99,27 @@ def test_retry_policy_follows_the_variables() -> None:
     assert (retry.total, retry.backoff_factor, retry.backoff_jitter) == (3, 5.0, 0.5)
     assert retry.respect_retry_after_header is False
     assert set(retry.status_forcelist) == {408, 429, 500, 502, 503, 504}
-    assert session.default_timeout == 9.0  # type: ignore[attr-defined]
+    assert session.default_timeout == (9.0, 9.0)  # type: ignore[attr-defined]  # (connect, read)
+
+
+def test_the_settings_hold_the_transfer_policy_and_overrides_change_it() -> None:
+    policy = TransferPolicy(request_timeout=30.0, connect_timeout=4.0, max_retries=1, backoff_factor=0.5)
+    options = af_http.HttpSettings.from_environ({"HOME": "/x"}, policy=policy, max_retries=3)
+    assert options.policy == replace(policy, max_retries=3)
+    assert (options.timeout, options.max_retries, options.backoff_factor) == (30.0, 3, 0.5)
+    session = af_http.tracking_session(options)
+    assert session.default_timeout == (4.0, 30.0)  # type: ignore[attr-defined]
+    retry = session.get_adapter("http://x").max_retries  # type: ignore[attr-defined]
+    assert (retry.total, retry.backoff_factor) == (3, 0.5)
+
+
+def test_presigned_sessions_use_mlflows_cloud_retries_and_the_transfer_timeout() -> None:
+    policy = TransferPolicy(max_retries=0, transfer_timeout=600.0, transfer_timeout_set=True, max_workers=3)
+    presigned = af_http.presigned_session(af_http.HttpSettings.from_environ({"HOME": "/x"}, policy=policy))
+    retry = presigned.get_adapter("https://x").max_retries  # type: ignore[attr-defined]
+    assert (retry.total, retry.backoff_factor, retry.backoff_jitter) == (5, 2.0, 1.0)
+    assert presigned.default_timeout == (policy.connect_timeout, 600.0)  # type: ignore[attr-defined]
+    assert presigned.get_adapter("https://x")._pool_maxsize == 3  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -119,18 +144,58 @@ def _response(status: int, body: bytes, url: str = "http://u:secret@h/api/x") ->
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "error"),
+    ("status", "body", "error", "retryable"),
     [
-        (404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "gone"}', FileNotFoundError),
-        (403, b'{"error_code": "PERMISSION_DENIED", "message": "no"}', PermissionError),
-        (401, b"unauthorised", PermissionError),
-        (400, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}', FileNotFoundError),
-        (503, b'{"detail": "Artifact serving is disabled"}', OSError),
-        (501, b'{"error_code": "NOT_IMPLEMENTED", "message": "no mpu"}', MultipartUnsupportedError),
+        (404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "gone"}', FileNotFoundError, False),
+        (403, b'{"error_code": "PERMISSION_DENIED", "message": "no"}', PermissionError, False),
+        (401, b"unauthorised", PermissionError, False),
+        (400, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}', FileNotFoundError, False),
+        (400, b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "bad"}', OSError, False),
+        (503, b'{"detail": "Artifact serving is disabled"}', OSError, True),
+        (503, b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}', OSError, True),
+        (500, b"oops", OSError, True),
+        (501, b'{"error_code": "NOT_IMPLEMENTED", "message": "no mpu"}', MultipartUnsupportedError, False),
     ],
 )
-def test_failed_responses_become_builtin_errors(status: int, body: bytes, error: type[Exception]) -> None:
+def test_failed_responses_become_builtin_errors_marked_retryable_or_not(
+    status: int, body: bytes, error: type[Exception], retryable: bool
+) -> None:
     with pytest.raises(error) as raised:
         af_http.raise_for_status(_response(status, body), "a/b")
     assert "secret" not in str(raised.value)
     assert f"HTTP {status}" in str(raised.value)
+    assert errors.is_retryable(raised.value) is retryable
+
+
+def test_a_read_timeout_after_urllib3s_retries_is_a_timeout_naming_the_variable() -> None:
+    reason = urllib3.exceptions.ReadTimeoutError(None, "http://h/x", "read timed out")  # type: ignore[arg-type]
+    wrapped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "http://h/x", reason))  # type: ignore[arg-type]
+    with (
+        pytest.raises(TimeoutError, match="MLFLOW_HTTP_REQUEST_TIMEOUT") as raised,
+        af_http.translating_requests("http://u:secret@h/x", "x"),
+    ):
+        raise wrapped
+    assert "secret" not in str(raised.value)
+    assert raised.value.__cause__ is wrapped and errors.is_retryable(raised.value)
+
+
+def test_a_refused_connection_is_a_retryable_connection_error() -> None:
+    reason = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    wrapped = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "http://h/x", reason))  # type: ignore[arg-type]
+    with (
+        pytest.raises(ConnectionError, match="cannot reach") as raised,
+        af_http.translating_requests("http://h/x"),
+    ):
+        raise wrapped
+    assert errors.is_retryable(raised.value)
+
+
+def test_an_untrusted_certificate_names_the_variables_and_is_not_retried() -> None:
+    reason = urllib3.exceptions.SSLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    wrapped = requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "https://h/x", reason))  # type: ignore[arg-type]
+    with (
+        pytest.raises(ConnectionError, match="MLFLOW_TRACKING_SERVER_CERT_PATH") as raised,
+        af_http.translating_requests("https://h/x"),
+    ):
+        raise wrapped
+    assert errors.is_retryable(raised.value) is False

@@ -6,6 +6,7 @@ import pytest
 
 from artifact_fs.backends import mlflow_artifacts
 from artifact_fs.backends.mlflow_artifacts.resolve import artifact_path_of, deployment_root, service_url
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import parse
 
 API = "/api/2.0/mlflow-artifacts/artifacts"
@@ -85,6 +86,27 @@ def test_backend_options_and_path() -> None:
     assert mlflow_artifacts.fs_path(uri, options) == "0/run/artifacts/model"
     explicit = mlflow_artifacts.options(uri, {}, tracking_uri="https://x")
     assert explicit["service_url"] == "https://x/api/2.0"
+
+
+def test_the_transfer_policy_reaches_the_http_client_and_explicit_options_win() -> None:
+    uri = parse("mlflow-artifacts:/0/run/artifacts")
+    policy = TransferPolicy(request_timeout=33.0, max_retries=1, max_workers=3)
+    options = mlflow_artifacts.options(uri, {"MLFLOW_TRACKING_URI": "http://t:1"}, policy=policy)
+    fs = mlflow_artifacts.MlflowArtifactsFileSystem(**options, skip_instance_cache=True)
+    assert fs.policy == policy and fs.max_workers == 3
+    assert (fs.http_settings.timeout, fs.http_settings.max_retries) == (33.0, 1)
+    options["http_options"], options["max_workers"] = {"max_retries": 4}, 2
+    explicit = mlflow_artifacts.MlflowArtifactsFileSystem(**options, skip_instance_cache=True)
+    assert (explicit.http_settings.max_retries, explicit.http_settings.timeout) == (4, 33.0)
+    assert explicit.max_workers == 2
+
+
+def test_without_a_policy_the_filesystem_reads_mlflows_variables() -> None:
+    environ = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "17", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+    fs = mlflow_artifacts.MlflowArtifactsFileSystem(
+        "http://h/api/2.0", environ=environ, skip_instance_cache=True
+    )
+    assert (fs.policy.request_timeout, fs.policy.max_retries) == (17.0, 2)
 
 
 def test_strip_protocol_and_url_kwargs_serve_plain_fsspec() -> None:

@@ -11,14 +11,22 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from artifact_fs.backends.mlflow_artifacts.filesystem import MlflowArtifactFile, MlflowArtifactsFileSystem
+from artifact_fs.backends.mlflow_artifacts.filesystem import (
+    MlflowArtifactFile,
+    MlflowArtifactsFileSystem,
+    MlflowArtifactStreamFile,
+    MlflowArtifactWriter,
+)
 from artifact_fs.backends.mlflow_artifacts.resolve import artifact_path_of, service_url
 from artifact_fs.capabilities import Capabilities
+from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
 __all__ = [
     "CAPABILITIES",
     "MlflowArtifactFile",
+    "MlflowArtifactStreamFile",
+    "MlflowArtifactWriter",
     "MlflowArtifactsFileSystem",
     "MlflowArtifactsOptions",
     "filesystem",
@@ -44,6 +52,7 @@ class MlflowArtifactsOptions(TypedDict, total=False):
     service_url: str
     tracking_uri: str
     environ: Mapping[str, str]
+    policy: TransferPolicy
     enable_multipart_upload: bool
     enable_multipart_download: bool
     multipart_upload_minimum_size: int
@@ -54,14 +63,21 @@ class MlflowArtifactsOptions(TypedDict, total=False):
     http_options: dict[str, Any]
 
 
-def options(uri: ArtifactURI, environ: Mapping[str, str], **overrides: Any) -> MlflowArtifactsOptions:
-    """Resolve the server now (so a bad tracking URI fails here); explicit options win."""
+def options(
+    uri: ArtifactURI, environ: Mapping[str, str], *, policy: TransferPolicy | None = None, **overrides: Any
+) -> MlflowArtifactsOptions:
+    """Resolve the server now (so a bad tracking URI fails here); explicit options win.
+
+    Without ``policy`` the filesystem reads the transfer policy from ``environ`` itself.
+    """
     tracking_uri = overrides.get("tracking_uri")
     result: MlflowArtifactsOptions = {
         "service_url": overrides.pop("service_url", None) or service_url(uri, tracking_uri, environ),
     }
     if environ is not os.environ:  # os.environ is read again where the filesystem is unpickled
         result["environ"] = dict(environ)
+    if policy is not None:
+        result["policy"] = policy
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
 

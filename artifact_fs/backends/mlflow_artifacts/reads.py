@@ -1,0 +1,334 @@
+"""Reads through MLflow's proxied artifact API, on the shape of fsspec's ``HTTPFile``/``HTTPStreamFile``.
+
+A read is ranged: a presigned URL with ``Range`` when the server advertises multipart downloads, else
+``Range`` on the proxy, else (a server that ignores ``Range``) one streamed read that serves
+sequential reads. :class:`MlflowArtifactFile` is the random-access file (fsspec's ``HTTPFile``),
+:class:`MlflowArtifactStreamFile` the forward-only one for ``block_size=0`` (``HTTPStreamFile``);
+fsspec's own classes need its aiohttp event loop, so these are written on ``AbstractBufferedFile``.
+Downloads (``get_file``) never list: the GET's answer tells a directory from a file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from fsspec.spec import AbstractBufferedFile
+
+from artifact_fs import http as af_http
+from artifact_fs.backends.mlflow_artifacts.core import PRESIGNED_URL_REUSE_SECONDS, STREAM_CHUNK
+from artifact_fs.backends.mlflow_artifacts.listing import ArtifactsListing, Entry
+
+
+class ArtifactsReads(ArtifactsListing):
+    """Ranged and streamed reads, and downloads to local files."""
+
+    # -- presigned downloads ------------------------------------------------------------------------
+    def _presigned_download(self, path: str, refresh: bool = False) -> dict[str, Any] | None:
+        """``{"url", "headers", "file_size"}`` or None when the server cannot presign (501/404)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._presigned.get(path)
+        if cached is not None and not refresh and now - cached[0] < PRESIGNED_URL_REUSE_SECONDS:
+            return cached[1]
+        url = f"{self.service_url}/mlflow-artifacts/presigned/{quote(path)}"
+        with af_http.translating_requests(url, path):
+            response = self.session.get(url)
+        if response.status_code in (404, 501) and not self.presigned_only:
+            return None
+        if response.status_code >= 400:  # a directory or a missing object, told apart by a listing
+            self._raise_for_download(response, path)
+        answer = response.json()
+        with self._lock:
+            self._presigned[path] = (now, answer)
+        return dict(answer)
+
+    def _presigned_get(self, path: str, headers: Mapping[str, str]) -> requests.Response | None:
+        for refresh in (False, True):
+            presigned = self._presigned_download(path, refresh=refresh)
+            if presigned is None:
+                return None
+            url = str(presigned["url"])
+            with af_http.translating_requests(url, path):
+                response = self.presigned_session.get(
+                    url, headers={**(presigned.get("headers") or {}), **headers}, stream=True
+                )
+            if response.status_code in (400, 403) and not refresh:  # expired URL: ask again once
+                response.close()
+                continue
+            return response
+        return None  # pragma: no cover - the loop always returns
+
+    # -- streams ------------------------------------------------------------------------------------
+    def open_stream(self, path: str, start: int = 0, end: int | None = None) -> tuple[requests.Response, int]:
+        """A streamed GET of ``path`` from ``start``; returns the response and the offset it starts at.
+
+        The offset is ``start`` when the server honoured ``Range`` and 0 when it ignored it.
+        """
+        path = self._checked(path)
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        response = self._presigned_get(path, headers) if self.multipart_download_enabled() else None
+        via_proxy = response is None
+        if response is None:
+            url = self._artifact_url(path)
+            with af_http.translating_requests(url, path):
+                response = self.session.get(url, headers=headers, stream=True)
+        if response.status_code == 416:  # the range starts at or after the end: no bytes
+            response.close()
+            return _empty_response(), start
+        if response.status_code >= 400:
+            self._raise_for_download(response, path)
+        if not headers:
+            return response, 0
+        honoured = response.status_code == 206
+        if via_proxy:
+            self.proxy_honours_range = honoured
+        return response, start if honoured else 0
+
+    def _raise_for_download(self, response: requests.Response, path: str) -> None:
+        """MLflow's proxy answers 500 for a missing object on a remote store, 400 for a directory.
+
+        Only a failed download lists (the parent), to name the failure; a good one never does.
+        """
+        try:
+            af_http.raise_for_status(response, path)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            entry = self._entry_in_parent(path)
+            if entry is None:
+                raise FileNotFoundError(errno.ENOENT, f"no artifact at {path!r} ({exc})", path) from exc
+            if entry["type"] == "directory":
+                raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path) from exc
+            raise
+
+    def _refuse_non_file(self, path: str) -> Entry:
+        """The entry of ``path`` if it is a file; else FileNotFoundError or IsADirectoryError."""
+        entry = self.info(path)
+        if entry["type"] == "directory":
+            raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path)
+        return entry
+
+    def fetch_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of ``path``: one ranged GET, or a streamed skip if ``Range`` is ignored."""
+        if end <= start:
+            return b""
+        response, offset = self.open_stream(path, start, end)
+        with response:
+            return read_between(response, offset, start, end)
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        if start is None and end is None:
+            response, _ = self.open_stream(path)
+            with response:
+                content = response.content or b""
+            if not content and "Content-Length" not in response.headers:
+                # MLflow's streamed answer for a remote store sends 200 and nothing for a directory.
+                self._refuse_non_file(self._checked(path))
+            return content
+        if (start is not None and start < 0) or (end is not None and end < 0) or end is None:
+            size = self.size(path)
+            start = 0 if start is None else (max(0, size + start) if start < 0 else start)
+            end = size if end is None else (max(0, size + end) if end < 0 else end)
+        return self.fetch_range(path, start or 0, end)
+
+    # -- downloads ----------------------------------------------------------------------------------
+    def get(self, rpath: Any, lpath: Any, recursive: bool = False, **kwargs: Any) -> None:
+        """fsspec's ``get``: the tree is listed once (one listing per directory), then one GET per file."""
+        with self.listing_snapshot():
+            super().get(rpath, lpath, recursive=recursive, **kwargs)
+
+    def get_file(
+        self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
+    ) -> None:
+        """Download to ``lpath``: parallel presigned ranges for big files when enabled, else one stream.
+
+        No listing: a directory is known from the caller's listing (``get``'s snapshot) or from the
+        server's answer to the GET, and becomes a local directory, as in fsspec's ``get_file``.
+        """
+        rpath = self._checked(rpath)
+        known = self.listed_entry(rpath)
+        if known is not None and known["type"] == "directory":
+            os.makedirs(lpath, exist_ok=True)
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
+        try:
+            self._download(rpath, lpath, callback)
+        except IsADirectoryError:
+            os.makedirs(lpath, exist_ok=True)
+
+    def _download(self, path: str, lpath: str, callback: Any) -> None:
+        if not path:
+            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", path)
+        if self.multipart_download_enabled():
+            presigned = self._presigned_download(path)
+            size = presigned.get("file_size") if presigned else None
+            if size is not None and int(size) > self.multipart_download_chunk_size:
+                self._parallel_download(path, lpath, int(size), callback)
+                return
+        response, _ = self.open_stream(path)
+        written = 0
+        with response, open(lpath, "wb") as local:
+            if callback is not None and response.headers.get("Content-Length"):
+                callback.set_size(int(response.headers["Content-Length"]))
+            for chunk in response.iter_content(STREAM_CHUNK):
+                local.write(chunk)
+                written += len(chunk)
+                if callback is not None:
+                    callback.relative_update(len(chunk))
+        if not written and "Content-Length" not in response.headers:
+            # MLflow's streamed answer for a remote store sends 200 and nothing for a directory.
+            try:
+                self._refuse_non_file(path)
+            except IsADirectoryError:
+                os.remove(lpath)
+                raise
+
+    def _parallel_download(self, path: str, lpath: str, size: int, callback: Any) -> None:
+        chunk = self.multipart_download_chunk_size
+        if callback is not None:
+            callback.set_size(size)
+        with open(lpath, "wb") as local:
+            local.truncate(size)
+        try:
+            descriptor = os.open(lpath, os.O_WRONLY)
+            try:
+
+                def fetch(offset: int) -> None:
+                    data = self.fetch_range(path, offset, min(size, offset + chunk))
+                    os.pwrite(descriptor, data, offset)
+                    if callback is not None:
+                        callback.relative_update(len(data))
+
+                with ThreadPoolExecutor(self.max_workers, thread_name_prefix="mlflow-download") as pool:
+                    list(pool.map(fetch, range(0, size, chunk)))
+            finally:
+                os.close(descriptor)
+        except BaseException:
+            os.remove(lpath)
+            raise
+
+
+def read_between(response: requests.Response, offset: int, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` from a stream that begins at ``offset``; stops reading at ``end``."""
+    if response.raw is None:
+        return response.content[start - offset : end - offset] if response.content else b""
+    out = bytearray()
+    position = offset
+    for chunk in response.iter_content(STREAM_CHUNK):
+        chunk_end = position + len(chunk)
+        if chunk_end > start:
+            out += chunk[max(0, start - position) : end - position]
+        position = chunk_end
+        if position >= end:
+            break
+    return bytes(out)
+
+
+def _empty_response() -> requests.Response:
+    empty = requests.Response()
+    empty.status_code, empty._content, empty._content_consumed = 200, b"", True  # type: ignore[attr-defined]
+    return empty
+
+
+class MlflowArtifactFile(AbstractBufferedFile):
+    """Random-access reads (fsspec's ``HTTPFile``): ranged GETs, a kept stream where ``Range`` is ignored."""
+
+    fs: ArtifactsReads
+
+    def __init__(self, fs: ArtifactsReads, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        if mode != "rb":
+            raise ValueError(f"{type(self).__name__} only reads; mode {mode!r}")
+        self._stream: requests.Response | None = None
+        self._stream_iter: Any = None
+        self._stream_position = 0
+        self._pending = b""
+        super().__init__(fs, path, mode, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if end <= start:
+            return b""
+        if self.fs.proxy_honours_range is False and not self.fs.multipart_download_enabled():
+            return self._read_sequential(start, end)
+        response, offset = self.fs.open_stream(self.path, start, end)
+        if offset == start:
+            with response:
+                return read_between(response, offset, start, end)
+        # The server ignored Range: keep this stream for the reads that follow.
+        self._replace_stream(response, offset)
+        return self._read_sequential(start, end)
+
+    def _replace_stream(self, response: requests.Response | None, position: int = 0) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = response
+        self._stream_iter = response.iter_content(STREAM_CHUNK) if response is not None else None
+        self._stream_position = position
+        self._pending = b""
+
+    def _read_sequential(self, start: int, end: int) -> bytes:
+        if self._stream is None or self._stream_position > start:
+            response, offset = self.fs.open_stream(self.path)
+            self._replace_stream(response, offset)
+        out = bytearray()
+        while self._stream_position < end:
+            chunk = self._pending or next(self._stream_iter, b"")
+            self._pending = b""
+            if not chunk:
+                break
+            chunk_start = self._stream_position
+            chunk_end = chunk_start + len(chunk)
+            if chunk_end > start:
+                out += chunk[max(0, start - chunk_start) : end - chunk_start]
+            if chunk_end > end:  # keep the tail for the next read
+                self._pending = chunk[end - chunk_start :]
+                self._stream_position = end
+                break
+            self._stream_position = chunk_end
+        return bytes(out)
+
+    def close(self) -> None:
+        self._replace_stream(None)
+        super().close()
+
+
+class MlflowArtifactStreamFile(AbstractBufferedFile):
+    """Forward-only reads from one streamed GET (fsspec's ``HTTPStreamFile``), for ``block_size=0``."""
+
+    fs: ArtifactsReads
+
+    def __init__(self, fs: ArtifactsReads, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        if mode != "rb":
+            raise ValueError(f"{type(self).__name__} only reads; mode {mode!r}")
+        self.response, _ = fs.open_stream(path)
+        length = self.response.headers.get("Content-Length")
+        if kwargs.get("size") is None and length is not None:
+            kwargs["size"] = int(length)
+        kwargs.pop("cache_type", None)
+        kwargs.pop("block_size", None)
+        super().__init__(fs, path, mode, block_size=0, cache_type="none", **kwargs)
+
+    def seek(self, loc: int, whence: int = 0) -> int:
+        if (loc == 0 and whence == 1) or (loc == self.loc and whence == 0):
+            return self.loc
+        raise ValueError("Cannot seek a streamed artifact (open it with a block_size for random access)")
+
+    def read(self, length: int = -1) -> bytes:
+        data: bytes = self.response.raw.read(
+            None if length is None or length < 0 else length, decode_content=True
+        )
+        self.loc += len(data)
+        return data
+
+    def close(self) -> None:
+        self.response.close()
+        super().close()
