@@ -25,7 +25,8 @@ class Capabilities:
     range_read: bool = True
     """``cat_file(path, start, end)`` fetches only the requested bytes."""
     multipart_upload: bool = False
-    """Large writes are split into parts sent concurrently."""
+    """Large writes are split into parts sent concurrently, and the server offers presigned multipart
+    uploads (the backend has the hooks)."""
     presign: bool = False
     """The store can mint presigned URLs (used by the server's MPU and presigned routes)."""
     delete: bool = True
@@ -34,6 +35,9 @@ class Capabilities:
     """``fs.modified(path)`` answers for files."""
     write_parts_min_size: int = 0
     """Smallest part a multipart upload may use (S3: 5 MiB); 0 when parts are not used."""
+    recursive_list: bool = False
+    """``find`` is one flat, paginated listing of a prefix (object stores), not a directory walk: a tree
+    is listed in about one request per thousand objects, and no listing can make it loop."""
     fork_safe: bool = False
     """The *same* filesystem object keeps working in a child after ``os.fork()``. fsspec's async
     filesystems refuse this ("not fork-safe") until a backend resets its loop and sessions in the

@@ -191,11 +191,16 @@ class ArtifactStore:
         return sorted(result, key=lambda info: info.path)
 
     def _walk(self, relative: str, children: list[FileInfo] | None = None) -> Iterator[FileInfo]:
-        """Files under ``relative``, depth first, plus every empty directory (MLflow's recursion).
+        """Files under ``relative`` plus every empty directory (MLflow's recursion).
 
-        ``children`` is the listing of ``relative`` when the caller already has it (one listing per
-        directory, never two).
+        Where the backend lists a whole prefix in one paginated call (``recursive_list``: S3, GCS,
+        Azure), that one listing; elsewhere one listing per directory, walked here with MLflow's
+        guard against a listing that names a directory inside itself. ``children`` is the listing of
+        ``relative`` when the caller has it already.
         """
+        if self.capabilities.recursive_list:
+            yield from self._walk_prefix(relative)
+            return
         pending: list[tuple[str, list[FileInfo] | None]] = [(relative, children)]
         while pending:
             directory, listed = pending.pop()
@@ -212,23 +217,52 @@ class ArtifactStore:
                 else:
                     yield child
 
-    def _directory_listing(self, relative: str) -> list[FileInfo] | None:
-        """The listing of ``relative`` if it is a directory (MLflow's rule), else ``None``.
+    def _walk_prefix(self, relative: str) -> Iterator[FileInfo]:
+        """:meth:`_walk` from one flat ``find`` of the prefix; every name is checked as a listing is."""
+        full = self._full(relative)
+        self.backend_fs.invalidate_cache(full)
+        with errors.translating(full):
+            found = self.backend_fs.find(full, withdirs=True, detail=True)
+        prefix = relative + "/" if relative else ""
+        directories: set[str] = set()
+        parents: set[str] = set()
+        files: list[FileInfo] = []
+        for name, entry in found.items():
+            path = self._descendant(str(entry.get("name") or name), relative, prefix)
+            if path is None:
+                continue
+            parents.add(posixpath.dirname(path))
+            if entry.get("type") == "directory":
+                directories.add(path)
+            else:
+                size = entry.get("size")
+                files.append(FileInfo(path, False, None if size is None else int(size)))
+        yield from sorted(files, key=lambda info: info.path)
+        for directory in sorted(directories - parents):
+            yield FileInfo(directory, True, None)
 
-        A path with children is a directory; where directories are real, an empty one is too.
-        """
-        children = self._list_children(relative)
-        if children:
-            return children
-        if relative and self.capabilities.empty_directories:
-            self.backend_fs.invalidate_cache(self._full(relative))
-            with errors.translating(relative):
-                if self.fs.isdir(relative):
-                    return []
-        return None
+    def _descendant(self, listed: str, relative: str, prefix: str) -> str | None:
+        """The artifact path of an entry ``find`` gave under ``relative``; ``None`` if not an artifact."""
+        path = self.root.relative(listed)
+        if path is None or (path.rstrip("/") != relative and not path.startswith(prefix)):
+            raise errors.InvalidArtifactPathError(
+                listed, f"the backend listed it under {relative!r}, but it is not inside that directory"
+            )
+        path = path.rstrip("/")
+        if path == relative:
+            return None
+        if any(part.startswith(paths.RESERVED_PREFIX) for part in path[len(prefix) :].split("/")):
+            return None
+        paths.validate_path_is_safe(path[len(prefix) :])
+        return path
 
-    def _is_directory(self, relative: str) -> bool:
-        return self._directory_listing(relative) is not None
+    def _is_empty_directory(self, relative: str) -> bool:
+        """Where directories are real, a directory without children still is one (MLflow's rule)."""
+        if not relative or not self.capabilities.empty_directories:
+            return False
+        self.backend_fs.invalidate_cache(self._full(relative))
+        with errors.translating(relative):
+            return bool(self.fs.isdir(relative))
 
     # -- upload ---------------------------------------------------------------------------------
     def log_artifact(
@@ -340,13 +374,16 @@ class ArtifactStore:
                     destination,
                 )
 
-        children = self._directory_listing(relative)
-        if not relative and not children:
-            return destination  # MLflow: "No artifacts found", not an error
-        if children is None:
-            listed = [FileInfo(relative, False, None)]
+        if not relative:
+            listed = list(self._walk(""))
+            if not listed:
+                return destination  # MLflow: "No artifacts found", not an error
         else:
-            listed = list(self._walk(relative, children))
+            children = self._list_children(relative)
+            if children or self._is_empty_directory(relative):
+                listed = list(self._walk(relative, children))
+            else:  # a file, or a missing path, which its download reports
+                listed = [FileInfo(relative, False, None)]
 
         files = []
         for info in listed:

@@ -25,10 +25,13 @@ from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import is_invalid_range, translate_errors
 from artifact_fs.uris import ArtifactURI
 
-CAPABILITIES = Capabilities(atomic_write=True, server_side_copy=True, multipart_upload=True, presign=True)
-"""Folders are key prefixes (no empty directories); an object appears whole or not at all; ranges are
-read; parts upload concurrently and presigned (the server's multipart and presigned-download routes
-use the hooks below)."""
+CAPABILITIES = Capabilities(
+    atomic_write=True, server_side_copy=True, multipart_upload=True, presign=True, recursive_list=True
+)
+"""Folders are key prefixes (no empty directories), listed flat; an object appears whole or not at
+all; ranges are read; parts upload concurrently and presigned (the server's multipart and
+presigned-download routes use the hooks below)."""
+
 
 def fs_path(uri: ArtifactURI, options: Mapping[str, Any] | None = None, *, key: str | None = None) -> str:
     """``<bucket>/<key>`` (a bucket-root artifact URI is just the bucket); ``key`` replaces the URI's."""
