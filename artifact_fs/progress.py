@@ -9,7 +9,6 @@ by the file's size when the file is done.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -70,7 +69,7 @@ class FileProgress(Callback):
 
 def bars_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` (default true), as MLflow reads it."""
-    return bool(settings.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get(os.environ if environ is None else environ))
+    return bool(settings.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get(environ))
 
 
 def progress_bar(description: str, environ: Mapping[str, str] | None = None) -> Callback:

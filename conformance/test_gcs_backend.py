@@ -16,6 +16,7 @@ import requests
 import artifact_fs
 from artifact_fs.backends import gcs
 from artifact_fs.errors import MultipartUnsupportedError
+from artifact_fs.paths import RESERVED_PREFIX
 from conformance.harness import BackendUnderTest
 
 pytestmark = pytest.mark.gcs
@@ -146,7 +147,7 @@ def _put_parts(upload: dict[str, Any], parts: list[bytes]) -> list[dict[str, Any
 
 def _scratch_objects(fs: Any, root: str) -> list[str]:
     fs.invalidate_cache()
-    return [name for name in fs.find(root) if gcs.PART_PREFIX in name]
+    return [name for name in fs.find(root) if RESERVED_PREFIX in name]
 
 
 def test_presigned_composite_upload_then_presigned_download(signing_fs: tuple[Any, str]) -> None:

@@ -266,11 +266,11 @@ def test_http_repository_uses_proxied_multipart_upload_on_gcs(
     artifact_server_gcs: ArtifactServer, backend_gcs: BackendUnderTest, tmp_path: Path
 ) -> None:
     import artifact_fs
-    from artifact_fs.backends import gcs
+    from artifact_fs.paths import RESERVED_PREFIX
 
     # Three presigned part objects composed into one, none left behind.
     probe = _multipart_round_trip_keeping_a_probe(artifact_server_gcs, "repo-gcs", tmp_path, {})
     fs, _ = artifact_fs.url_to_fs(backend_gcs.root_url, **backend_gcs.storage_options)
     prefix = f"{backend_gcs.details['bucket']}/artifact-server/repo-gcs/run/artifacts"
     assert fs.cat_file(f"{prefix}/again/probe.bin") == probe.read_bytes()
-    assert [name for name in fs.find(prefix) if gcs.PART_PREFIX in name] == []
+    assert [name for name in fs.find(prefix) if RESERVED_PREFIX in name] == []

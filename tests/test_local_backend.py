@@ -12,8 +12,9 @@ from fsspec.implementations.dirfs import DirFileSystem
 
 import artifact_fs
 from artifact_fs.backends import local
-from artifact_fs.backends.local import UPLOADING_PREFIX, ArtifactLocalFileSystem
+from artifact_fs.backends.local import ArtifactLocalFileSystem
 from artifact_fs.errors import InvalidArtifactPathError
+from artifact_fs.paths import RESERVED_PREFIX
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def fs(root: Path) -> ArtifactLocalFileSystem:
 
 
 def leftovers(directory: Path) -> list[str]:
-    return sorted(name for name in os.listdir(directory) if name.startswith(UPLOADING_PREFIX))
+    return sorted(name for name in os.listdir(directory) if name.startswith(RESERVED_PREFIX))
 
 
 # -- atomic writes --------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_a_copy_across_devices_is_atomic(root: Path) -> None:
 
 
 # -- reserved names -------------------------------------------------------------------------------
-RESERVED = UPLOADING_PREFIX + "abc"
+RESERVED = RESERVED_PREFIX + "abc"
 
 
 @pytest.mark.parametrize("operation", ["open", "pipe_file", "put_file", "cp_file", "mv", "touch", "makedirs"])

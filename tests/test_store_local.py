@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from artifact_fs import errors
-from artifact_fs.backends.local import UPLOADING_PREFIX
+from artifact_fs.paths import RESERVED_PREFIX
 from artifact_fs.store import ArtifactStore, FileInfo, default_max_workers
 
 
@@ -44,12 +44,12 @@ def test_log_artifact_onto_itself_is_a_noop(store: ArtifactStore, tmp_path: Path
 
 
 def test_reserved_upload_names_are_refused_and_hidden(store: ArtifactStore, tmp_path: Path) -> None:
-    reserved = tmp_path / f"{UPLOADING_PREFIX}abc"
+    reserved = tmp_path / f"{RESERVED_PREFIX}abc"
     reserved.write_bytes(b"partial")
     with pytest.raises(errors.InvalidArtifactPathError, match="reserved"):
         store.log_artifact(reserved)
     (tmp_path / "artifacts").mkdir(exist_ok=True)
-    (tmp_path / "artifacts" / f"{UPLOADING_PREFIX}xyz").write_bytes(b"partial")
+    (tmp_path / "artifacts" / f"{RESERVED_PREFIX}xyz").write_bytes(b"partial")
     (tmp_path / "artifacts" / "visible.txt").write_bytes(b"v")
     assert store.list_artifacts() == [FileInfo("visible.txt", False, 1)]
 

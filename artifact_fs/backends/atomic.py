@@ -139,7 +139,6 @@ async def _awaited(result: Any) -> Any:
 
 
 __all__ = [
-    "RESERVED_PREFIX",
     "WriteBeside",
     "is_temporary",
     "prepare_write",

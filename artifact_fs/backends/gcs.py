@@ -22,16 +22,17 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+from artifact_fs import settings
+
+os.environ.setdefault(settings.GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT.name, "false")
 
 import aiohttp
 from gcsfs.core import GCSFile, GCSFileSystem
 from gcsfs.retry import retry_request
 
-from artifact_fs import settings
 from artifact_fs.backends import object_store
 from artifact_fs.backends.buffered import DiscardOnError
-from artifact_fs.backends.gcs_presign import PART_PREFIX, GCSPresigner
+from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, TransferPolicy
 from artifact_fs.uris import ArtifactURI
@@ -220,7 +221,6 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
 
 __all__ = [
     "CAPABILITIES",
-    "PART_PREFIX",
     "ArtifactGCSFile",
     "ArtifactGCSFileSystem",
     "GCSOptions",

@@ -24,13 +24,12 @@ from gcsfs.core import _location as _gcs_location
 from artifact_fs.backends.object_store import Presigner
 from artifact_fs.backends.presigning import attachment_disposition
 from artifact_fs.errors import MultipartUnsupportedError, translating
+from artifact_fs.paths import RESERVED_PREFIX
 
 MULTIPART_URL_EXPIRY = datetime.timedelta(hours=1)
 """How long each part's PUT URL is valid (S3's presigned ``upload_part`` URLs last as long)."""
 COMPOSE_LIMIT = 32
 """Most source objects one compose request may name (GCS's limit)."""
-PART_PREFIX = ".artifact.uploading."
-"""The artifact server's reserved name prefix: such objects never appear in artifact listings."""
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -44,8 +43,8 @@ def _check_upload_id(upload_id: str | None) -> str:
 
 
 def _scratch_prefix(path: str, upload_id: str) -> str:
-    """``<dir>/.artifact.uploading.<upload_id>.``: every temporary object of one upload starts so."""
-    return f"{posixpath.dirname(path)}/{PART_PREFIX}{upload_id}."
+    """``<dir>/.artifact.uploading.<upload_id>.``: the reserved prefix keeps the parts out of listings."""
+    return f"{posixpath.dirname(path)}/{RESERVED_PREFIX}{upload_id}."
 
 
 def _part_path(path: str, upload_id: str, part_number: int) -> str:

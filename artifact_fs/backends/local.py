@@ -23,11 +23,11 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from fsspec.utils import isfilelike
 
-from artifact_fs.backends.atomic import RESERVED_PREFIX, WriteBeside, is_temporary
+from artifact_fs.backends.atomic import WriteBeside, is_temporary
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import InvalidArtifactPathError
-from artifact_fs.paths import validate_path_within_directory
+from artifact_fs.paths import RESERVED_PREFIX, validate_path_within_directory
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
@@ -36,12 +36,9 @@ CAPABILITIES = Capabilities(
     atomic_write=True,
     exclusive_create=True,
     server_side_copy=True,
-    range_read=True,
     fork_safe=True,
 )
 
-UPLOADING_PREFIX = RESERVED_PREFIX
-"""MLflow's reserved name prefix for uploads in progress: refused on write, hidden from listings."""
 COPY_BUFFER_SIZE = 1024 * 1024
 
 # Filesystems without hard links (some FUSE and SMB mounts) answer os.link with one of these.
@@ -84,7 +81,7 @@ def is_reserved_name(path: str) -> bool:
 def _refuse_reserved(path: str) -> None:
     if is_reserved_name(path):
         raise InvalidArtifactPathError(
-            path, f"names starting with {UPLOADING_PREFIX!r} are reserved for uploads in progress; rename it"
+            path, f"names starting with {RESERVED_PREFIX!r} are reserved for uploads in progress; rename it"
         )
 
 

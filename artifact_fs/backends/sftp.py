@@ -45,31 +45,10 @@ from artifact_fs.capabilities import Capabilities
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
-CAPABILITIES = Capabilities(
-    empty_directories=True,
-    atomic_write=True,
-    exclusive_create=False,
-    server_side_copy=True,
-    range_read=True,
-    multipart_upload=False,
-    presign=False,
-    delete=True,
-    rename=True,
-    modified_time=True,
-)
+CAPABILITIES = Capabilities(empty_directories=True, atomic_write=True, server_side_copy=True)
+"""No exclusive create, multipart upload or presigning; the rest as the defaults."""
 
 DEFAULT_HOST = "localhost"
-
-ARTIFACT_FS_SFTP_KNOWN_HOSTS = settings.string(
-    "ARTIFACT_FS_SFTP_KNOWN_HOSTS", None, "SFTP: known_hosts file to check host keys against."
-)
-ARTIFACT_FS_SFTP_CHECK_HOST_KEY = settings.boolean(
-    "ARTIFACT_FS_SFTP_CHECK_HOST_KEY", True, "SFTP: false turns host-key checking off (unsafe)."
-)
-ARTIFACT_FS_SFTP_CONFIG = settings.string(
-    "ARTIFACT_FS_SFTP_CONFIG", None, "SFTP: OpenSSH client config file instead of ~/.ssh/config."
-)
-SETTINGS = (ARTIFACT_FS_SFTP_KNOWN_HOSTS, ARTIFACT_FS_SFTP_CHECK_HOST_KEY, ARTIFACT_FS_SFTP_CONFIG)
 
 
 class PasswordInURIWarning(UserWarning):
@@ -103,7 +82,7 @@ def options(
     policy = policy or TransferPolicy.from_environ(environ)
     result: SFTPOptions = {
         "host": uri.host or DEFAULT_HOST,
-        "check_host_key": ARTIFACT_FS_SFTP_CHECK_HOST_KEY.get(environ),
+        "check_host_key": settings.ARTIFACT_FS_SFTP_CHECK_HOST_KEY.get(environ),
         "connect_timeout": policy.connect_timeout,
     }
     if uri.port:
@@ -119,10 +98,10 @@ def options(
             stacklevel=3,
         )
         result["password"] = uri.password
-    known_hosts = ARTIFACT_FS_SFTP_KNOWN_HOSTS.get(environ)
+    known_hosts = settings.ARTIFACT_FS_SFTP_KNOWN_HOSTS.get(environ)
     if known_hosts:
         result["known_hosts"] = known_hosts
-    config = ARTIFACT_FS_SFTP_CONFIG.get(environ) or _user_ssh_config(environ)
+    config = settings.ARTIFACT_FS_SFTP_CONFIG.get(environ) or _user_ssh_config(environ)
     if config:
         result["ssh_config"] = config
     result.update(overrides)  # type: ignore[typeddict-item]
@@ -131,7 +110,7 @@ def options(
 
 def _user_ssh_config(environ: Mapping[str, str]) -> str | None:
     """``$HOME/.ssh/config`` of the given environment, if it exists (MLflow reads the same file)."""
-    home = environ.get("HOME") or os.path.expanduser("~")
+    home = settings.HOME.get(environ) or os.path.expanduser("~")
     path = os.path.join(home, ".ssh", "config")
     return path if os.path.isfile(path) else None
 

@@ -11,8 +11,9 @@ Matches MLflow's ``FTPArtifactRepository`` where it is right and corrects it whe
   ``ARTIFACT_FS_FTP_TLS_VERIFY=false`` turns verification off (never by default: ftplib's own
   default context verifies nothing).
 * Timeouts come from the transfer policy (connecting: ``connect_timeout``; each socket operation:
-  ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``, else 30 s); an explicit ``timeout=`` wins. A dropped
-  connection is reopened and the operation tried once more.
+  ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``, else 30 s); an explicit ``timeout=`` wins. After a
+  failure worth retrying (421, a dropped connection, a timeout) the connection is reopened and the
+  operation tried once more, after the policy's back-off.
 * Uploads are atomic (:mod:`artifact_fs.backends.atomic`): bytes go to ``.artifact.uploading.<random>``
   in the target's directory on a connection of their own, and only a completed transfer is renamed
   (RNFR/RNTO) to the final name. Readers never see a partial file; such names are hidden from listings.
@@ -32,13 +33,9 @@ from __future__ import annotations
 from typing import Any
 
 from artifact_fs.backends.ftp.connection import (
-    ARTIFACT_FS_FTP_TLS,
-    ARTIFACT_FS_FTP_TLS_CA_FILE,
-    ARTIFACT_FS_FTP_TLS_VERIFY,
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_TIMEOUT,
-    SETTINGS,
     FTPOptions,
     options,
 )
@@ -47,18 +44,8 @@ from artifact_fs.backends.ftp.upload import WRITE_BLOCK_SIZE, AtomicFTPUpload
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.uris import ArtifactURI
 
-CAPABILITIES = Capabilities(
-    empty_directories=True,
-    atomic_write=True,
-    exclusive_create=False,
-    server_side_copy=False,
-    range_read=True,
-    multipart_upload=False,
-    presign=False,
-    delete=True,
-    rename=True,
-    modified_time=True,
-)
+CAPABILITIES = Capabilities(empty_directories=True, atomic_write=True)
+"""No server-side copy, exclusive create, multipart upload or presigning; the rest as the defaults."""
 
 PRESIGN_UNSUPPORTED = "FTP has no presigned URLs; clients upload through the artifact server"
 """Why the artifact server answers 501 to presign requests here (the backend has no presign hooks)."""
@@ -77,15 +64,11 @@ def fs_path(uri: ArtifactURI, options: FTPOptions) -> str:
 
 
 __all__ = [
-    "ARTIFACT_FS_FTP_TLS",
-    "ARTIFACT_FS_FTP_TLS_CA_FILE",
-    "ARTIFACT_FS_FTP_TLS_VERIFY",
     "CAPABILITIES",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEFAULT_TIMEOUT",
     "PRESIGN_UNSUPPORTED",
-    "SETTINGS",
     "WRITE_BLOCK_SIZE",
     "ArtifactFTPFileSystem",
     "AtomicFTPUpload",

@@ -23,17 +23,6 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds for each control or data socket operation (fsspec's default; MLflow documents none for
 FTP). ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` replaces it, ``-1`` meaning no limit."""
 
-ARTIFACT_FS_FTP_TLS = settings.boolean(
-    "ARTIFACT_FS_FTP_TLS", False, "FTP: use explicit TLS (AUTH TLS, PROT P) on control and data."
-)
-ARTIFACT_FS_FTP_TLS_CA_FILE = settings.string(
-    "ARTIFACT_FS_FTP_TLS_CA_FILE", None, "FTPS: PEM file of CAs that sign the server certificate."
-)
-ARTIFACT_FS_FTP_TLS_VERIFY = settings.boolean(
-    "ARTIFACT_FS_FTP_TLS_VERIFY", True, "FTPS: verify the server certificate and host name."
-)
-SETTINGS = (ARTIFACT_FS_FTP_TLS, ARTIFACT_FS_FTP_TLS_CA_FILE, ARTIFACT_FS_FTP_TLS_VERIFY)
-
 
 class FTPOptions(TypedDict, total=False):
     """Storage options of :class:`~artifact_fs.backends.ftp.ArtifactFTPFileSystem`."""
@@ -55,7 +44,7 @@ class FTPOptions(TypedDict, total=False):
     encoding: str
     use_listings_cache: bool
     policy: TransferPolicy
-    """Retries (a dropped connection is reopened once) and their back-off."""
+    """The back-off before the one retry of a retryable failure (on a reopened connection)."""
 
 
 def options(
@@ -68,9 +57,9 @@ def options(
         "port": uri.port or DEFAULT_PORT,
         "username": uri.username or None,
         "password": uri.password,
-        "tls": ARTIFACT_FS_FTP_TLS.get(environ),
-        "ca_file": ARTIFACT_FS_FTP_TLS_CA_FILE.get(environ),
-        "tls_verify": ARTIFACT_FS_FTP_TLS_VERIFY.get(environ),
+        "tls": settings.ARTIFACT_FS_FTP_TLS.get(environ),
+        "ca_file": settings.ARTIFACT_FS_FTP_TLS_CA_FILE.get(environ),
+        "tls_verify": settings.ARTIFACT_FS_FTP_TLS_VERIFY.get(environ),
         "passive": True,
         "timeout": policy.transfer_timeout_or(DEFAULT_TIMEOUT),
         "connect_timeout": policy.connect_timeout,

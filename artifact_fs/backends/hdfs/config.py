@@ -21,15 +21,7 @@ from artifact_fs.capabilities import Capabilities
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
-CAPABILITIES = Capabilities(
-    empty_directories=True,
-    atomic_write=False,
-    exclusive_create=True,
-    server_side_copy=False,
-    range_read=True,
-    multipart_upload=False,
-    presign=False,
-)
+CAPABILITIES = Capabilities(empty_directories=True, exclusive_create=True)
 
 Engine = Literal["auto", "hdfs-native", "pyarrow"]
 ENGINES: tuple[str, ...] = settings.HDFS_ENGINES
