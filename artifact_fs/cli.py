@@ -34,7 +34,10 @@ class ArtifactFsGroup(click.Group):
     dependencies (or the server package itself) are missing; ``serve`` then explains what to install.
     """
 
-    LAZY = {"serve": ("artifact_fs.server.cli", "serve", "Run the MLflow-compatible artifact server.")}
+    LAZY = {
+        "serve": ("artifact_fs.server.cli", "serve", "Run the MLflow-compatible artifact server."),
+        "gc": ("artifact_fs.gc.command", "gc", "Permanently delete what MLflow marked deleted."),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), *sorted(self.LAZY)]

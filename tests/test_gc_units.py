@@ -1,0 +1,55 @@
+"""Pure parts of ``artifact-fs gc``: MLflow's age format, the run directory, live-pointer protection."""
+
+from __future__ import annotations
+
+import pytest
+
+from artifact_fs.gc import roots
+from artifact_fs.gc.backend_store import Resource
+from artifact_fs.gc.collector import Protection, Settings, parse_age
+
+pytestmark = pytest.mark.gc
+
+
+@pytest.mark.parametrize(
+    ("text", "milliseconds"),
+    [("1d2h3m4s", 93_784_000), ("1.5h", 5_400_000), ("30d", 2_592_000_000), ("0s", 0), ("4s", 4000)],
+)
+def test_older_than_uses_mlflow_gc_format(text: str, milliseconds: int) -> None:
+    assert parse_age(text) == milliseconds
+
+
+@pytest.mark.parametrize("text", ["", "1h2d", "5 minutes", "-1d"])
+def test_older_than_rejects_what_mlflow_gc_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="time information"):
+        parse_age(text)
+
+
+def test_run_directory_is_only_the_resources_own() -> None:
+    assert roots.run_directory_of("s3://b/1/abc/artifacts", "abc") == "s3://b/1/abc"
+    assert roots.run_directory_of("s3://b/1/abc/artifacts/", "abc") == "s3://b/1/abc"
+    assert roots.run_directory_of("s3://b/1/other/artifacts", "abc") is None
+    assert roots.run_directory_of("s3://b/custom-root", "abc") is None
+
+
+def test_proxied_roots_map_into_the_destination() -> None:
+    uri = roots.resolve(
+        "mlflow-artifacts:/1/abc/artifacts", artifacts_destination="s3://b/dest/", tracking_uri=None
+    )
+    assert uri == "s3://b/dest/1/abc/artifacts"
+    assert roots.resolve("s3://b/1/abc/artifacts", artifacts_destination="x", tracking_uri=None).startswith(
+        "s3://b"
+    )
+
+
+def run(run_id: str, uri: str) -> Resource:
+    return Resource("run", run_id, uri, "1", "deleted")
+
+
+def test_a_root_a_live_thing_points_into_is_kept() -> None:
+    protection = Protection(["s3://b/1/abc/artifacts/model", "s3://b/2/live/artifacts"], {"ref"}, Settings())
+    assert protection.reason(run("abc", "s3://b/1/abc/artifacts"))
+    assert protection.reason(run("ref", "s3://b/1/ref/artifacts"))  # runs:/ref/... names it
+    assert protection.reason(run("inner", "s3://b/2/live/artifacts/inner"))
+    assert protection.reason(run("free", "s3://b/1/free/artifacts")) is None
+    assert protection.reason(run("abcd", "s3://b/1/abc/artifacts-other")) is None
