@@ -21,6 +21,7 @@ from artifact_fs import backends, uris
 OWN_SCHEMES: dict[str, str] = {
     "mlflow-artifacts": "artifact_fs.backends.mlflow_artifacts.MlflowArtifactsFileSystem",
     "runs": "artifact_fs.backends.runs.RunsFileSystem",
+    "models": "artifact_fs.backends.models.ModelsFileSystem",
 }
 SHARED_SCHEMES = ("s3", "gs", "wasbs", "abfss", "ftp", "sftp", "hdfs", "viewfs")
 _replaced: dict[str, type | None] = {}

@@ -28,6 +28,7 @@ BACKEND_FOR_SCHEME: dict[str, str] = {
     "https": "mlflow_artifacts",
     "mlflow-artifacts": "mlflow_artifacts",
     "runs": "runs",
+    "models": "models",
 }
 SUPPORTED_SCHEMES: tuple[str, ...] = tuple(sorted(s for s in BACKEND_FOR_SCHEME if s))
 
@@ -39,7 +40,6 @@ _SCHEME_HINTS = {
     "s3n": "use s3://<bucket>/<path>",
     "gcs": "use gs://<bucket>/<path>",
     "az": "use wasbs://<container>@<account>.blob.core.windows.net/<path>",
-    "models": "models:/ URIs are resolved by MLflow's model registry, which artifact_fs does not include",
     "dbfs": "Databricks storage is out of scope for artifact_fs",
 }
 
@@ -52,6 +52,12 @@ _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):")
 _PASSWORD_IN_NETLOC = re.compile(r"^(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
 
 MLFLOW_ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+LOGGED_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+"""MLflow 3's logged-model ids (``m-`` and a uuid4 in hex): the one single-segment model spec."""
+MODELS_URI_FORMS = (
+    "expected models:/<model_id>, models:/<name>/<version>, models:/<name>/latest, "
+    "models:/<name>/<stage> or models:/<name>@<alias>, optionally followed by /<artifact path>"
+)
 
 
 def redact(uri: str) -> str:
@@ -146,6 +152,18 @@ class ArtifactURI:
         return parts[1] if len(parts) > 1 else ""
 
     @property
+    def model(self) -> ModelReference | None:
+        """What a ``models:/`` URI names (a logged model, a registry version or alias)."""
+        if self.scheme != "models":
+            return None
+        return split_models_path(self.path)[0]
+
+    @property
+    def model_relative_path(self) -> str:
+        """The artifact path after the model spec of a ``models:/`` URI (may be empty)."""
+        return split_models_path(self.path)[1] if self.scheme == "models" else ""
+
+    @property
     def local_path(self) -> str:
         """The filesystem path of a local URI, percent-decoded for ``file:`` forms."""
         if self.scheme == "":
@@ -174,6 +192,65 @@ class ArtifactURI:
     def with_path(self, path: str) -> ArtifactURI:
         """The same location with another path (used to qualify roots)."""
         return _replace(self, path=path)
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """The model a ``models:/`` URI names: a logged model id, or a registered name with one of a
+    version, an alias, a stage, or nothing (the latest version)."""
+
+    model_id: str | None = None
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    stage: str | None = None
+
+    @property
+    def is_logged_model(self) -> bool:
+        return self.model_id is not None
+
+    @property
+    def spec(self) -> str:
+        """The path form of the reference (``m-...``, ``name/3``, ``name@alias``, ``name/latest``)."""
+        if self.model_id is not None:
+            return self.model_id
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return f"{self.name}/{self.version or self.stage or 'latest'}"
+
+    def __str__(self) -> str:
+        return f"models:/{self.spec}"
+
+
+def split_models_path(path: str) -> tuple[ModelReference, str]:
+    """Split the path of a ``models:/`` URI into the model it names and the artifact path inside.
+
+    MLflow's own split (``ModelsArtifactRepository.split_models_uri``): a first segment with ``@``
+    is ``<name>@<alias>``, else the first two segments are ``<name>/<version|stage|latest>``. MLflow
+    reads a lone segment as a logged-model id; with an artifact path after it, only a segment shaped
+    like MLflow 3's ids (``m-`` + 32 hex digits) is one, since registered names may not contain
+    ``/`` but may look like anything else. ``ValueError`` for anything else.
+    """
+    segments = path.lstrip("/").split("/")
+    first = segments[0]
+    if not first.strip():
+        raise ValueError(f"the URI names no model; {MODELS_URI_FORMS}")
+    if "@" in first:
+        name, _, alias = first.rpartition("@")
+        if not name.strip() or not alias.strip():
+            raise ValueError(f"{first!r} is neither <name>@<alias> nor a model id; {MODELS_URI_FORMS}")
+        return ModelReference(name=name, alias=alias), "/".join(segments[1:]).strip("/")
+    if len(segments) == 1 or not "/".join(segments[1:]).strip("/") or LOGGED_MODEL_ID.match(first):
+        return ModelReference(model_id=first), "/".join(segments[1:]).strip("/")
+    suffix = segments[1]
+    if not suffix.strip():
+        raise ValueError(f"{path!r} has an empty version after the model name; {MODELS_URI_FORMS}")
+    relative = "/".join(segments[2:]).strip("/")
+    if suffix.isdigit():
+        return ModelReference(name=first, version=suffix), relative
+    if suffix.lower() == "latest":
+        return ModelReference(name=first), relative
+    return ModelReference(name=first, stage=suffix), relative
 
 
 def _replace(uri: ArtifactURI, **changes: object) -> ArtifactURI:
@@ -302,6 +379,18 @@ def _validate_scheme_specific(uri: str, parsed: ArtifactURI) -> None:
             raise _reject(uri, "Not a proper runs:/ URI; expected runs:/<run_id>/<path> (one slash)")
         if not parsed.path.startswith("/") or not parsed.run_id:
             raise _reject(uri, "Not a proper runs:/ URI; expected runs:/<run_id>/<path> with a run id")
+    elif scheme == "models":
+        if parsed.has_authority and parsed.netloc:
+            raise _reject(
+                uri,
+                f"Not a proper models:/ URI (Databricks profile forms are not supported); {MODELS_URI_FORMS}",
+            )
+        if not parsed.path.startswith("/"):
+            raise _reject(uri, f"Not a proper models:/ URI; {MODELS_URI_FORMS}")
+        try:
+            split_models_path(parsed.path)
+        except ValueError as exc:
+            raise _reject(uri, f"Not a proper models:/ URI: {exc}") from None
     elif scheme in {"ftp", "sftp", "hdfs", "viewfs"}:
         if parsed.has_authority and parsed.netloc and not parsed.host:
             raise _reject(uri, f"expected {scheme}://[user[:password]@]host[:port]/path")

@@ -20,9 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
+from click.testing import CliRunner
 
+from artifact_fs import ArtifactStore
 from artifact_fs.backends.mlflow_artifacts import MlflowArtifactsFileSystem
 from artifact_fs.backends.runs import RunsFileSystem
+from artifact_fs.cli import main
 from conformance.servers.mlflow_server import CountingProxy
 
 pytestmark = [pytest.mark.mlflow_artifacts, pytest.mark.mlflow]
@@ -159,3 +162,13 @@ def test_a_one_column_read_through_runs_moves_no_more_than_through_mlflow_artifa
     file_size = len(wide.to_parquet())
     assert through_runs <= through_proxied * 1.05 + 16_384, (through_runs, through_proxied)
     assert through_runs < file_size / 2, (through_runs, file_size)
+
+
+def test_an_unknown_run_is_file_not_found_in_the_store_and_the_cli(tracking: dict[str, Any]) -> None:
+    unknown = uuid.uuid4().hex
+    with pytest.raises(FileNotFoundError, match=f"run '{unknown}' not found"):
+        ArtifactStore(f"runs:/{unknown}")
+    for command in (["ls", f"runs:/{unknown}"], ["download", f"runs:/{unknown}", "model"]):
+        result = CliRunner().invoke(main, command, catch_exceptions=False)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.count("\n") == 1 and "FileNotFoundError" in result.stderr

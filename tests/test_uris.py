@@ -66,7 +66,7 @@ REJECTED = [
     ("wasb://c@a.blob.core.windows.net/p", "only 'wasbs'"),
     ("abfs://c@a.dfs.core.windows.net/p", "only 'abfss'"),
     ("s3a://bucket/p", "unknown scheme 's3a'"),
-    ("models:/name/1", "model registry"),
+    ("models://profile@databricks/name/1", "Not a proper models:/ URI"),
     ("dbfs:/databricks/mlflow", "out of scope"),
     ("wasbs://account.blob.core.windows.net/p", "WASBS URI must be"),
     ("wasbs://c@account.blob.core.evil.net/p", "WASBS URI must be"),

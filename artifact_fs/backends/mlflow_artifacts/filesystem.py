@@ -7,11 +7,13 @@ The filesystem is assembled from one module per concern: :mod:`.core` (server, s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs.backends.mlflow_artifacts.reads import MlflowArtifactFile, MlflowArtifactStreamFile
+from artifact_fs.backends.mlflow_artifacts.resolve import service_url
 from artifact_fs.backends.mlflow_artifacts.writes import ArtifactsWrites, MlflowArtifactWriter
 
 __all__ = [
@@ -30,6 +32,27 @@ class MlflowArtifactsFileSystem(ArtifactsWrites):
 
     protocol = ("mlflow-artifacts",)
     root_marker = ""
+
+    def unstrip_protocol(self, name: str) -> str:
+        """``mlflow-artifacts:///<path>`` when the tracking URI names this server, else its http(s) URL.
+
+        The scheme must stay ours: DuckDB's ``register_filesystem`` re-opens what ``glob`` returns
+        through this name, and hands an ``http://`` one to its httpfs extension instead of back to us.
+        A server the tracking URI does not name (an ``http(s)://`` artifact URL) keeps its full URL, so
+        the name still says where it lives.
+        """
+        path = self._strip_protocol(name)
+        if self._named_by_tracking_uri():
+            return f"mlflow-artifacts:///{path}"
+        return super().unstrip_protocol(path)
+
+    def _named_by_tracking_uri(self) -> bool:
+        options = self.storage_options
+        environ = options.get("environ") or os.environ
+        try:
+            return service_url(None, options.get("tracking_uri"), environ) == self.service_url
+        except ValueError:  # no http(s) tracking URI: only the full URL says where this server is
+            return False
 
     def _open(
         self,

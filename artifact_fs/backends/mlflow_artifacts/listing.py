@@ -14,6 +14,8 @@ import errno
 import posixpath
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from artifact_fs import errors, paths
@@ -166,5 +168,16 @@ class ArtifactsListing(ArtifactsClient):
         with self.listing_snapshot():
             return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
 
-    def modified(self, path: str) -> Any:
-        raise NotImplementedError("MLflow's artifact API does not report modification times")
+    def modified(self, path: str) -> datetime:
+        """The file's ``Last-Modified`` if the server sends one, else the time of asking.
+
+        MLflow's listing has no times, and DuckDB asks for one before every read of a registered
+        filesystem; "now" means a cache keyed on it never serves an older copy.
+        """
+        path = self._checked(path)
+        response = self._request("HEAD", self._artifact_url(path), path)
+        stamp = response.headers.get("Last-Modified")
+        if stamp:
+            with contextlib.suppress(TypeError, ValueError):
+                return parsedate_to_datetime(stamp).astimezone(UTC)
+        return datetime.now(UTC)
