@@ -1,7 +1,7 @@
 """Opt-in registration of artifact_fs's filesystems with fsspec (``artifact_fs.register()``).
 
-``mlflow-artifacts`` and ``runs`` are ours and are also declared as ``fsspec.specs`` entry points,
-so plain fsspec finds them without this call. ``register(clobber=True)`` additionally makes ``s3``,
+``mlflow-artifacts``, ``runs`` and ``models`` are ours and are also declared as ``fsspec.specs`` entry
+points, so plain fsspec finds them without this call. ``register(clobber=True)`` additionally makes ``s3``,
 ``gs``, ``wasbs``, ``abfss``, ``ftp``, ``sftp``, ``hdfs`` and ``viewfs`` follow MLflow's variables
 for every fsspec user in the process; it is never done implicitly (DESIGN.md, "Who owns which URL
 scheme"). :func:`unregister` puts fsspec's own classes back.
@@ -58,7 +58,7 @@ def _mlflow_configured(scheme: str) -> type[AbstractFileSystem]:
 
 
 def register(*, clobber: bool = False) -> None:
-    """Register ``mlflow-artifacts`` and ``runs``; with ``clobber`` also the schemes others own."""
+    """Register ``mlflow-artifacts``, ``runs`` and ``models``; with ``clobber`` also others' schemes."""
     for scheme, target in OWN_SCHEMES.items():
         fsspec.register_implementation(scheme, target, clobber=True)
     if not clobber:
