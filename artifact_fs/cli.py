@@ -168,6 +168,7 @@ def main() -> None:
     URIs are MLflow artifact URIs: s3://bucket/path, gs://bucket/path,
     wasbs://container@account.blob.core.windows.net/path, abfss://..., ftp://, sftp://,
     hdfs://, http(s)://host/api/2.0/mlflow-artifacts/artifacts/..., mlflow-artifacts:/...,
+    runs:/<run_id>/..., models:/<model_id>, models:/<name>/<version>, models:/<name>@<alias>,
     or a local path. Configuration comes from MLflow's environment variables
     (MLFLOW_S3_ENDPOINT_URL, AZURE_STORAGE_CONNECTION_STRING, ...) and -o options.
 
