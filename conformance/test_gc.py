@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conformance.harness import BackendUnderTest
+from conformance.servers.artifact_server import start_artifact_server
 from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_python
 from conformance.servers.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -46,7 +47,8 @@ for index in range(spec["runs"]):
     run = client.create_run(experiment_id)
     client.log_param(run.info.run_id, "p", index)
     client.log_metric(run.info.run_id, "m", float(index))
-    client.log_artifacts(run.info.run_id, source)
+    if spec.get("artifacts", True):
+        client.log_artifacts(run.info.run_id, source)
     client.set_terminated(run.info.run_id)
     delete = index < spec["deleted"]
     if delete:
@@ -54,11 +56,16 @@ for index in range(spec["runs"]):
     out["runs"][run.info.run_id] = {"uri": run.info.artifact_uri, "deleted": delete}
 for index in range(spec.get("models", 0)):
     model = client.create_logged_model(experiment_id, name=f"model-{index}")
-    client.log_model_artifacts(model.model_id, source)
+    if spec.get("artifacts", True):
+        client.log_model_artifacts(model.model_id, source)
     client.delete_logged_model(model.model_id)
     out["models"][model.model_id] = {"uri": model.artifact_location, "deleted": True}
 print(json.dumps(out))
 """
+
+
+ALLOW_HOSTS = {"MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES": "ftp,sftp,http,abfss"}
+"""Experiments here live on other hosts than the server's destination (MLflow refuses that by default)."""
 
 
 def log_runs(server: MlflowServer, env: dict[str, str], **spec: Any) -> dict[str, Any]:
@@ -111,9 +118,8 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def gc_server(server_log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     work = tmp_path_factory.mktemp("gc-mlflow")
-    allow_ftp = {"MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES": "ftp"}
     server = start_mlflow_server(
-        server_log_dir, work, str(work / "mlartifacts"), env=allow_ftp, name="mlflow-gc"
+        server_log_dir, work, str(work / "mlartifacts"), env=ALLOW_HOSTS, name="mlflow-gc"
     )
     try:
         yield server
@@ -122,7 +128,8 @@ def gc_server(server_log_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def database_of(server: MlflowServer) -> Path:
-    return Path(server.artifacts_destination).parent / "mlflow.db"
+    assert server.process.cwd is not None
+    return server.process.cwd / "mlflow.db"  # start_mlflow_server's store, in its working directory
 
 
 @pytest.mark.local
@@ -278,8 +285,115 @@ def test_gc_finishes_where_mlflow_gc_fails_on_s3_and_ftp(
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert not [k for k in keys if any(d in k for d in deleted)] and len(keys) == 3
 
-    proxied = ["--artifacts-destination", gc_server.artifacts_destination]
-    uploads = artifact_fs_gc(*store, *proxied, "--uploads", "--older-than", "0s", env=env)
+    only = ["--experiment-ids", s3["experiment_id"]]
+    uploads = artifact_fs_gc(*store, *only, "--uploads", "--older-than", "0s", env=env)
     assert uploads.returncode == 0, uploads.stderr + uploads.stdout
     remaining = client.list_multipart_uploads(Bucket=bucket, Prefix="suite/gc/").get("Uploads", [])
     assert upload not in [u["UploadId"] for u in remaining]
+
+
+@pytest.mark.server
+def test_gc_collects_roots_behind_artifact_fs_serve(
+    gc_server: MlflowServer, server_log_dir: Path, tmp_path: Path
+) -> None:
+    destination = tmp_path / "served"
+    destination.mkdir()
+    served = start_artifact_server(server_log_dir, str(destination), name="artifact-server-gc")
+    try:
+        location = served.artifacts_url + "/gc-serve"
+        spec = log_runs(gc_server, {}, experiment="gc-serve", location=location, runs=2, deleted=1, models=1)
+        database = database_of(gc_server)
+        deleted = [r for r, v in spec["runs"].items() if v["deleted"]]
+        live = [r for r, v in spec["runs"].items() if not v["deleted"]]
+        gone = [*deleted, *spec["models"]]
+        before = snapshot(destination)
+        assert any(deleted[0] in path for path in before)
+        store = ["--backend-store-uri", f"sqlite:///{database}"]
+        ids = ["--run-ids", ",".join(deleted), "--logged-model-ids", ",".join(spec["models"])]
+
+        done = artifact_fs_gc(*store, *ids)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert run_rows(database, deleted) == set() and run_rows(database, live) == set(live)
+        for resource_id in gone:  # through the server, and nothing left: not even <id>/
+            assert not list(destination.rglob(resource_id)), resource_id
+        assert snapshot(destination) == {k: v for k, v in before.items() if not any(g in k for g in gone)}
+        again = artifact_fs_gc(*store)
+        assert again.returncode == 0 and snapshot(destination) == {
+            k: v for k, v in before.items() if not any(g in k for g in gone)
+        }
+    finally:
+        served.stop()
+
+
+def _plant(path: Path, data: bytes, *, old: bool, owner: Path | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if old:
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    if owner is not None:  # the SFTP user must be able to delete what root planted
+        stat = owner.stat()
+        for item in (path, *[p for p in path.parents if owner in p.parents]):
+            os.chown(item, stat.st_uid, stat.st_gid)
+
+
+@pytest.mark.ftp
+@pytest.mark.sftp
+@pytest.mark.gcs
+def test_gc_uploads_removes_old_temporaries_on_ftp_sftp_and_gcs_parts(
+    gc_server: MlflowServer,
+    backend_ftp: BackendUnderTest,
+    backend_sftp: BackendUnderTest,
+    backend_gcs: BackendUnderTest,
+) -> None:
+    import gcsfs
+
+    run_dir = "c" * 32 + "/artifacts"
+    ftp_home = Path(backend_ftp.details["server"].home) / "suite" / "gc-uploads"
+    sftp_server = backend_sftp.details["server"]
+    sftp_home = Path(sftp_server.root) / "suite" / "gc-uploads"
+    bucket = backend_gcs.details["bucket"]
+    locations = {
+        "ftp": backend_ftp.details["url_with_password"] + "/gc-uploads",
+        "sftp": backend_sftp.root_url + "/gc-uploads",
+        "gcs": f"gs://{bucket}/gc-uploads",
+    }
+    experiments = [
+        log_runs(gc_server, {}, experiment=f"gc-uploads-{name}", location=location, runs=0, deleted=0)[
+            "experiment_id"
+        ]
+        for name, location in locations.items()
+    ]
+    for home, owner in ((ftp_home, None), (sftp_home, Path(sftp_server.root))):
+        _plant(home / run_dir / ".artifact.uploading.dead", b"x" * 10, old=True, owner=owner)
+        _plant(home / run_dir / ".artifact.uploading.live", b"y", old=False, owner=owner)
+        _plant(home / run_dir / "kept.txt", b"kept", old=True, owner=owner)
+    gcs = gcsfs.GCSFileSystem(endpoint_url=backend_gcs.details["endpoint"], token="anon")
+    part = f"{bucket}/gc-uploads/{run_dir}/model/.artifact.uploading.upload1.1"
+    gcs.pipe({part: b"p" * 100, f"{bucket}/gc-uploads/{run_dir}/model/kept.bin": b"k"})
+    env = {**backend_ftp.environ, **backend_sftp.environ, **backend_gcs.environ}
+    store = [
+        "--backend-store-uri",
+        f"sqlite:///{database_of(gc_server)}",
+        "--experiment-ids",
+        ",".join(experiments),
+    ]
+
+    young = artifact_fs_gc(*store, "--uploads", "--older-than", "1h", env=env)
+    assert young.returncode == 0, young.stderr + young.stdout
+    gcs.invalidate_cache()
+    assert gcs.exists(part)  # written just now: an upload in flight
+    for home in (ftp_home, sftp_home):
+        assert not (home / run_dir / ".artifact.uploading.dead").exists(), home
+        assert (home / run_dir / ".artifact.uploading.live").exists() and (
+            home / run_dir / "kept.txt"
+        ).exists()
+
+    done = artifact_fs_gc(*store, "--uploads", "--older-than", "0s", "--report", "/dev/stdout", env=env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    gcs.invalidate_cache()
+    assert not gcs.exists(part) and gcs.exists(f"{bucket}/gc-uploads/{run_dir}/model/kept.bin")
+    for home in (ftp_home, sftp_home):
+        assert (
+            not (home / run_dir / ".artifact.uploading.live").exists()
+            and (home / run_dir / "kept.txt").exists()
+        )

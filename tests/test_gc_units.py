@@ -53,3 +53,43 @@ def test_a_root_a_live_thing_points_into_is_kept() -> None:
     assert protection.reason(run("inner", "s3://b/2/live/artifacts/inner"))
     assert protection.reason(run("free", "s3://b/1/free/artifacts")) is None
     assert protection.reason(run("abcd", "s3://b/1/abc/artifacts-other")) is None
+
+
+class RecordingStore:
+    """An object store that records each batch delete it receives."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def rm(self, paths: list[str]) -> None:
+        self.batches.append(paths)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        pass
+
+
+def test_object_store_roots_are_deleted_in_one_batch_per_bucket() -> None:
+    from types import SimpleNamespace
+
+    from artifact_fs.gc.collector import PendingRoot, delete_batched
+    from artifact_fs.gc.report import FAILED, Outcome
+
+    fs = RecordingStore()
+
+    def item(path: str) -> PendingRoot:
+        root = SimpleNamespace(
+            path=path,
+            backend_fs=fs,
+            capabilities=SimpleNamespace(empty_directories=False),
+            uri=SimpleNamespace(backend="s3"),
+        )
+        found = roots.Contents({f"{path}/a": 1, f"{path}/b/c": 2}, [])
+        run_id = path.split("/")[-2]
+        return PendingRoot(run(run_id, "s3://" + path), Outcome("run", run_id, FAILED), root, found)  # type: ignore[arg-type]
+
+    left = delete_batched([item("b1/1/r1/artifacts"), item("b1/1/r2/artifacts"), item("b2/1/r3/artifacts")])
+    assert left == []
+    assert sorted(fs.batches) == [
+        ["b1/1/r1/artifacts/a", "b1/1/r1/artifacts/b/c", "b1/1/r2/artifacts/a", "b1/1/r2/artifacts/b/c"],
+        ["b2/1/r3/artifacts/a", "b2/1/r3/artifacts/b/c"],
+    ]

@@ -8,13 +8,16 @@ do (mlflow/store/tracking/sqlalchemy_store.py); a ``SET NULL`` foreign key is cl
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 DELETED = "deleted"
+IN_LIST_SIZE = 500
+"""Ids per ``IN (...)`` list: SQLite allows 999 bound variables in a statement before 3.32."""
 DELETED_MODEL_VERSION_STAGE = "Deleted_Internal"
 ROLLUP_TABLES = (
     "sql_trace_rollup_rebuild_queue",
@@ -60,6 +63,7 @@ class BackendStore:
                 "artifact-fs gc reads MLflow's backend store with SQLAlchemy: pip install 'artifact-fs[gc]'"
             ) from exc
         self._sa = sqlalchemy
+        uri = sqlalchemy_url(uri)
         connect_args = {"timeout": 30} if uri.startswith("sqlite") else {}
         self.engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
         if uri.startswith("sqlite"):
@@ -72,6 +76,7 @@ class BackendStore:
         if workspace is not None and "workspace" not in self.table("experiments").c:
             raise ValueError("--workspace needs a backend store with workspaces (MLflow 3.5 or later)")
         self._write_lock = threading.Lock()
+        self._children: dict[str, list[tuple[Any, _ForeignKey]]] = {}
 
     def table(self, name: str) -> Any:
         return self.metadata.tables[name]
@@ -93,6 +98,14 @@ class BackendStore:
         with self.engine.connect() as connection:
             return list(connection.execute(statement))
 
+    def _rows_in(self, statement: Any, column: Any, values: list[Any]) -> list[Any]:
+        """``statement`` narrowed to ``column IN values``, one query per :data:`IN_LIST_SIZE` values."""
+        unique = list(dict.fromkeys(values))
+        rows: list[Any] = []
+        for start in range(0, len(unique), IN_LIST_SIZE):
+            rows += self._rows(statement.where(column.in_(unique[start : start + IN_LIST_SIZE])))
+        return rows
+
     def runs(
         self, run_ids: Iterable[str] | None = None, experiment_ids: Iterable[str] | None = None
     ) -> list[Resource]:
@@ -100,11 +113,16 @@ class BackendStore:
         statement = self._sa.select(
             runs.c.run_uuid, runs.c.artifact_uri, runs.c.experiment_id, runs.c.lifecycle_stage
         ).where(self._experiment_filter(runs.c.experiment_id))
-        if run_ids is not None:
-            statement = statement.where(runs.c.run_uuid.in_(list(run_ids)))
         if experiment_ids is not None:
-            statement = statement.where(runs.c.experiment_id.in_([int(e) for e in experiment_ids]))
-        return [Resource("run", r[0], r[1], str(r[2]), r[3]) for r in self._rows(statement)]
+            rows = self._rows_in(statement, runs.c.experiment_id, [int(e) for e in experiment_ids])
+        elif run_ids is not None:
+            rows = self._rows_in(statement, runs.c.run_uuid, list(run_ids))
+        else:
+            rows = self._rows(statement)
+        if experiment_ids is not None and run_ids is not None:
+            wanted = set(run_ids)
+            rows = [row for row in rows if row[0] in wanted]
+        return [Resource("run", r[0], r[1], str(r[2]), r[3]) for r in rows]
 
     def deleted_run_ids(self, older_than_ms: int) -> set[str]:
         runs = self.table("runs")
@@ -122,9 +140,12 @@ class BackendStore:
         statement = self._sa.select(
             models.c.model_id, models.c.artifact_location, models.c.experiment_id, models.c.lifecycle_stage
         ).where(self._experiment_filter(models.c.experiment_id))
-        if model_ids is not None:
-            statement = statement.where(models.c.model_id.in_(list(model_ids)))
-        return [Resource("logged_model", r[0], r[1], str(r[2]), r[3]) for r in self._rows(statement)]
+        rows = (
+            self._rows(statement)
+            if model_ids is None
+            else self._rows_in(statement, models.c.model_id, list(model_ids))
+        )
+        return [Resource("logged_model", r[0], r[1], str(r[2]), r[3]) for r in rows]
 
     def deleted_logged_model_ids(self, older_than_ms: int) -> set[str]:
         if not self.has("logged_models"):
@@ -146,11 +167,12 @@ class BackendStore:
             experiments.c.lifecycle_stage,
             experiments.c.last_update_time,
         ).where(self._experiment_filter(experiments.c.experiment_id))
-        if experiment_ids is not None:
-            statement = statement.where(experiments.c.experiment_id.in_([int(e) for e in experiment_ids]))
-        return [
-            (Resource("experiment", str(r[0]), r[1], str(r[0]), r[2]), r[3]) for r in self._rows(statement)
-        ]
+        rows = (
+            self._rows(statement)
+            if experiment_ids is None
+            else self._rows_in(statement, experiments.c.experiment_id, [int(e) for e in experiment_ids])
+        )
+        return [(Resource("experiment", str(r[0]), r[1], str(r[0]), r[2]), r[3]) for r in rows]
 
     def live_pointers(self) -> tuple[list[str], set[str]]:
         """Artifact URIs that live things point to, and ids named by their ``runs:/``/``models:/`` URIs.
@@ -189,13 +211,18 @@ class BackendStore:
             ids |= {row[0] for row in self._rows(self._sa.select(models.c.model_id))}
         return ids
 
-    def artifact_locations(self) -> list[str]:
-        """Every experiment's artifact location (where run and model roots are created)."""
+    def artifact_locations(self, experiment_ids: Iterable[str] | None = None) -> list[str]:
+        """The artifact locations (where run and model roots are created) of every or these experiments."""
         experiments = self.table("experiments")
         statement = self._sa.select(experiments.c.artifact_location).where(
             self._experiment_filter(experiments.c.experiment_id)
         )
-        return sorted({row[0] for row in self._rows(statement) if row[0]})
+        rows = (
+            self._rows(statement)
+            if experiment_ids is None
+            else self._rows_in(statement, experiments.c.experiment_id, [int(e) for e in experiment_ids])
+        )
+        return sorted({row[0] for row in rows if row[0]})
 
     def remaining_children(self, experiment_id: str) -> int:
         """Runs and logged models of an experiment still in the store, in any lifecycle stage."""
@@ -212,22 +239,29 @@ class BackendStore:
     # -- deleting ---------------------------------------------------------------------------------
     def hard_delete(self, resource: Resource) -> None:
         """Remove the row and its dependants in one transaction, only while it is still ``deleted``."""
+        self.hard_delete_many([resource])
+
+    def hard_delete_many(self, resources: list[Resource]) -> None:
+        """Remove these rows and their dependants in one transaction (one commit for a whole batch),
+        each only while it is still ``deleted``."""
         sa = self._sa
-        if resource.kind == "run":
-            table, key = self.table("runs"), "run_uuid"
-        elif resource.kind == "logged_model":
-            table, key = self.table("logged_models"), "model_id"
-        else:
-            table, key = self.table("experiments"), "experiment_id"
-        value: Any = int(resource.id) if resource.kind == "experiment" else resource.id
-        condition = sa.and_(table.c[key] == value, table.c.lifecycle_stage == DELETED)
+        keys = {"run": ("runs", "run_uuid"), "logged_model": ("logged_models", "model_id")}
         with self._write_lock, self.engine.begin() as connection:
-            if resource.kind == "experiment":
-                for name in ROLLUP_TABLES:
-                    if self.has(name) and "experiment_id" in self.table(name).c:
-                        rollup = self.table(name)
-                        connection.execute(sa.delete(rollup).where(rollup.c.experiment_id == value))
-            self._delete_where(connection, table, condition, visiting=())
+            for kind in dict.fromkeys(resource.kind for resource in resources):
+                name, key = keys.get(kind, ("experiments", "experiment_id"))
+                table = self.table(name)
+                values: list[Any] = [
+                    int(r.id) if kind == "experiment" else r.id for r in resources if r.kind == kind
+                ]
+                for start in range(0, len(values), IN_LIST_SIZE):
+                    chunk = values[start : start + IN_LIST_SIZE]
+                    if kind == "experiment":
+                        for rollup_name in ROLLUP_TABLES:
+                            if self.has(rollup_name) and "experiment_id" in self.table(rollup_name).c:
+                                rollup = self.table(rollup_name)
+                                connection.execute(sa.delete(rollup).where(rollup.c.experiment_id.in_(chunk)))
+                    condition = sa.and_(table.c[key].in_(chunk), table.c.lifecycle_stage == DELETED)
+                    self._delete_where(connection, table, condition, visiting=())
 
     def _delete_where(self, connection: Any, table: Any, condition: Any, visiting: tuple[str, ...]) -> None:
         sa = self._sa
@@ -243,11 +277,16 @@ class BackendStore:
                 self._delete_where(connection, child, match, (*visiting, table.name))
         connection.execute(sa.delete(table).where(condition))
 
-    def _referencing(self, table: Any) -> Iterator[tuple[Any, Any]]:
-        for child in self.metadata.sorted_tables:
-            for constraint in child.foreign_key_constraints:
-                if constraint.referred_table is table and child is not table:
-                    yield child, _ForeignKey(constraint)
+    def _referencing(self, table: Any) -> list[tuple[Any, _ForeignKey]]:
+        """Tables with a foreign key to ``table`` (computed once per table: the schema is fixed)."""
+        if table.name not in self._children:
+            self._children[table.name] = [
+                (child, _ForeignKey(constraint))
+                for child in self.metadata.sorted_tables
+                for constraint in child.foreign_key_constraints
+                if constraint.referred_table is table and child is not table
+            ]
+        return self._children[table.name]
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -263,6 +302,20 @@ class _ForeignKey:
 
     def referred_columns_of(self, table: Any) -> list[Any]:
         return [table.c[name] for name in self.referred]
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """The PostgreSQL URL MLflow was given, with the driver installed here (``[gc]`` brings psycopg 3).
+
+    MLflow's servers often run with psycopg2 (``postgresql://`` on SQLAlchemy 2.0,
+    ``postgresql+psycopg2://``); the same URL works here when only psycopg 3 is installed.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return uri
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    return uri if scheme != "postgres" else f"postgresql://{rest}"
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -22,7 +22,8 @@ from artifact_fs import uris
 from artifact_fs.gc import roots
 from artifact_fs.gc.backend_store import DELETED, BackendStore, Refusal, Resource
 from artifact_fs.gc.report import DELETED as OUTCOME_DELETED
-from artifact_fs.gc.report import FAILED, KEPT, REFUSED, WOULD_DELETE, Outcome, Report
+from artifact_fs.gc.report import FAILED, KEPT, REFUSED, WOULD_DELETE, Outcome, Report, reason_of
+from artifact_fs.root import ArtifactRoot
 
 _AGE = re.compile(
     r"^((?P<days>[\.\d]+?)d)?((?P<hours>[\.\d]+?)h)?((?P<minutes>[\.\d]+?)m)?((?P<seconds>[\.\d]+?)s)?$"
@@ -199,6 +200,21 @@ def _normal(uri: str) -> str:
     return uri.rstrip("/")
 
 
+BATCH = 500
+"""Runs and logged models collected together: one batch of deletes per store, one transaction of rows."""
+
+
+@dataclass
+class PendingRoot:
+    """One run's or logged model's root on its way through a batch."""
+
+    resource: Resource
+    outcome: Outcome
+    root: ArtifactRoot | None = None
+    found: roots.Contents | None = None
+    uri: str | None = None
+
+
 def collect(
     store: BackendStore,
     settings: Settings,
@@ -206,7 +222,7 @@ def collect(
     *,
     progress: Progress | None = None,
 ) -> Selection:
-    """Collect the selection: roots concurrently, then experiments. Returns what was selected."""
+    """Collect the selection in batches: roots concurrently, then experiments. Returns what was selected."""
     selection = select(store, settings)
     for refusal in selection.refusals:
         report.add(Outcome(refusal.kind, refusal.id, REFUSED, reason=refusal.reason))
@@ -217,54 +233,129 @@ def collect(
     if progress is not None:
         progress.reset(total=len(resources))
     with ThreadPoolExecutor(max_workers=max(1, settings.max_workers), thread_name_prefix="gc") as pool:
-        futures = {pool.submit(_collect_one, store, r, settings, protection): r for r in resources}
-        for future in as_completed(futures):
-            outcome = report.add(future.result())
-            results[outcome.id] = outcome
-            if progress is not None:
-                progress.update(1)
+        for start in range(0, len(resources), BATCH):
+            batch = resources[start : start + BATCH]
+            for outcome in _collect_batch(store, batch, settings, protection, pool):
+                results[outcome.id] = report.add(outcome)
+                if progress is not None:
+                    progress.update(1)
     for experiment in selection.experiments:
         report.add(_collect_experiment(store, experiment, settings, selection, results))
     return selection
 
 
-def _collect_one(
-    store: BackendStore, resource: Resource, settings: Settings, protection: Protection
-) -> Outcome:
-    """One run or logged model: its root's contents, then (confirmed empty) its rows."""
-    outcome = Outcome(resource.kind, resource.id, FAILED, uri=resource.artifact_uri)
+def _collect_batch(
+    store: BackendStore,
+    batch: list[Resource],
+    settings: Settings,
+    protection: Protection,
+    pool: ThreadPoolExecutor,
+) -> list[Outcome]:
+    """Measure every root, delete their files (batched per store), confirm each empty, drop the rows."""
+    items = list(pool.map(lambda resource: _measure(resource, settings, protection), batch))
+    pending = [item for item in items if item.outcome.status == FAILED and item.outcome.reason is None]
+    if settings.dry_run:
+        for item in pending:
+            item.outcome.status = WOULD_DELETE
+        return [item.outcome for item in items]
+    with_files = [item for item in pending if item.root is not None]
+    singles = delete_batched(with_files)
+    list(pool.map(_delete_one, singles))
+    list(pool.map(_confirm_empty, with_files))
+    confirmed = [item for item in pending if item.outcome.reason is None]
+    _delete_rows(store, confirmed)
+    return [item.outcome for item in items]
+
+
+def _failed(item: PendingRoot, exc: BaseException) -> None:
+    item.outcome.reason = reason_of(exc)
+
+
+def _measure(resource: Resource, settings: Settings, protection: Protection) -> PendingRoot:
+    """Kept, or opened and listed; a failure is recorded on the outcome."""
+    item = PendingRoot(resource, Outcome(resource.kind, resource.id, FAILED, uri=resource.artifact_uri))
     kept = protection.reason(resource)
     if kept:
-        outcome.status, outcome.reason = KEPT, kept
-        return outcome
+        item.outcome.status, item.outcome.reason = KEPT, kept
+        return item
+    if not resource.artifact_uri:
+        return item
     try:
-        if resource.artifact_uri:
-            uri = roots.resolve(
-                resource.artifact_uri,
-                artifacts_destination=settings.artifacts_destination,
-                tracking_uri=settings.tracking_uri,
-            )
-            root = roots.open_for_gc(uri, settings.environ, settings.tracking_uri)
-            found = roots.contents(root)
-            outcome.objects, outcome.bytes = found.objects, found.bytes
-            if settings.dry_run:
-                outcome.status = WOULD_DELETE
-                return outcome
-            roots.delete(root, found, run_directory_uri=roots.run_directory_of(uri, resource.id))
-            left = roots.contents(root)
-            if left.objects:
-                outcome.reason = (
-                    f"{left.objects} objects are still under the root (written meanwhile?); rows kept"
-                )
-                return outcome
-        elif settings.dry_run:
-            outcome.status = WOULD_DELETE
-            return outcome
-        store.hard_delete(resource)
-        outcome.status, outcome.metadata_deleted = OUTCOME_DELETED, True
+        item.uri = roots.resolve(
+            resource.artifact_uri,
+            artifacts_destination=settings.artifacts_destination,
+            tracking_uri=settings.tracking_uri,
+        )
+        item.root = roots.open_for_gc(item.uri, settings.environ, settings.tracking_uri)
+        item.found = roots.contents(item.root)
+        item.outcome.objects, item.outcome.bytes = item.found.objects, item.found.bytes
     except Exception as exc:  # noqa: BLE001 - one failure is reported; the others go on
-        outcome.reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
-    return outcome
+        _failed(item, exc)
+    return item
+
+
+def delete_batched(items: list[PendingRoot]) -> list[PendingRoot]:
+    """Files of object-store roots on one filesystem in one batch call; returns the roots left to do."""
+    groups: dict[tuple[int, str], list[PendingRoot]] = {}
+    singles = []
+    for item in items:
+        assert item.root is not None and item.found is not None
+        if roots.batchable(item.root) and item.found.files:
+            # Per bucket too: s3fs sends a batch's keys to the bucket of its first key.
+            bucket = item.root.path.lstrip("/").split("/", 1)[0]
+            groups.setdefault((id(item.root.backend_fs), bucket), []).append(item)
+        elif item.found.files or item.found.directories or roots.has_directories(item.root):
+            singles.append(item)
+    for group in groups.values():
+        try:
+            roots.delete_files(group[0].root.backend_fs, [f for i in group for f in i.found.files])  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - retried root by root, so each failure is its own
+            singles += group
+    return singles
+
+
+def _delete_one(item: PendingRoot) -> None:
+    assert item.root is not None and item.found is not None and item.uri is not None
+    try:
+        roots.delete(
+            item.root, item.found, run_directory_uri=roots.run_directory_of(item.uri, item.resource.id)
+        )
+    except Exception as exc:  # noqa: BLE001 - reported, the others go on
+        _failed(item, exc)
+
+
+def _confirm_empty(item: PendingRoot) -> None:
+    """Rows go only for a root listed empty after the delete (files written meanwhile keep them)."""
+    if item.outcome.reason is not None or item.root is None:
+        return
+    try:
+        left = roots.contents(item.root)
+    except Exception as exc:  # noqa: BLE001 - reported, the others go on
+        _failed(item, exc)
+        return
+    if left.objects:
+        item.outcome.reason = (
+            f"{left.objects} objects are still under the root (written meanwhile?); rows kept"
+        )
+
+
+def _delete_rows(store: BackendStore, items: list[PendingRoot]) -> None:
+    """One transaction for the batch; if it fails, one per resource so each failure is its own."""
+    if not items:
+        return
+    try:
+        store.hard_delete_many([item.resource for item in items])
+        done = items
+    except Exception:  # noqa: BLE001 - retried one by one below
+        done = []
+        for item in items:
+            try:
+                store.hard_delete(item.resource)
+                done.append(item)
+            except Exception as exc:  # noqa: BLE001 - reported, the others go on
+                _failed(item, exc)
+    for item in done:
+        item.outcome.status, item.outcome.metadata_deleted = OUTCOME_DELETED, True
 
 
 def _collect_experiment(
@@ -291,5 +382,5 @@ def _collect_experiment(
         store.hard_delete(experiment)
         outcome.status, outcome.metadata_deleted = OUTCOME_DELETED, True
     except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-        outcome.reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        outcome.reason = reason_of(exc)
     return outcome

@@ -52,7 +52,9 @@ def _default_backend_store() -> str:
 )
 @click.option("--run-ids", default=None, help="Comma-separated runs to delete (each must be deleted).")
 @click.option(
-    "--experiment-ids", default=None, help="Comma-separated experiments to delete, with their runs."
+    "--experiment-ids",
+    default=None,
+    help="Comma-separated experiments to delete, with their runs (with --orphans/--uploads: where to look).",
 )
 @click.option("--logged-model-ids", default=None, help="Comma-separated logged models to delete.")
 @click.option(

@@ -12,14 +12,14 @@ import posixpath
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from artifact_fs import errors
 from artifact_fs.gc import roots
 from artifact_fs.gc.backend_store import BackendStore
 from artifact_fs.gc.collector import Settings
-from artifact_fs.gc.report import DELETED, FAILED, KEPT, WOULD_DELETE, Outcome, Report
+from artifact_fs.gc.report import DELETED, FAILED, KEPT, WOULD_DELETE, Outcome, Report, reason_of
 from artifact_fs.paths import RESERVED_PREFIX
 from artifact_fs.root import ArtifactRoot
 
@@ -41,7 +41,8 @@ def modified_seconds(info: Mapping[str, Any]) -> float | None:
                 return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
             except ValueError:
                 try:
-                    return datetime.strptime(value, "%Y%m%d%H%M%S").timestamp()  # FTP MLSD
+                    # FTP MLSD: UTC (RFC 3659), not the local time zone
+                    return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
                 except ValueError:
                     continue
     return None
@@ -50,7 +51,7 @@ def modified_seconds(info: Mapping[str, Any]) -> float | None:
 def _locations(store: BackendStore, settings: Settings) -> list[str]:
     resolved = {
         roots.resolve(location, artifacts_destination=settings.artifacts_destination, tracking_uri=None)
-        for location in store.artifact_locations()
+        for location in store.artifact_locations(settings.experiment_ids)
     }
     return sorted(resolved)
 
@@ -86,7 +87,7 @@ def collect_orphans(
             parent = roots.open_for_gc(location, settings.environ, settings.tracking_uri)
             candidates = list(_orphan_candidates(parent, known))
         except Exception as exc:  # noqa: BLE001 - one location's failure is reported, the rest go on
-            report.add(Outcome("orphan_scan", location, FAILED, uri=location, reason=_reason(exc)))
+            report.add(Outcome("orphan_scan", location, FAILED, uri=location, reason=reason_of(exc)))
             continue
         for relative in candidates:
             uri = location.rstrip("/") + "/" + relative
@@ -107,7 +108,7 @@ def collect_orphans(
                     roots.delete(root, roots.contents(root))
                     outcome.status = DELETED
             except Exception as exc:  # noqa: BLE001 - reported, the rest go on
-                outcome.reason = _reason(exc)
+                outcome.reason = reason_of(exc)
             report.add(outcome)
 
 
@@ -128,7 +129,7 @@ def collect_uploads(store: BackendStore, settings: Settings, report: Report, *, 
             _abort_multipart_uploads(root, cutoff, settings, report)
             _remove_temporaries(root, cutoff, settings, report)
         except Exception as exc:  # noqa: BLE001 - one location's failure is reported, the rest go on
-            report.add(Outcome("upload_scan", location, FAILED, uri=location, reason=_reason(exc)))
+            report.add(Outcome("upload_scan", location, FAILED, uri=location, reason=reason_of(exc)))
 
 
 def _abort_multipart_uploads(root: ArtifactRoot, cutoff: float, settings: Settings, report: Report) -> None:
@@ -160,7 +161,7 @@ def _abort_multipart_uploads(root: ArtifactRoot, cutoff: float, settings: Settin
                 except FileNotFoundError:
                     outcome.status = DELETED  # finished or aborted by someone else meanwhile
                 except OSError as exc:
-                    outcome.reason = _reason(exc)
+                    outcome.reason = reason_of(exc)
             report.add(outcome)
         if not page.get("IsTruncated"):
             return
@@ -195,16 +196,8 @@ def _remove_temporaries(root: ArtifactRoot, cutoff: float, settings: Settings, r
             except FileNotFoundError:
                 outcome.status = DELETED
             except OSError as exc:
-                outcome.reason = _reason(exc)
+                outcome.reason = reason_of(exc)
         report.add(outcome)
-
-
-def _underlying(fs: Any, method: str) -> Any:
-    """The fsspec implementation's ``method``, below artifact_fs's subclass that hides temporaries."""
-    for klass in type(fs).__mro__:
-        if not klass.__module__.startswith("artifact_fs") and method in vars(klass):
-            return getattr(klass, method)
-    return getattr(type(fs), method)
 
 
 def _raw_walk(root: ArtifactRoot) -> Iterator[dict[str, Any]]:
@@ -216,13 +209,13 @@ def _raw_walk(root: ArtifactRoot) -> Iterator[dict[str, Any]]:
             except FileNotFoundError:
                 return
         return
-    listing = _underlying(fs, "ls")
+    listing = roots.implementation(fs, "ls")
     pending = [root.path]
     while pending:
         path = pending.pop()
         try:
             with errors.translating(path):
-                entries = listing(fs, path, detail=True)
+                entries = listing(path, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
@@ -234,8 +227,4 @@ def _raw_walk(root: ArtifactRoot) -> Iterator[dict[str, Any]]:
 
 
 def _raw_remove(fs: Any, path: str) -> None:
-    _underlying(fs, "rm_file")(fs, path)
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+    roots.implementation(fs, "rm_file")(path)

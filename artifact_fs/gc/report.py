@@ -17,6 +17,11 @@ FAILED = "failed"
 REFUSED = "refused"
 
 
+def reason_of(exc: BaseException) -> str:
+    """An exception as one report line: its type and first 500 characters, whitespace folded."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+
+
 @dataclass
 class Outcome:
     """What happened to one run, logged model, experiment, orphan or upload."""

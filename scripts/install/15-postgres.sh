@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # PostgreSQL (Debian's package) for the one gc test that runs MLflow on a PostgreSQL backend store.
-# Idempotent and quiet; without root it installs nothing and that test is skipped, saying why.
+# Idempotent and quiet; without root it installs nothing and that test is skipped, saying why (in CI,
+# CI=true, it fails instead).
 set -euo pipefail
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   exit 0

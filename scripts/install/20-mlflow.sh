@@ -10,5 +10,5 @@ fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q \
   "mlflow==3.17.2" boto3 google-cloud-storage azure-storage-blob azure-storage-file-datalake \
-  azure-identity pysftp paramiko
+  azure-identity pysftp paramiko psycopg2-binary
 "$venv/bin/python" -c "import mlflow; print('mlflow', mlflow.__version__, 'in', '$venv')"
