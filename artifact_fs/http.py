@@ -203,6 +203,16 @@ def timeout_for(read_timeout: float | None, policy: TransferPolicy) -> tuple[flo
     return connect, read_timeout
 
 
+def transfer_timeout(policy: TransferPolicy) -> tuple[float, float | None]:
+    """requests' ``(connect, read)`` for artifact bodies (uploads and downloads).
+
+    ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set (``-1``: no read timeout), else the request
+    timeout. requests' timeouts bound each socket operation, so a stalled transfer fails within it
+    whichever way the bytes flow (urllib3 sends a body under the connect timeout, hence its min).
+    """
+    return timeout_for(policy.transfer_timeout_or(policy.request_timeout), policy)
+
+
 class _TimeoutSession(requests.Session):
     """A session whose requests default to a timeout (requests has none by default)."""
 
@@ -249,7 +259,7 @@ def presigned_session(options: HttpSettings, pool_maxsize: int | None = None) ->
     request timeout; the pool holds one connection per transfer thread.
     """
     policy = replace(options.policy, **PRESIGNED_RETRIES)
-    session = _TimeoutSession(timeout_for(policy.transfer_timeout_or(policy.request_timeout), policy))
+    session = _TimeoutSession(transfer_timeout(policy))
     adapter = HTTPAdapter(
         pool_connections=options.pool_connections,
         pool_maxsize=pool_maxsize or policy.thread_workers,

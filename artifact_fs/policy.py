@@ -29,7 +29,9 @@ DEFAULT_CPUS = 10
 MLFLOW_MAX_RETRIES = 7
 """``MLFLOW_HTTP_REQUEST_MAX_RETRIES``'s default."""
 ASYNC_CONCURRENCY = 32
-"""Requests in flight for backends that batch on one event loop (fsspec's ``batch_size``)."""
+"""Files in flight for backends that run on one event loop (S3, GCS, Azure, SFTP): the store's tree
+transfers and fsspec's ``batch_size``. MLflow has no variable for its pool (``min(2 x cpus, 20)``
+threads, kept for synchronous backends); a coroutine costs no thread, so the default is far above."""
 
 
 def _thread_workers() -> int:
@@ -58,6 +60,7 @@ class TransferPolicy:
     max_workers: int = 0
     """Threads for synchronous backends; 0 means MLflow's ``min(2 * cpus, 20)``."""
     async_concurrency: int = ASYNC_CONCURRENCY
+    """Transfers in flight at once on an async backend's event loop (``ArtifactStore`` tree transfers)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> TransferPolicy:

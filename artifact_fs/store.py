@@ -18,18 +18,20 @@ Parity choices (where MLflow's repositories disagree with each other):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import posixpath
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import IO, Any
 
 from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
 from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 
@@ -44,8 +46,12 @@ ERROR_MESSAGE_LIMIT = 10_000
 
 
 def default_max_workers() -> int:
-    """MLflow's pool size: two threads per CPU, at most 20 (the transfer policy's default)."""
+    """MLflow's pool size for synchronous backends: two threads per CPU, at most 20 (the policy's)."""
     return TransferPolicy().thread_workers
+
+
+Transfer = tuple[str, str, FileProgress]
+"""One file to move: ``(source, destination, progress)``, artifact-relative on the remote side."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ class ArtifactStore:
     environ:
         Where MLflow's variables are read (default ``os.environ``).
     max_workers:
-        Threads for concurrent transfers (default: MLflow's ``min(2 * cpus, 20)``).
+        Threads for concurrent transfers on synchronous backends (default: MLflow's
+        ``min(2 * cpus, 20)``). Async backends (S3, GCS, Azure, ...) run every transfer on their
+        event loop instead, at most the policy's ``async_concurrency`` at once.
     filesystem:
         An already configured backend filesystem to use instead of building one from ``uri``.
     **options:
@@ -103,6 +111,7 @@ class ArtifactStore:
         self.fs: RootFileSystem = root.fs
         self.capabilities: Capabilities = root.capabilities
         self.max_workers = max_workers or root.policy.thread_workers
+        self.async_concurrency = root.policy.async_concurrency
 
     @classmethod
     def for_run(cls, artifact_location: str, run_id: str, **kwargs: Any) -> ArtifactStore:
@@ -325,11 +334,8 @@ class ArtifactStore:
             for directory in directories:
                 self._makedirs(directory)
         progress = TransferProgress(callback, sum(size or 0 for _, _, size in uploads))
-        jobs = {
-            remote: _bind(self._upload, local, remote, progress.for_file(size))
-            for local, remote, size in uploads
-        }
-        self._run_concurrently(jobs, "uploading", "to")
+        transfers = {remote: (local, remote, progress.for_file(size)) for local, remote, size in uploads}
+        self._run_concurrently(transfers, self._upload, self._upload_async, "uploading", "to")
 
     def _makedirs(self, relative: str) -> None:
         with errors.translating(self._full(relative)):
@@ -338,6 +344,11 @@ class ArtifactStore:
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
         with errors.translating(self._full(destination)):
             self.fs.put_file(source, destination, callback=progress)
+        progress.finish()
+
+    async def _upload_async(self, source: str, destination: str, progress: FileProgress) -> None:
+        with errors.translating(self._full(destination)):
+            await self.fs._put_file(source, destination, callback=progress)
         progress.finish()
 
     # -- download -------------------------------------------------------------------------------
@@ -378,6 +389,9 @@ class ArtifactStore:
             listed = list(self._walk(""))
             if not listed:
                 return destination  # MLflow: "No artifacts found", not an error
+        elif self.capabilities.recursive_list:
+            # One flat listing says it all: nothing under the prefix means a file or a missing path.
+            listed = list(self._walk_prefix(relative)) or [FileInfo(relative, False, None)]
         else:
             children = self._list_children(relative)
             if children or self._is_empty_directory(relative):
@@ -393,11 +407,10 @@ class ArtifactStore:
             else:
                 files.append((info, local))
         progress = TransferProgress(callback, sum(info.file_size or 0 for info, _ in files))
-        jobs = {
-            info.path: _bind(self._download, info.path, local, progress.for_file(info.file_size))
-            for info, local in files
+        transfers = {
+            info.path: (info.path, local, progress.for_file(info.file_size)) for info, local in files
         }
-        self._run_concurrently(jobs, "downloading", "from")
+        self._run_concurrently(transfers, self._download, self._download_async, "downloading", "from")
         return os.path.join(destination, os.path.normpath(relative)) if relative else destination
 
     def _in_place(self, local_root: str, relative: str, shown: str | None) -> str:
@@ -411,8 +424,16 @@ class ArtifactStore:
             with errors.translating(self._full(remote)):
                 self.fs.get_file(remote, local, callback=progress)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(local)  # never leave a partial file that looks complete
+            _remove_partial(local)
+            raise
+        progress.finish()
+
+    async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
+        try:
+            with errors.translating(self._full(remote)):
+                await self.fs._get_file(remote, local, callback=progress)
+        except BaseException:
+            _remove_partial(local)
             raise
         progress.finish()
 
@@ -427,7 +448,9 @@ class ArtifactStore:
         self.backend_fs.invalidate_cache(full)
         with errors.translating(full), contextlib.suppress(FileNotFoundError):
             if relative:
-                if self.fs.exists(relative):
+                if not self.capabilities.empty_directories or self.fs.exists(relative):
+                    # where listings cannot show empty directories (object stores, a proxy), ask
+                    # anyway: a missing path is FileNotFoundError, and the server drops empty ones
                     self.fs.rm(relative, recursive=True)
             elif self.capabilities.empty_directories:
                 if self.backend_fs.exists(full):
@@ -474,23 +497,112 @@ class ArtifactStore:
         with errors.translating(self._full(relative)):
             return self.fs.open(relative, mode, **kwargs)  # type: ignore[no-any-return]
 
+    def open_version(self, path: str, **kwargs: Any) -> tuple[IO[bytes], dict[str, Any]]:
+        """Open one artifact file for reading, with the ``info`` of the version that handle reads.
+
+        Size and ETag come from the opened handle, never from a second look by path, so a response
+        built from them serves one version: a local descriptor keeps the inode it opened (writes
+        replace files by rename), s3fs pins its ranged reads to the ETag it opened (``If-Match``).
+        Backends whose handles describe nothing (SFTP) fall back to ``info`` by path.
+        ``FileNotFoundError`` when it does not exist, ``IsADirectoryError`` for a directory.
+        """
+        relative = self._relative(path)
+        if not relative:
+            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
+        full = self._full(relative)
+        self.backend_fs.invalidate_cache(full)
+        directory = IsADirectoryError(
+            errno.EISDIR, f"Artifact path refers to a directory, not a file: '{path}'", path
+        )
+        try:
+            with errors.translating(full):
+                handle: IO[bytes] = self.fs.open(relative, "rb", **kwargs)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(errno.ENOENT, f"No such artifact: '{path}'", path) from exc
+        except IsADirectoryError as exc:
+            raise directory from exc
+        try:
+            info = self._opened_info(handle, relative)
+        except BaseException:
+            handle.close()
+            raise
+        if info.get("type") == "directory":
+            handle.close()
+            raise directory
+        return handle, info
+
+    def _opened_info(self, handle: IO[bytes], relative: str) -> dict[str, Any]:
+        """What an open handle knows of the version it reads (fsspec's ``details``, or ``fstat``)."""
+        details = getattr(handle, "details", None)
+        if isinstance(details, Mapping) and details:
+            info = dict(details)
+            info["size"] = getattr(handle, "size", None) or info.get("size") or 0
+            return info
+        try:
+            stat = os.fstat(handle.fileno())
+        except (AttributeError, OSError, ValueError):
+            with errors.translating(self._full(relative)):
+                return dict(self.fs.info(relative))
+        # the inode tells two versions of the same size and mtime apart (a rename replaced the file)
+        return {"type": "file", "size": stat.st_size, "mtime": stat.st_mtime_ns, "ino": stat.st_ino}
+
     # -- concurrency ----------------------------------------------------------------------------
     def _run_concurrently(
-        self, jobs: Mapping[str, Callable[[], None]], action: str, preposition: str
+        self,
+        transfers: Mapping[str, Transfer],
+        blocking: Callable[[str, str, FileProgress], None],
+        asynchronous: Callable[[str, str, FileProgress], Awaitable[None]],
+        action: str,
+        preposition: str,
     ) -> None:
-        """Run one job per artifact on a bounded pool; raise one error listing every failure."""
-        if not jobs:
+        """Run one transfer per artifact; raise one error listing every failure.
+
+        An async backend (s3fs, gcsfs, adlfs, ...) runs them all as coroutines on its own event
+        loop, at most ``async_concurrency`` in flight, as fsspec's batched ``get``/``put`` do (a
+        thread per transfer would cap a 1,000-file tree at MLflow's 4-20 threads); a synchronous
+        backend on a pool of ``max_workers`` threads.
+        """
+        if not transfers:
             return
+        if self.backend_fs.async_impl and not getattr(self.backend_fs, "asynchronous", False):
+            failures = sync(self.backend_fs.loop, self._gather, transfers, asynchronous)
+        else:
+            failures = self._in_threads(transfers, blocking)
+        if failures:
+            raise transfer_error(failures, action, preposition, str(self.uri)) from failures[min(failures)]
+
+    async def _gather(
+        self,
+        transfers: Mapping[str, Transfer],
+        transfer: Callable[[str, str, FileProgress], Awaitable[None]],
+    ) -> dict[str, BaseException]:
+        slots = asyncio.Semaphore(self.async_concurrency)
+
+        async def one(arguments: Transfer) -> None:
+            async with slots:
+                await transfer(*arguments)
+
+        results = await asyncio.gather(
+            *(one(arguments) for arguments in transfers.values()), return_exceptions=True
+        )
+        return {
+            path: result
+            for path, result in zip(transfers, results, strict=True)
+            if isinstance(result, BaseException)
+        }
+
+    def _in_threads(
+        self, transfers: Mapping[str, Transfer], transfer: Callable[[str, str, FileProgress], None]
+    ) -> dict[str, BaseException]:
         failures: dict[str, BaseException] = {}
-        workers = min(self.max_workers, len(jobs))
+        workers = min(self.max_workers, len(transfers))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ArtifactStore") as pool:
-            futures = {pool.submit(job): path for path, job in jobs.items()}
+            futures = {pool.submit(transfer, *arguments): path for path, arguments in transfers.items()}
             for future in as_completed(futures):
                 exception = future.exception()
                 if exception is not None:
                     failures[futures[future]] = exception
-        if failures:
-            raise transfer_error(failures, action, preposition, str(self.uri)) from failures[min(failures)]
+        return failures
 
 
 def _local_size(path: str) -> int | None:
@@ -501,8 +613,10 @@ def _local_size(path: str) -> int | None:
         return None
 
 
-def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
-    return lambda: function(*args)
+def _remove_partial(local: str) -> None:
+    """Never leave a partial download that looks complete."""
+    with contextlib.suppress(OSError):
+        os.remove(local)
 
 
 def _download_destination(destination: str, artifact_path: str) -> str:

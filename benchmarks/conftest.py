@@ -1,6 +1,8 @@
 """Shared data and peers for the benchmarks: the same files, timed in the same run.
 
-Run with ``.venv/bin/pytest benchmarks --benchmark-only``. Peers (``cp -r``, MLflow's own
+Run everything with ``.venv/bin/python benchmarks/run.py`` (a ratio table at the end; ``--quick``
+for reduced sizes), or one suite with ``.venv/bin/pytest benchmarks/test_s3.py --benchmark-only``.
+Sizes are in ``sizes.py``. Peers (``cp -r``, MLflow's own
 repository in its virtual environment) are timed here with ``time.perf_counter`` over the same
 number of rounds, so each artifact_fs benchmark can report its ratio to them in ``extra_info``.
 """
@@ -20,11 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROUNDS = 5
-SMALL_FILES = 200
-SMALL_SIZE = 64 * 1024
-LARGE_SIZE = 64 * 1024 * 1024
+from sizes import LARGE_SIZE, ROUNDS, SMALL_FILES, SMALL_SIZE
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def _write_small(root: Path) -> None:
     for index in range(SMALL_FILES):
         directory = root / f"part-{index % 10}"
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / f"file-{index:03d}.bin").write_bytes(os.urandom(SMALL_SIZE))
+        (directory / f"file-{index:04d}.bin").write_bytes(os.urandom(SMALL_SIZE))
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,20 @@
-"""ArtifactStore on ``s3://`` (a real SeaweedFS) against raw boto3 and MLflow's S3ArtifactRepository.
+"""ArtifactStore on ``s3://`` (a real SeaweedFS) against tuned boto3, s3fs and MLflow's S3ArtifactRepository.
 
 The session starts its own SeaweedFS (auth enforced) with the conformance launcher. Scenarios, on the
-shared data of ``conftest.py``: 200 x 64 KiB files (log_artifacts / download_artifacts of a tree)
-and one 64 MiB file (log_artifact, a multipart upload; download of the root). Peers run on the same
-server with the same data in the same session (``s3_peers.py``): boto3's ``upload_file`` /
-``download_file`` with its defaults (a simple loop for the tree), one boto3 round before each of our
-rounds (interleaved, so a busy machine's load changes stay out of the ratio), and MLflow's own
-repository in its virtual environment (one subprocess, its rounds in a block before ours). Each
-artifact_fs benchmark stores the peers' medians and ``ratio_vs_boto3`` / ``ratio_vs_mlflow`` (our
-median divided by theirs; below 1 is faster) in ``extra_info``.
+shared data of ``conftest.py`` (sizes in ``sizes.py``): 1,000 x 16 KiB files (log_artifacts /
+download_artifacts of a tree) and one 256 MiB file (log_artifact, a multipart upload; download of
+the root). Peers run on the same server with the same data in the same session (``s3_peers.py``):
+boto3 with a tuned ``TransferConfig`` (16 MiB parts, 8 per file, a tree's files on 16 threads) and
+plain s3fs (``put`` / ``get``, its batched coroutines), one round of each before each of our rounds
+(interleaved, so a busy machine's load changes stay out of the ratio), and MLflow's own repository
+in its virtual environment (one subprocess, its rounds in a block before ours). Each artifact_fs
+benchmark stores the peers' medians and ``ratio_vs_<peer>`` (our median divided by theirs; below 1
+is faster) and ``ratio_vs_best`` (against the faster of tuned boto3 and s3fs) in ``extra_info``.
 
-A third benchmark reads one column of an 8-column Parquet object with ``pd.read_parquet`` through
-artifact_fs's filesystem (ranged reads) against a full boto3 download and a local read, and reports
-the bytes each fetched from the server.
+A listing benchmark lists 10,000 objects with ``list_artifacts`` against boto3's paginator, and a
+Parquet benchmark reads one column of an 8-column object with ``pd.read_parquet`` through
+artifact_fs's filesystem (ranged reads) against pyarrow's own S3 reader, reporting the bytes each
+fetched from the server against the column's bytes.
 
 Every implementation constructs its repository (or store) inside the timing, as a user would; the
 boto3 client is made once (MLflow caches its client too). Each timing has one warm-up round.
@@ -40,11 +42,17 @@ from s3_peers import (
     BUCKET,
     PeerRounds,
     boto3_client,
-    boto3_download,
+    boto3_list,
     boto3_upload,
     delete_prefix,
     list_sizes,
+    s3fs_download,
+    s3fs_filesystem,
+    s3fs_upload,
+    tuned_boto3_download,
+    tuned_boto3_upload,
 )
+from sizes import LISTED_OBJECTS, PARQUET_ROWS, ROUNDS, WARMUP_ROUNDS
 
 import artifact_fs
 from artifact_fs.store import ArtifactStore
@@ -52,12 +60,10 @@ from conformance.servers.seaweedfs import SeaweedFS, start_seaweedfs
 
 pytestmark = [pytest.mark.benchmark(group="store-s3"), pytest.mark.timeout(900)]
 SCENARIOS = ["small-upload", "small-download", "large-upload", "large-download"]
-S3_ROUNDS = 7
-WARMUP_ROUNDS = 1
+S3_ROUNDS = ROUNDS
 PARQUET_KEY = "parquet/wide.parquet"
 PARQUET_COLUMNS = 8
-PARQUET_ROWS = 1_000_000
-"""8 float64 columns of 1M rows, uncompressed: a 61 MiB object, 7.6 MiB per column."""
+LISTING_PREFIX = "listing/flat"
 
 
 class FreshDirs:
@@ -191,10 +197,16 @@ def test_artifact_fs_s3(
     source: Path = request.getfixturevalue(dataset_name).source
     logged = s3.logged[dataset_name]
     s3_client, store = s3.client, s3.store
-    boto3_rounds = PeerRounds(WARMUP_ROUNDS)
+    server = s3.server
+    s3fs_fs = s3fs_filesystem(server.endpoint_url, server.access_key, server.secret_key)
+    peers = {"boto3_tuned": PeerRounds(WARMUP_ROUNDS), "s3fs": PeerRounds(WARMUP_ROUNDS)}
 
     if operation == "upload":
-        ours_remote, boto3_remote = Prefixes(s3_client, "artifact_fs"), Prefixes(s3_client, "boto3")
+        remotes = {who: Prefixes(s3_client, who) for who in ("artifact_fs", *peers)}
+        uploads = {
+            "boto3_tuned": lambda prefix: tuned_boto3_upload(s3_client, source, prefix),
+            "s3fs": lambda prefix: s3fs_upload(s3fs_fs, source, prefix),
+        }
 
         def upload(prefix: str) -> None:
             if source.is_dir():
@@ -203,45 +215,90 @@ def test_artifact_fs_s3(
                 store(prefix).log_artifact(source)
 
         def upload_round() -> tuple[tuple[str], dict[str, Any]]:
-            ours_remote.clear()
-            boto3_prefix = boto3_remote.fresh()
-            boto3_rounds.run(lambda: boto3_upload(s3_client, source, boto3_prefix))
-            return (ours_remote.fresh(),), {}
+            remotes["artifact_fs"].clear()
+            for peer, rounds in peers.items():
+                prefix = remotes[peer].fresh()
+                rounds.run(lambda peer=peer, prefix=prefix: uploads[peer](prefix))
+            return (remotes["artifact_fs"].fresh(),), {}
 
         benchmark.pedantic(
             upload, setup=upload_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
-        for remote in (ours_remote, boto3_remote):
-            assert list_sizes(s3_client, remote.current or "") == _expected_sizes(source)
+        for who, remote in remotes.items():
+            assert list_sizes(s3_client, remote.current or "") == _expected_sizes(source), who
             remote.clear()
     else:
-        ours_local, boto3_local = FreshDirs(workdir), FreshDirs(workdir)
+        locals_ = {who: FreshDirs(workdir) for who in ("artifact_fs", *peers)}
+        downloads = {
+            "boto3_tuned": lambda destination: tuned_boto3_download(s3_client, logged, destination),
+            "s3fs": lambda destination: s3fs_download(s3fs_fs, logged, destination),
+        }
 
         def download(destination: Path) -> None:
             store(logged).download_artifacts("", destination)
 
         def download_round() -> tuple[tuple[Path], dict[str, Any]]:
-            ours_local.clear()
-            boto3_destination = boto3_local.fresh()
-            boto3_rounds.run(lambda: boto3_download(s3_client, logged, boto3_destination))
-            return (ours_local.fresh(),), {}
+            locals_["artifact_fs"].clear()
+            for peer, rounds in peers.items():
+                destination = locals_[peer].fresh()
+                rounds.run(lambda peer=peer, destination=destination: downloads[peer](destination))
+            return (locals_["artifact_fs"].fresh(),), {}
 
         benchmark.pedantic(
             download, setup=download_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
-        for local in (ours_local, boto3_local):
-            assert _local_sizes(local.current or Path()) == _expected_sizes(source)
+        for who, local in locals_.items():
+            assert _local_sizes(local.current or Path()) == _expected_sizes(source), who
             local.clear()
 
     ours = benchmark.stats.stats.median
-    benchmark.extra_info["scenario"] = scenario
-    benchmark.extra_info["median_s"] = ours
-    for peer, theirs in (("boto3", boto3_rounds.median()), ("mlflow", mlflow_s3[scenario])):
-        benchmark.extra_info[f"{peer}_median_s"] = theirs
-        benchmark.extra_info[f"ratio_vs_{peer}"] = ours / theirs
+    info = benchmark.extra_info
+    info["scenario"] = f"s3-{scenario}"
+    info["median_s"] = ours
+    medians = {peer: rounds.median() for peer, rounds in peers.items()}
+    medians["mlflow"] = mlflow_s3[scenario]
+    for peer, theirs in medians.items():
+        info[f"{peer}_median_s"] = theirs
+        info[f"ratio_vs_{peer}"] = ours / theirs
+    info["ratio_vs_best"] = ours / min(medians["boto3_tuned"], medians["s3fs"])
 
 
-# -- pd.read_parquet of one column: ranged reads against a full download -----------------------------
+# -- listing 10,000 objects: list_artifacts against boto3's paginator ---------------------------------
+@pytest.fixture(scope="session")
+def listed_prefix(s3: S3Bench) -> str:
+    """``LISTED_OBJECTS`` tiny objects in one flat prefix (written with s3fs's batched puts)."""
+    server = s3.server
+    fs = s3fs_filesystem(server.endpoint_url, server.access_key, server.secret_key)
+    fs.pipe({f"{BUCKET}/{LISTING_PREFIX}/object-{index:05d}.txt": b"x" for index in range(LISTED_OBJECTS)})
+    return LISTING_PREFIX
+
+
+def test_list_artifacts_s3(benchmark: Any, s3: S3Bench, listed_prefix: str) -> None:
+    boto3_rounds = PeerRounds(WARMUP_ROUNDS)
+
+    def boto3_round() -> None:
+        boto3_rounds.run(lambda: boto3_list(s3.client, listed_prefix))
+
+    infos = benchmark.pedantic(
+        lambda: s3.store(listed_prefix).list_artifacts(),
+        setup=boto3_round,
+        rounds=S3_ROUNDS,
+        iterations=1,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
+    assert len(infos) == LISTED_OBJECTS
+    ours = benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        {
+            "scenario": f"s3-list-{LISTED_OBJECTS}",
+            "median_s": ours,
+            "boto3_paginator_median_s": boto3_rounds.median(),
+            "ratio_vs_boto3_paginator": ours / boto3_rounds.median(),
+        }
+    )
+
+
+# -- pd.read_parquet of one column: ranged reads against pyarrow's own S3 reader -------------------------
 @pytest.fixture(scope="session")
 def parquet_table(s3: S3Bench) -> pa.Table:
     rng = np.random.default_rng(0)
@@ -269,47 +326,61 @@ def _fetched_bytes(fs: Any, operation: Callable[[], Any]) -> int:
     return total
 
 
-def test_read_parquet_column_s3(benchmark: Any, s3: S3Bench, parquet_table: pa.Table, workdir: Path) -> None:
-    s3_client, store_options = s3.client, s3.store_options
+def _column_bytes(table_bytes: bytes, column: int = 0) -> int:
+    metadata = pq.ParquetFile(io.BytesIO(table_bytes)).metadata
+    return sum(
+        metadata.row_group(group).column(column).total_compressed_size
+        for group in range(metadata.num_row_groups)
+    )
+
+
+def test_read_parquet_column_s3(benchmark: Any, s3: S3Bench, parquet_table: pa.Table) -> None:
+    from pyarrow import fs as pafs
+
+    store_options = s3.store_options
     uri = f"s3://{BUCKET}/{PARQUET_KEY}"
-    size = int(s3_client.head_object(Bucket=BUCKET, Key=PARQUET_KEY)["ContentLength"])
+    body = s3.client.get_object(Bucket=BUCKET, Key=PARQUET_KEY)["Body"].read()
+    size, column_bytes = len(body), _column_bytes(body)
     expected = parquet_table.column("c0").to_numpy()
+    server = s3.server
+    pyarrow_s3 = pafs.S3FileSystem(
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        endpoint_override=server.endpoint_url,
+        region=server.region,
+    )
 
     def ours() -> pd.DataFrame:
         fs, path = artifact_fs.url_to_fs(uri, **store_options)
         return pd.read_parquet(path, columns=["c0"], filesystem=fs)
 
-    local = FreshDirs(workdir)
-    boto3_rounds = PeerRounds(WARMUP_ROUNDS)
+    def pyarrow_reader() -> pd.DataFrame:
+        return pd.read_parquet(f"{BUCKET}/{PARQUET_KEY}", columns=["c0"], filesystem=pyarrow_s3)
 
-    def full_download(destination: Path) -> pd.DataFrame:
-        s3_client.download_file(BUCKET, PARQUET_KEY, str(destination / "wide.parquet"))
-        return pd.read_parquet(destination / "wide.parquet", columns=["c0"])
-
-    def boto3_round() -> None:
-        destination = local.fresh()
-        boto3_rounds.run(lambda: full_download(destination))
-
+    pyarrow_rounds = PeerRounds(WARMUP_ROUNDS)
     frame = benchmark.pedantic(
-        ours, setup=boto3_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
+        ours,
+        setup=lambda: pyarrow_rounds.run(pyarrow_reader),
+        rounds=S3_ROUNDS,
+        iterations=1,
+        warmup_rounds=WARMUP_ROUNDS,
     )
     assert list(frame.columns) == ["c0"]
     assert np.array_equal(frame["c0"].to_numpy(), expected)
-    assert np.array_equal(full_download(local.current or Path())["c0"].to_numpy(), expected)
-    local.clear()
+    assert np.array_equal(pyarrow_reader()["c0"].to_numpy(), expected)
 
     fs, _ = artifact_fs.url_to_fs(uri, **store_options)
     fetched = _fetched_bytes(fs, ours)
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(
         {
-            "scenario": "parquet-one-column",
+            "scenario": "s3-parquet-one-column",
             "median_s": median,
             "object_bytes": size,
+            "column_bytes": column_bytes,
             "bytes_fetched": fetched,
-            "fraction_fetched": fetched / size,
-            "boto3_full_download_median_s": boto3_rounds.median(),
-            "boto3_bytes_fetched": size,
-            "ratio_vs_boto3": median / boto3_rounds.median(),
+            "bytes_vs_column": fetched / column_bytes,
+            "pyarrow_s3_median_s": pyarrow_rounds.median(),
+            "ratio_vs_pyarrow_s3": median / pyarrow_rounds.median(),
         }
     )

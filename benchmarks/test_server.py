@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,18 +34,15 @@ from typing import IO, Any
 
 import psutil
 import pytest
+from sizes import LARGE_SIZE, ROUNDS, SMALL_FILES, SMALL_SIZE, WARMUP_ROUNDS
 
+from artifact_fs.store import ArtifactStore
 from conformance.servers.artifact_server import start_artifact_server
 from conformance.servers.mlflow_env import mlflow_python
 from conformance.servers.mlflow_server import start_mlflow_server
 
 pytestmark = [pytest.mark.benchmark(group="server-local"), pytest.mark.timeout(900)]
 MIB = 1024 * 1024
-LARGE_SIZE = 256 * MIB
-SMALL_FILES = 100
-SMALL_SIZE = 64 * 1024
-ROUNDS = 5
-WARMUP_ROUNDS = 1
 SCENARIOS = ["large-upload", "large-download", "small-upload", "small-download"]
 SAMPLE_SECONDS = 0.01
 
@@ -306,7 +304,7 @@ def test_artifact_server(benchmark: Any, bench: Bench, scenario: str, tmp_path: 
     ours_median, theirs_median = ours.median(), theirs.median()
     size = sum(_expected(source).values())
     info = benchmark.extra_info
-    info["scenario"] = scenario
+    info["scenario"] = f"server-{scenario}"
     info["bytes"] = size
     info["median_s"] = ours_median
     info["mlflow_server_median_s"] = theirs_median
@@ -320,3 +318,62 @@ def test_artifact_server(benchmark: Any, bench: Bench, scenario: str, tmp_path: 
             info[f"{prefix}peak_rss_mib"] = round(sampler.peak_serving[server.name], 1)
             info[f"{prefix}peak_rss_tree_mib"] = round(sampler.peak_tree[server.name], 1)
             info[f"{prefix}processes"] = len(sampler.members[server.name])
+
+
+# -- artifact_fs's own client through both servers, against MLflow's client through MLflow's server ----
+@pytest.mark.parametrize("scenario", ["small-upload", "small-download", "large-upload", "large-download"])
+def test_artifact_fs_client(benchmark: Any, bench: Bench, scenario: str, tmp_path: Path) -> None:
+    """``ArtifactStore(<server URL>)`` in this process through ``artifact-fs serve`` (timed) and through
+    ``mlflow server``, against MLflow's ``HttpArtifactRepository`` through ``mlflow server`` (the
+    proxied path a user has today); rounds interleaved."""
+    dataset, operation = scenario.split("-")
+    source = bench.datasets[dataset]
+    ours, theirs = bench.ours, bench.mlflow
+    theirs.timings.clear()
+    ours_through_mlflow: list[float] = []
+    local = tmp_path / "ours"
+
+    def ours_round(server: Served) -> Callable[[], None]:
+        if operation == "upload":
+            store = ArtifactStore(f"{server.artifacts_url}/{server.fresh_prefix()}")
+            if source.is_dir():
+                return lambda: store.log_artifacts(source)
+            return lambda: store.log_artifact(source)
+        shutil.rmtree(local, ignore_errors=True)
+        local.mkdir()
+        return lambda: ArtifactStore(f"{server.artifacts_url}/logged/{dataset}").download_artifacts("", local)
+
+    def setup() -> tuple[tuple[Callable[[], None]], dict[str, Any]]:
+        if operation == "upload":
+            url = f"{theirs.artifacts_url}/{theirs.fresh_prefix()}"
+            theirs.timings.append(bench.client.call(op="upload", url=url, source=str(source)))
+        else:
+            destination = tmp_path / "mlflow"
+            shutil.rmtree(destination, ignore_errors=True)
+            destination.mkdir()
+            url = f"{theirs.artifacts_url}/logged/{dataset}"
+            theirs.timings.append(bench.client.call(op="download", url=url, destination=str(destination)))
+        operation_through_mlflow = ours_round(theirs)
+        start = time.perf_counter()
+        operation_through_mlflow()
+        ours_through_mlflow.append(time.perf_counter() - start)
+        return (ours_round(ours),), {}
+
+    benchmark.pedantic(
+        lambda run: run(), setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
+    )
+    if operation == "download":
+        assert _sizes(local) == _expected(source)
+    median = benchmark.stats.stats.median
+    mlflow_proxied = theirs.median()
+    through_mlflow = statistics.median(ours_through_mlflow[WARMUP_ROUNDS:])
+    benchmark.extra_info.update(
+        {
+            "scenario": f"client-{scenario}",
+            "median_s": median,
+            "mlflow_proxied_median_s": mlflow_proxied,
+            "ratio_vs_mlflow_proxied": median / mlflow_proxied,
+            "through_mlflow_server_median_s": through_mlflow,
+            "ratio_through_mlflow_server_vs_mlflow_proxied": through_mlflow / mlflow_proxied,
+        }
+    )

@@ -53,7 +53,7 @@ def test_artifact_fs(
         function, setup=lambda: ((dataset, scratch.fresh()), {}), rounds=rounds, iterations=1, warmup_rounds=1
     )
     ours = benchmark.stats.stats.median
-    benchmark.extra_info["scenario"] = scenario
+    benchmark.extra_info["scenario"] = f"local-{scenario}"
     benchmark.extra_info["median_s"] = ours
     for peer, timings in peers.items():
         benchmark.extra_info[f"{peer}_median_s"] = timings[scenario]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import http.client
 import pickle
 import random
 import subprocess
 import sys
 import textwrap
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from conformance.servers.launcher import free_port
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:
@@ -59,3 +67,131 @@ def run_in_fork(child):
         sys.exit("forked child: " + message.decode(errors="replace"))
 """
 """Source of ``run_in_fork(child)`` for :func:`run_python` scripts: the child ends with ``os._exit``."""
+
+
+MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "expect"}
+
+
+def mlflow_artifacts_kind(method: str, target: str) -> str:
+    """The kind of an MLflow artifacts request: list, download, presigned, server-info, or other."""
+    parts = urlsplit(target)
+    if method == "GET" and parts.path.rstrip("/") == MLFLOW_ARTIFACTS and "path" in parse_qs(parts.query):
+        return "list"
+    if method == "GET" and parts.path.startswith(MLFLOW_ARTIFACTS + "/"):
+        return "download"
+    if method == "GET" and "/mlflow-artifacts/presigned/" in parts.path:
+        return "presigned"
+    if parts.path.endswith("/server-info"):
+        return "server-info"
+    return f"{method} other"
+
+
+def s3_kind(method: str, target: str) -> str:
+    """The S3 operation of a path-style request (``/bucket/key?query``)."""
+    parts = urlsplit(target)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    is_bucket = parts.path.strip("/").count("/") == 0
+    if method == "GET":
+        return "list" if is_bucket else "get"
+    if method == "HEAD":
+        return "head-bucket" if is_bucket else "head"
+    if method == "PUT":
+        return "upload-part" if "uploadId" in query else "put"
+    if method == "POST":
+        if "uploads" in query:
+            return "create-multipart"
+        if "uploadId" in query:
+            return "complete-multipart"
+        return "delete-objects" if "delete" in query else "POST other"
+    return method.lower()
+
+
+class RequestCountingProxy:
+    """An HTTP relay on 127.0.0.1 that counts requests by kind and the body bytes of each kind.
+
+    ``classify(method, target)`` names the kind (:func:`mlflow_artifacts_kind`, :func:`s3_kind`).
+    Headers reach the target as sent (Host included, so S3 signatures stay valid); bodies are
+    buffered, so it suits tests, not large transfers. ``received`` counts response bodies (what the
+    client downloaded), ``sent`` request bodies.
+    """
+
+    def __init__(self, target_port: int, classify: Callable[[str, str], str] = mlflow_artifacts_kind) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()
+        """The most requests of each kind the relay held at once (parts sent concurrently show > 1)."""
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _relay(self) -> None:
+                kind = classify(self.command, self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
+                proxy.started(kind)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                    proxy.count(kind, len(body or b""), len(data))
+                    self.send_response(response.status)
+                    for key, value in response.getheaders():
+                        if key.lower() not in HOP_BY_HOP:
+                            self.send_header(key, value)
+                    if self.command == "HEAD":
+                        self.send_header("Content-Length", response.getheader("Content-Length") or "0")
+                    else:
+                        self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    proxy.finished(kind)
+                    upstream.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def started(self, kind: str) -> None:
+        with self.lock:
+            self.in_flight[kind] += 1
+            self.peak_in_flight[kind] = max(self.peak_in_flight[kind], self.in_flight[kind])
+
+    def finished(self, kind: str) -> None:
+        with self.lock:
+            self.in_flight[kind] -= 1
+
+    def count(self, kind: str, sent: int, received: int) -> None:
+        with self.lock:
+            self.kinds[kind] += 1
+            self.sent[kind] += sent
+            self.received[kind] += received
+
+    def reset(self) -> Counter[str]:
+        """The requests counted since the last reset, by kind; byte counters start again too."""
+        with self.lock:
+            seen, self.kinds = self.kinds, Counter()
+            self.received, self.sent, self.peak_in_flight = Counter(), Counter(), Counter()
+        return seen
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

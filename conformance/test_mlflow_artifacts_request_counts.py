@@ -7,23 +7,19 @@ file, so 1,000 files made ~1,000 listings of 1,000 entries. A counting HTTP prox
 
 from __future__ import annotations
 
-import http.client
 import os
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import artifact_fs
 from artifact_fs.backends.mlflow_artifacts import MlflowArtifactsFileSystem
 from conformance.backends.mlflow_artifacts import CLIENT_OPTIONS
+from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy
 from conformance.servers.artifact_server import ArtifactServer
-from conformance.servers.launcher import free_port
 
 pytestmark = pytest.mark.mlflow_artifacts
 
@@ -32,79 +28,7 @@ TREE = {"": 20, "a": 15, "a/b": 10, "c": 5}
 """Files per directory: 50 files in 4 directories."""
 SLACK = 3
 """Requests allowed beyond one per directory / file: the parent of the root, server-info."""
-ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
-
-
-class RequestCountingProxy:
-    """An HTTP relay on 127.0.0.1 that counts requests by kind (list, download, presigned, ...)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.kinds: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _relay(self) -> None:
-                proxy.count(self.command, self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
-                try:
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    data = response.read()
-                    self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in HOP_BY_HOP:
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
-                    upstream.close()
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def count(self, method: str, target: str) -> None:
-        parts = urlsplit(target)
-        if method == "GET" and parts.path.rstrip("/") == ARTIFACTS and "path" in parse_qs(parts.query):
-            kind = "list"
-        elif method == "GET" and parts.path.startswith(ARTIFACTS + "/"):
-            kind = "download"
-        elif method == "GET" and "/mlflow-artifacts/presigned/" in parts.path:
-            kind = "presigned"
-        elif parts.path.endswith("/server-info"):
-            kind = "server-info"
-        else:
-            kind = f"{method} other"
-        with self.lock:
-            self.kinds[kind] += 1
-
-    def reset(self) -> Counter[str]:
-        with self.lock:
-            seen, self.kinds = self.kinds, Counter()
-        return seen
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+ARTIFACTS = MLFLOW_ARTIFACTS
 
 
 @pytest.fixture(params=["artifact_server_local", "artifact_server_s3"])

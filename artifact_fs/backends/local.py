@@ -40,6 +40,8 @@ CAPABILITIES = Capabilities(
 )
 
 COPY_BUFFER_SIZE = 1024 * 1024
+SENDFILE_SIZE = 64 * COPY_BUFFER_SIZE
+_NO_SENDFILE = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV})
 
 # Filesystems without hard links (some FUSE and SMB mounts) answer os.link with one of these.
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -122,6 +124,18 @@ def atomic_copy(source: str, destination: str, *, exclusive: bool = False) -> No
     """Copy a file so ``destination`` shows either its old content or the whole new one."""
     beside = write_beside(destination, exclusive=exclusive)
     with beside as temporary, open(source, "rb") as reader, _create(temporary) as writer:
+        _copy_contents(reader, writer)
+
+
+def _copy_contents(reader: IO[bytes], writer: IO[bytes]) -> None:
+    """Copy in the kernel (``sendfile``, as ``shutil.copyfile`` and ``cp`` do), else through a buffer."""
+    offset = 0
+    try:
+        while sent := os.sendfile(writer.fileno(), reader.fileno(), offset, SENDFILE_SIZE):
+            offset += sent
+    except (OSError, AttributeError) as exc:  # no sendfile here, or not between these files
+        if offset or getattr(exc, "errno", errno.ENOSYS) not in _NO_SENDFILE:
+            raise
         shutil.copyfileobj(reader, writer, COPY_BUFFER_SIZE)
 
 

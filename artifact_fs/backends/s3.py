@@ -3,29 +3,32 @@ equal-size parts, S3's folder semantics, and errors that say where the credentia
 
 :mod:`artifact_fs.backends.s3_options` turns MLflow's variables into this filesystem's options (the
 variables are listed there); presigned multipart uploads and downloads are in
-:mod:`artifact_fs.backends.s3_presign`. Multipart uploads use equal-size parts (so Cloudflare R2 and
-similar stores accept them), at most ``max_concurrency`` in flight, and a failed multipart upload is
-aborted so no part is left pending.
+:mod:`artifact_fs.backends.s3_presign`; downloads (concurrent ranges into a preallocated file) in
+:mod:`artifact_fs.backends.s3_download`; streamed multipart writes in :mod:`artifact_fs.backends.s3_parts`.
+Multipart uploads use equal-size parts (so Cloudflare R2 and similar stores accept them), several in
+flight, and a failed multipart upload is aborted so no part is left pending.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import mimetypes
-import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from aiobotocore.session import AioSession
 from fsspec.asyn import sync_wrapper
+from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, settings
-from artifact_fs.backends import object_store
+from artifact_fs.backends import object_store, s3_download
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.s3_options import (
     CREDENTIAL_SOURCES,
+    DEFAULT_DOWNLOAD_PART_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_READ_BLOCK_SIZE,
     DEFAULT_READ_TIMEOUT,
@@ -34,7 +37,9 @@ from artifact_fs.backends.s3_options import (
     check_chunk_size,
     credential_environment_digest,
     options,
+    parse_timestamp,
 )
+from artifact_fs.backends.s3_parts import ConcurrentParts
 from artifact_fs.backends.s3_presign import S3Presigner
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT
 
@@ -67,8 +72,10 @@ def guess_content_headers(name: str) -> dict[str, str]:
     return guessed
 
 
-class ArtifactS3File(DiscardOnError, S3File):
+class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
     """An S3 file whose failed write leaves nothing behind: no object, no pending multipart upload.
+
+    Parts go up several at a time (:class:`~artifact_fs.backends.s3_parts.ConcurrentParts`).
 
     A ``with`` block that raises discards the file, which aborts its multipart upload (s3fs's
     ``discard``); a part or the final commit that fails aborts the upload too.
@@ -81,6 +88,7 @@ class ArtifactS3File(DiscardOnError, S3File):
         self.buffer = None
 
     def _abort_quietly(self) -> None:
+        self.drop_pending_parts()
         try:
             self._abort_mpu()
         except Exception:  # noqa: BLE001 - the original error is the one to report
@@ -124,6 +132,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         expected_bucket_owner: str | None = None,
         chunk_size: int = 10 * settings.MIB,
         read_block_size: int = DEFAULT_READ_BLOCK_SIZE,
+        download_part_size: int = DEFAULT_DOWNLOAD_PART_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float | None = DEFAULT_READ_TIMEOUT,
@@ -174,9 +183,20 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         self.expected_bucket_owner = expected_bucket_owner
         self.chunk_size = chunk_size
         self.read_block_size = read_block_size
+        self.download_part_size = download_part_size
         # botocore's standard mode already retries throttling and transient errors with back-off;
         # s3fs's own loop on top would multiply the attempts (and the time to report a dead endpoint).
         self.retries = 2
+
+    async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
+        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`)."""
+        session: Any = getattr(self, "session", None)
+        if session is None:  # the session s3fs would make, made here to configure it
+            session = self.session = AioSession(**self.kwargs)
+        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+        return await super().set_session(refresh, dict(kwargs or {}))
+
+    connect = sync_wrapper(set_session)
 
     # -- every S3 call: MLflow's upload arguments in, builtin errors out ------------------------------
     async def _call_s3(self, method: str, *akwarglist: Any, **kwargs: Any) -> Any:
@@ -249,12 +269,9 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         return await super()._pipe_file(path, data, *args, chunksize=chunksize or self.chunk_size, **kwargs)
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
-    async def _get_file(self, rpath: str, lpath: str, *args: Any, **kwargs: Any) -> Any:
-        """Download into ``lpath``, creating its local parent directory as other backends do."""
-        if not os.path.isdir(lpath):
-            parent = os.path.dirname(os.path.abspath(lpath))
-            os.makedirs(parent, exist_ok=True)
-        return await super()._get_file(rpath, lpath, *args, **kwargs)
+    async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:
+        """Concurrent ranged GETs into a preallocated ``lpath``, parents made (:mod:`.s3_download`)."""
+        await s3_download.get_file(self, rpath, lpath, callback, version_id=kw.get("version_id"))
 
     async def _rm_file(self, path: str, **kwargs: Any) -> Any:
         """Delete one object; a missing one is ``FileNotFoundError`` (S3 itself answers 204)."""

@@ -171,11 +171,10 @@ def _delete_proxied(root: ArtifactRoot, remove_run_directory: bool) -> None:
         parent = posixpath.dirname(root.path.rstrip("/"))
         with contextlib.suppress(FileNotFoundError):
             siblings = [entry.rstrip("/") for entry in fs.ls(parent, detail=False)]
-            if siblings and all(same(entry, root.path) for entry in siblings):
+            if all(same(entry, root.path) for entry in siblings):  # none visible: empty directories
                 target = parent
     with contextlib.suppress(FileNotFoundError):
-        if fs.exists(target) or fs.isdir(target):
-            fs.rm(target, recursive=True)
+        fs.rm(target, recursive=True)  # sent even when listings show nothing: empty directories go
     fs.invalidate_cache(root.path)
 
 

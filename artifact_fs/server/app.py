@@ -7,13 +7,18 @@ so workers and replicas share nothing but the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from artifact_fs import settings
 from artifact_fs.server import host_policy
@@ -21,6 +26,7 @@ from artifact_fs.server.auth import AuthMiddleware, Credentials
 from artifact_fs.server.config import ServerConfig
 from artifact_fs.server.destination import open_destination
 from artifact_fs.server.routes import routes
+from artifact_fs.server.transfer import InFlightUploads
 
 logger = logging.getLogger("artifact_fs.server")
 
@@ -53,11 +59,35 @@ def create_app(
         )
     credentials = credentials if credentials is not None else Credentials.load(environ=env)
     middleware = [Middleware(AuthMiddleware, credentials=credentials)] if credentials.enabled else []
-    app = Starlette(routes=routes(), middleware=middleware)
+    uploads = InFlightUploads()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # uvicorn cancels what is still running after its graceful timeout; abort what remains open
+        if len(uploads):
+            await run_in_threadpool(uploads.abandon_all)
+
+    app = Starlette(
+        routes=routes(),
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={404: _http_exception, 405: _http_exception},
+    )
     app.state.store = opened
     app.state.config = config
+    app.state.uploads = uploads
     logger.info("serving artifacts from %s", opened.uri)
     return app
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Unknown endpoints and methods answer in MLflow's JSON error shape too."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    code = "ENDPOINT_NOT_FOUND" if status == 404 else "BAD_REQUEST"
+    return JSONResponse(
+        {"error_code": code, "message": f"{request.method} {request.url.path}: {exc}"}, status
+    )
 
 
 def app_from_environment() -> Starlette:

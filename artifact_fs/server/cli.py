@@ -145,6 +145,8 @@ def serve(  # noqa: PLR0917 - click passes every option positionally by name
         "ssl_certfile": tls_cert,
         "ssl_keyfile": tls_key,
         "timeout_graceful_shutdown": 5,
+        # h11 with a header deadline and MLflow-shaped 400/431s (server/protocol.py)
+        "http": "artifact_fs.server.protocol:GuardedH11Protocol",
     }
     if workers == 1:
         uvicorn.run(app, **common)  # type: ignore[arg-type]

@@ -7,7 +7,9 @@ the code, so MLflow's clients (``augmented_raise_for_status``) read them unchang
 
 from __future__ import annotations
 
+import errno
 import logging
+from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
 
@@ -32,10 +34,23 @@ def error_response(error_code: str, message: str) -> JSONResponse:
     return JSONResponse({"error_code": error_code, "message": message}, status_code=status)
 
 
-def response_for_exception(exc: BaseException) -> JSONResponse:
-    """MLflow's JSON error for ``exc``; internal errors are logged with their traceback."""
+def redact(message: str, locations: Sequence[str] = ()) -> str:
+    """``message`` without the server's own paths: the destination's location becomes relative."""
+    for location in sorted(locations, key=len, reverse=True):
+        message = message.replace(location.rstrip("/") + "/", "").replace(location, ".")
+    return message
+
+
+def response_for_exception(exc: BaseException, private: Sequence[str] = ()) -> JSONResponse:
+    """MLflow's JSON error for ``exc``; internal errors are logged with their traceback.
+
+    ``private`` are locations on this machine (the destination's path) that messages must not show.
+    A path too long or too deep for the store is the client's bad input (400), not a server error.
+    """
+    if isinstance(exc, RecursionError) or (isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG):
+        return error_response("INVALID_PARAMETER_VALUE", "the artifact path is too long or too deep")
     if isinstance(exc, ArtifactServerError):
-        return error_response(exc.error_code, str(exc))
+        return error_response(exc.error_code, redact(str(exc), private))
     if isinstance(exc, errors.MultipartUnsupportedError):
         return error_response("NOT_IMPLEMENTED", f"{MULTIPART_UNSUPPORTED_MESSAGE}: {exc}")
     code = errors.mlflow_error_code(exc)
@@ -43,4 +58,4 @@ def response_for_exception(exc: BaseException) -> JSONResponse:
         logger.exception("internal error while serving an artifact request", exc_info=exc)
     # An OSError's strerror is its message without the "[Errno 13]" prefix.
     message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return error_response(code, message)
+    return error_response(code, redact(message, private))

@@ -7,14 +7,18 @@ once) or its root's generic presign hooks, and keeps nothing between requests.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import logging
+import os
 import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
@@ -35,8 +39,34 @@ from artifact_fs.server.transfer import (
 )
 from artifact_fs.store import ArtifactStore, FileInfo
 
+logger = logging.getLogger("artifact_fs.server")
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PARTS = 10_000
+MAX_JSON_BODY = 4 * 1024 * 1024
+"""A complete request of 10,000 parts with presigned URLs fits; anything larger is not ours."""
+MAX_JSON_DEPTH = 32
+
+
+def _nesting(raw: bytes) -> int:
+    """How deep brackets nest (strings skipped), counted before parsing so nothing recurses on it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 class AnyPathConvertor(Convertor[str]):
@@ -62,10 +92,23 @@ def _mlflow_errors(handler: Handler) -> Handler:
     async def wrapper(request: Request) -> Response:
         try:
             return await handler(request)
+        except ClientDisconnect:
+            logger.warning(
+                "%s %s: the client hung up before the request body ended", request.method, request.url.path
+            )
+            return Response(status_code=400)  # nobody reads it
         except Exception as exc:  # noqa: BLE001 - every error becomes MLflow's JSON error response
-            return response_for_exception(exc)
+            return response_for_exception(exc, _redacted(request))
 
     return wrapper
+
+
+def _redacted(request: Request) -> tuple[str, ...]:
+    """The destination's location on this machine: error messages never show it."""
+    store: ArtifactStore | None = getattr(request.app.state, "store", None)
+    if store is None or not store.root_path.startswith("/"):
+        return ()
+    return tuple({store.root_path.rstrip("/"), os.path.realpath(store.root_path)} - {""})
 
 
 def _context(request: Request) -> tuple[ArtifactStore, ServerConfig]:
@@ -86,43 +129,78 @@ def _fresh(store: ArtifactStore, path: str) -> None:
     store.fs.invalidate_cache(path)
 
 
+def _refuse_escaping(store: ArtifactStore, path: str) -> None:
+    """A path that resolves outside the destination (a symlink) is a 400, not a silent no-op."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        store.fs.info(path)
+
+
 # -- files ------------------------------------------------------------------------------------------
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip() for tag in header.split(",")}
 
 
 @_mlflow_errors
 async def download_artifact(request: Request) -> Response:
+    """One version per response: headers and body come from one opened handle.
+
+    ``If-Match`` (412 when the artifact changed) lets a client resume or continue ranged reads of
+    the version it started with; the body reads exactly the bytes it sends (no read-ahead).
+    """
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
-    state = file_state(await run_in_threadpool(store.file_info, path))
-    headers = {
-        "Content-Type": guess_mime_type(path),
-        "Content-Disposition": content_disposition(path),
-        "X-Content-Type-Options": "nosniff",
-        "Accept-Ranges": "bytes",
-        "ETag": state.etag,
-    }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match and state.etag in {tag.strip() for tag in if_none_match.split(",")} | {"*"}:
-        return Response(status_code=304, headers={"ETag": state.etag})
-    byte_range = None
-    if_range = request.headers.get("if-range")
-    if if_range is None or if_range.strip() == state.etag:
-        try:
-            byte_range = parse_range(request.headers.get("range"), state.size)
-        except RangeNotSatisfiableError:
-            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{state.size}"})
-    start, end, status = 0, state.size - 1, 200
-    if byte_range is not None:
-        start, end = byte_range
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{state.size}"
-    length = end - start + 1
-    headers["Content-Length"] = str(length)
-    if request.method == "HEAD" or length == 0:
-        return Response(status_code=status, headers=headers)
-    body = read_stream(store, path, start, length, config.download_chunk_size)
-    return StreamingResponse(body, status_code=status, headers=headers)
+    chunk = config.download_chunk_size
+    handle, info = await run_in_threadpool(store.open_version, path, block_size=chunk, cache_type="none")
+    streaming = False
+    try:
+        state = file_state(info)
+        headers = {
+            "Content-Type": guess_mime_type(path),
+            "Content-Disposition": content_disposition(path),
+            "X-Content-Type-Options": "nosniff",
+            "Accept-Ranges": "bytes",
+            "ETag": state.etag,
+        }
+        if_match = request.headers.get("if-match")
+        if if_match and not _etags(if_match) & {state.etag, "*"}:
+            return JSONResponse(
+                {
+                    "error_code": "RESOURCE_CONFLICT",
+                    "message": f"'{path}' changed: it no longer has that ETag",
+                },
+                status_code=412,
+                headers={"ETag": state.etag},
+            )
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match and _etags(if_none_match) & {state.etag, "*"}:
+            return Response(status_code=304, headers={"ETag": state.etag})
+        byte_range = None
+        if_range = request.headers.get("if-range")
+        if if_range is None or if_range.strip() == state.etag:
+            try:
+                byte_range = parse_range(request.headers.get("range"), state.size)
+            except RangeNotSatisfiableError:
+                return Response(
+                    status_code=416, headers={**headers, "Content-Range": f"bytes */{state.size}"}
+                )
+        start, end, status = 0, state.size - 1, 200
+        if byte_range is not None:
+            start, end = byte_range
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{state.size}"
+        length = end - start + 1
+        headers["Content-Length"] = str(length)
+        if request.method == "HEAD" or length == 0:
+            return Response(status_code=status, headers=headers)
+        body = read_stream(handle, path, start, length, chunk)
+        streaming = True  # the body closes the handle
+        return StreamingResponse(body, status_code=status, headers=headers)
+    finally:
+        if not streaming:
+            await run_in_threadpool(handle.close)
 
 
 @_mlflow_errors
@@ -130,7 +208,8 @@ async def upload_artifact(request: Request) -> Response:
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
-    await write_stream(store, path, request.stream(), config.upload_batch_size)
+    uploads = getattr(request.app.state, "uploads", None)
+    await write_stream(store, path, request.stream(), config.upload_batch_size, uploads)
     await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
 
@@ -143,6 +222,7 @@ async def delete_artifact(request: Request) -> Response:
         raise ArtifactServerError(
             "INVALID_PARAMETER_VALUE", "Refusing to delete the whole artifact destination; name a path in it."
         )
+    await run_in_threadpool(_refuse_escaping, store, path)
     await run_in_threadpool(store.delete_artifacts, path)
     await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     return JSONResponse({})
@@ -166,9 +246,17 @@ async def list_artifacts(request: Request) -> Response:
 
 # -- presigned transfers ----------------------------------------------------------------------------
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object: at most ``MAX_JSON_BODY`` bytes and ``MAX_JSON_DEPTH`` levels."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BODY:
+            raise ValueError(f"the request body is larger than {MAX_JSON_BODY} bytes")
+    if _nesting(bytes(raw)) > MAX_JSON_DEPTH:
+        raise ValueError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise ValueError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
@@ -257,8 +345,7 @@ async def presigned_download(request: Request) -> Response:
     if not store.root.supports_presigned_download:
         raise ArtifactServerError(
             "NOT_IMPLEMENTED",
-            "Presigned download is not supported for the current artifact repository "
-            f"({store.uri.backend})",
+            f"Presigned download is not supported for the current artifact repository ({store.uri.backend})",
         )
     await run_in_threadpool(store.file_info, path)
     result = await run_in_threadpool(
@@ -272,7 +359,13 @@ async def presigned_download(request: Request) -> Response:
 
 # -- discovery --------------------------------------------------------------------------------------
 def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
-    """MLflow's server-info keys, each saying exactly what this server does."""
+    """MLflow's server-info keys, each saying exactly what this server does.
+
+    ``workspaces_enabled`` is False: this server has no workspace store and does not scope paths by
+    the ``X-MLFLOW-WORKSPACE`` header. A workspace-mode tracking server whose artifact root is this
+    server already puts each workspace's experiments under ``workspaces/<ws>/<experiment id>``, and
+    those are ordinary paths here (docs/server.md, "Workspaces").
+    """
     root = store.root
     uploads = root.supports_multipart_upload and (config.proxy_multipart_upload or config.presigned_only)
     downloads = root.supports_presigned_download and (

@@ -2,7 +2,8 @@
 
 Built on :mod:`artifact_fs.paths` (MLflow's ``validate_path_is_safe``, stricter on backslashes), plus
 the rules only a server needs: the multipart-upload file name (``_get_multipart_upload_file_name``),
-names reserved for in-flight uploads, and a request path that must name a file.
+names reserved for in-flight uploads, a request path that must name a file, and limits on a
+name's and a path's length and depth (so no store answers "File name too long" with a 500).
 """
 
 from __future__ import annotations
@@ -12,6 +13,25 @@ import posixpath
 
 from artifact_fs.errors import InvalidArtifactPathError
 from artifact_fs.paths import RESERVED_PREFIX, validate_path_is_safe
+
+MAX_NAME_BYTES = 255
+"""The longest file name local filesystems take (``NAME_MAX``)."""
+MAX_PATH_BYTES = 1024
+"""S3, GCS and Azure keys are at most 1,024 bytes; one limit for every destination."""
+MAX_DEPTH = 128
+"""Nested directories; far beyond any model layout, far below what recursion or ``PATH_MAX`` allow."""
+
+
+def _within_limits(raw: str, segments: list[str]) -> None:
+    if len("/".join(segments).encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidArtifactPathError(raw[:100] + "...", f"paths are limited to {MAX_PATH_BYTES} bytes")
+    if len(segments) > MAX_DEPTH:
+        raise InvalidArtifactPathError(raw[:100] + "...", f"paths are limited to {MAX_DEPTH} levels")
+    for segment in segments:
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise InvalidArtifactPathError(
+                segment[:100] + "...", f"a name in a path is limited to {MAX_NAME_BYTES} bytes"
+            )
 
 
 def artifact_path(raw: str | None) -> str:
@@ -23,12 +43,15 @@ def artifact_path(raw: str | None) -> str:
     """
     if not raw:
         return ""
+    if len(raw) > 4 * MAX_PATH_BYTES:  # decoding and splitting a huge input is work nobody needs
+        raise InvalidArtifactPathError(raw[:100] + "...", f"paths are limited to {MAX_PATH_BYTES} bytes")
     decoded = validate_path_is_safe(raw)
     if ";" in decoded:
         # urlparse sees ';' parameters only on the last segment; '..;/' in an inner segment is the
         # CVE-2024-1593 smuggling form that servers and proxies in front of us may read as '..'.
         raise InvalidArtifactPathError(raw, "';' path parameters are not allowed")
     segments = [segment for segment in decoded.split("/") if segment not in {"", "."}]
+    _within_limits(raw, segments)
     for segment in segments:
         if segment.startswith(RESERVED_PREFIX):
             raise InvalidArtifactPathError(raw, f"names starting with {RESERVED_PREFIX!r} are reserved")
@@ -52,6 +75,8 @@ def multipart_file_name(raw: object) -> str:
         raise InvalidArtifactPathError(str(raw), "the request body needs 'path', the file name")
     name = ntpath.basename(raw)  # splits on both '/' and '\\'
     name = posixpath.basename(validate_path_is_safe(name)) if name else ""
+    if name:
+        _within_limits(raw, [name])
     if name in {"", ".", ".."} or name.startswith(RESERVED_PREFIX) or ";" in name:
         raise InvalidArtifactPathError(raw, "the request body's 'path' does not name a file")
     return name

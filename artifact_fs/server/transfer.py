@@ -7,8 +7,12 @@ abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the multipart u
 partial file is removed, so nothing is left behind.
 
 Downloads: ``Content-Length``, ``ETag`` and a single HTTP ``Range`` (206, ``Content-Range``; 416 when
-unsatisfiable) for every destination, read in ``chunk_size`` pieces from
-``ArtifactStore.open(path, "rb")``.
+unsatisfiable) for every destination, read in ``chunk_size`` pieces from the one handle
+``ArtifactStore.open_version`` opened, whose size and ETag the headers carry: a response is one
+version, or it is cut short (an object store's pinned read fails when the object changed).
+
+Uploads in flight are registered in :class:`InFlightUploads`, so a graceful shutdown aborts the
+multipart uploads the server started rather than leaving them on the store.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import anyio
 from fsspec.spec import AbstractBufferedFile
@@ -54,11 +59,72 @@ def _abandon(handle: Any, store: ArtifactStore, path: str) -> None:
         logger.warning("could not clean up the aborted upload of %r", path, exc_info=True)
 
 
+class InFlightUploads:
+    """The uploads this process has open, so a graceful shutdown aborts (abandons) them.
+
+    Whoever takes an upload first abandons it: the failed request, or the shutdown, which also
+    waits for abandons already running (uvicorn cancels requests just before the app shuts down,
+    and the process must not exit with a multipart upload half aborted).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[Any, ArtifactStore, str]] = {}
+        self._busy = 0
+        self._changed = threading.Condition()
+
+    def add(self, handle: Any, store: ArtifactStore, path: str) -> None:
+        with self._changed:
+            self._open[id(handle)] = (handle, store, path)
+
+    def finished(self, handle: Any) -> None:
+        """The upload completed: nothing to abort."""
+        with self._changed:
+            self._open.pop(id(handle), None)
+
+    def __len__(self) -> int:
+        return len(self._open) + self._busy
+
+    def abandon(self, handle: Any) -> None:
+        """Abandon one failed upload, unless the shutdown already took it."""
+        with self._changed:
+            entry = self._open.pop(id(handle), None)
+            if entry is None:
+                return
+            self._busy += 1
+        self._run(entry)
+
+    def abandon_all(self, wait: float = 30.0) -> int:
+        """Abandon every upload still open and wait for abandons under way; returns how many it took."""
+        with self._changed:
+            pending, self._open = list(self._open.values()), {}
+            self._busy += len(pending)
+        for entry in pending:
+            logger.warning("aborting the unfinished upload of %r at shutdown", entry[2])
+            self._run(entry)
+        with self._changed:
+            self._changed.wait_for(lambda: self._busy == 0, timeout=wait)
+        return len(pending)
+
+    def _run(self, entry: tuple[Any, ArtifactStore, str]) -> None:
+        try:
+            _abandon(*entry)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+
 async def write_stream(
-    store: ArtifactStore, path: str, chunks: AsyncIterator[bytes], batch_size: int = UPLOAD_BATCH_SIZE
+    store: ArtifactStore,
+    path: str,
+    chunks: AsyncIterator[bytes],
+    batch_size: int = UPLOAD_BATCH_SIZE,
+    uploads: InFlightUploads | None = None,
 ) -> int:
     """Write an async byte stream to ``path``; returns the number of bytes written."""
     handle = await run_in_threadpool(store.open, path, "wb")
+    if uploads is not None:
+        uploads.add(handle, store, path)
     written = 0
     try:
         pending = bytearray()
@@ -74,8 +140,13 @@ async def write_stream(
         await run_in_threadpool(handle.close)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_abandon, handle, store, path)
+            if uploads is not None:
+                await run_in_threadpool(uploads.abandon, handle)
+            else:
+                await run_in_threadpool(_abandon, handle, store, path)
         raise
+    if uploads is not None:
+        uploads.finished(handle)
     return written
 
 
@@ -99,7 +170,8 @@ def file_state(info: Mapping[str, Any]) -> FileState:
         value = info.get(key)
         if value:
             return FileState(size, '"' + str(value).strip('"').replace('"', "") + '"')
-    stamp = f"{info.get('mtime') or info.get('LastModified') or info.get('last_modified') or ''}-{size}"
+    modified = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+    stamp = f"{info.get('ino') or ''}-{modified}-{size}"
     return FileState(size, '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"')
 
 
@@ -135,10 +207,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _read_chunks(
-    store: ArtifactStore, path: str, start: int, length: int, chunk_size: int
+    handle: IO[bytes], path: str, start: int, length: int, chunk_size: int
 ) -> Generator[bytes, None, None]:
-    """``length`` bytes of ``path`` from ``start`` in ``chunk_size`` pieces; the file closes with it."""
-    with store.open(path, "rb", block_size=chunk_size) as handle:
+    """``length`` bytes of the open ``handle`` from ``start`` in ``chunk_size`` pieces; closes it."""
+    with handle:
         if start:
             handle.seek(start)
         remaining = length
@@ -151,16 +223,21 @@ def _read_chunks(
 
 
 async def read_stream(
-    store: ArtifactStore, path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
+    handle: IO[bytes], path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
 ) -> AsyncIterator[bytes]:
     """The bytes of :func:`_read_chunks`, each read in a worker thread.
 
-    The file is closed (in a thread, even when the client went away mid-response) when the stream ends.
+    The file is closed (in a thread, even when the client went away mid-response) when the stream
+    ends. A read that fails once the headers are sent can only cut the body short (the client
+    sees fewer bytes than ``Content-Length`` and resumes or fails), never send other bytes.
     """
-    chunks = _read_chunks(store, path, start, length, chunk_size)
+    chunks = _read_chunks(handle, path, start, length, chunk_size)
     try:
         async for data in iterate_in_threadpool(chunks):
             yield data
+    except OSError as exc:
+        logger.warning("download of %r cut short: %s", path, exc)
+        raise
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await run_in_threadpool(chunks.close)

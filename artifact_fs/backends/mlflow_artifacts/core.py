@@ -87,6 +87,8 @@ class ArtifactsClient(AbstractFileSystem):
         self.policy: TransferPolicy = self.http_settings.policy
         self.max_workers = max_workers or self.policy.thread_workers
         self.session = af_http.tracking_session(self.http_settings)
+        self.transfer_timeout = af_http.transfer_timeout(self.policy)
+        """``(connect, read)`` for artifact bodies: ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set."""
         self.presigned_session = af_http.presigned_session(self.http_settings, pool_maxsize=self.max_workers)
         self.enable_multipart_upload = _pick_override(
             enable_multipart_upload, settings.MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, env
@@ -141,6 +143,8 @@ class ArtifactsClient(AbstractFileSystem):
         return f"{self.service_url}/mlflow-artifacts/artifacts/{quote(path)}"
 
     def _request(self, method: str, url: str, path: str, **kwargs: Any) -> requests.Response:
+        if method == "PUT":  # an upload's body: bounded by the transfer timeout, as MLflow's stores are
+            kwargs.setdefault("timeout", self.transfer_timeout)
         with af_http.translating_requests(url, path):
             response = self.session.request(method, url, **kwargs)
         af_http.raise_for_status(response, path)

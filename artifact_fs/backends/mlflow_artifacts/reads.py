@@ -10,7 +10,9 @@ Downloads (``get_file``) never list: the GET's answer tells a directory from a f
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import time
 from collections.abc import Mapping
@@ -22,8 +24,16 @@ import requests
 from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import http as af_http
-from artifact_fs.backends.mlflow_artifacts.core import PRESIGNED_URL_REUSE_SECONDS, STREAM_CHUNK
+from artifact_fs.backends.mlflow_artifacts.core import PRESIGNED_URL_REUSE_SECONDS
 from artifact_fs.backends.mlflow_artifacts.listing import ArtifactsListing, Entry
+from artifact_fs.backends.mlflow_artifacts.versions import (
+    Resumable,
+    VersionPin,
+    changed_error,
+    iter_body,
+    read_between,
+    resuming,
+)
 
 
 class ArtifactsReads(ArtifactsListing):
@@ -66,24 +76,33 @@ class ArtifactsReads(ArtifactsListing):
         return None  # pragma: no cover - the loop always returns
 
     # -- streams ------------------------------------------------------------------------------------
-    def open_stream(self, path: str, start: int = 0, end: int | None = None) -> tuple[requests.Response, int]:
+    def open_stream(
+        self, path: str, start: int = 0, end: int | None = None, etag: str | None = None
+    ) -> tuple[requests.Response, int]:
         """A streamed GET of ``path`` from ``start``; returns the response and the offset it starts at.
 
-        The offset is ``start`` when the server honoured ``Range`` and 0 when it ignored it.
+        The offset is ``start`` when the server honoured ``Range`` and 0 when it ignored it. With
+        ``etag`` the read is pinned to that version (``If-Match``): a changed artifact is
+        :func:`changed_error`, never bytes of another version.
         """
         path = self._checked(path)
         headers = {}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        if etag:
+            headers["If-Match"] = etag
         response = self._presigned_get(path, headers) if self.multipart_download_enabled() else None
         via_proxy = response is None
         if response is None:
             url = self._artifact_url(path)
             with af_http.translating_requests(url, path):
-                response = self.session.get(url, headers=headers, stream=True)
+                response = self.session.get(url, headers=headers, stream=True, timeout=self.transfer_timeout)
         if response.status_code == 416:  # the range starts at or after the end: no bytes
             response.close()
             return _empty_response(), start
+        if response.status_code == 412 and etag:
+            response.close()
+            raise changed_error(path)
         if response.status_code >= 400:
             self._raise_for_download(response, path)
         if not headers:
@@ -117,23 +136,31 @@ class ArtifactsReads(ArtifactsListing):
             raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory, not a file", path)
         return entry
 
-    def fetch_range(self, path: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``path``: one ranged GET, or a streamed skip if ``Range`` is ignored."""
+    def fetch_range(self, path: str, start: int, end: int, pin: VersionPin | None = None) -> bytes:
+        """Bytes ``[start, end)`` of ``path``: one ranged GET, or a streamed skip if ``Range`` is ignored.
+
+        ``pin`` keeps every range of one read on one version (the first answer's ETag, then
+        ``If-Match``); a range cut mid-body is fetched again within the policy's retries.
+        """
         if end <= start:
             return b""
-        response, offset = self.open_stream(path, start, end)
-        with response:
-            return read_between(response, offset, start, end)
+        pin = pin if pin is not None else VersionPin()
+        for attempt in resuming(self.policy):
+            with attempt:
+                response, offset = self.open_stream(path, start, end, etag=pin.etag)
+                with response:
+                    pin.check(response, path)
+                    data = read_between(response, offset, start, end, path)
+        return data
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if start is None and end is None:
-            response, _ = self.open_stream(path)
-            with response:
-                content = response.content or b""
-            if not content and "Content-Length" not in response.headers:
+            buffer = io.BytesIO()
+            progress = self._read_whole(path, buffer)
+            if not progress.written and not progress.sized:
                 # MLflow's streamed answer for a remote store sends 200 and nothing for a directory.
                 self._refuse_non_file(self._checked(path))
-            return content
+            return buffer.getvalue()
         if (start is not None and start < 0) or (end is not None and end < 0) or end is None:
             size = self.size(path)
             start = 0 if start is None else (max(0, size + start) if start < 0 else start)
@@ -174,17 +201,14 @@ class ArtifactsReads(ArtifactsListing):
             if size is not None and int(size) > self.multipart_download_chunk_size:
                 self._parallel_download(path, lpath, int(size), callback)
                 return
-        response, _ = self.open_stream(path)
-        written = 0
-        with response, open(lpath, "wb") as local:
-            if callback is not None and response.headers.get("Content-Length"):
-                callback.set_size(int(response.headers["Content-Length"]))
-            for chunk in response.iter_content(STREAM_CHUNK):
-                local.write(chunk)
-                written += len(chunk)
-                if callback is not None:
-                    callback.relative_update(len(chunk))
-        if not written and "Content-Length" not in response.headers:
+        try:
+            with open(lpath, "wb") as local:
+                progress = self._read_whole(path, local, callback)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(lpath)  # neither a partial file nor one for a missing artifact
+            raise
+        if not progress.written and not progress.sized:
             # MLflow's streamed answer for a remote store sends 200 and nothing for a directory.
             try:
                 self._refuse_non_file(path)
@@ -192,45 +216,63 @@ class ArtifactsReads(ArtifactsListing):
                 os.remove(lpath)
                 raise
 
+    def _read_whole(self, path: str, local: Any, callback: Any = None) -> Resumable:
+        """All of ``path`` into ``local``, resumed after cuts within the policy's retries."""
+        progress = Resumable()
+        for attempt in resuming(self.policy):
+            with attempt:
+                self._stream_into(path, local, progress, callback)
+        return progress
+
+    def _stream_into(self, path: str, local: Any, progress: Resumable, callback: Any) -> None:
+        """One GET of the rest of ``path`` into ``local``: resumed where an earlier one was cut.
+
+        A resumed GET asks for the bytes not yet written of the version first answered
+        (``Range`` + ``If-Match``); with no ETag to pin, or a server that ignores ``Range``, the
+        download starts over, so the file is always one whole version.
+        """
+        resume = progress.started and progress.etag is not None
+        if progress.started and not resume:
+            progress.restart(local)
+        response, offset = self.open_stream(path, progress.written if resume else 0, etag=progress.etag)
+        with response:
+            if not progress.started:
+                progress.start(response)
+                if callback is not None and progress.sized:
+                    callback.set_size(int(response.headers["Content-Length"]))
+            elif offset != progress.written:  # Range ignored: the whole body again
+                progress.restart(local)
+            for chunk in iter_body(response, path):
+                local.write(chunk)
+                progress.written += len(chunk)
+                if callback is not None:
+                    callback.relative_update(len(chunk))
+
     def _parallel_download(self, path: str, lpath: str, size: int, callback: Any) -> None:
         chunk = self.multipart_download_chunk_size
         if callback is not None:
             callback.set_size(size)
         with open(lpath, "wb") as local:
             local.truncate(size)
+        pin = VersionPin(size)
         try:
             descriptor = os.open(lpath, os.O_WRONLY)
             try:
 
                 def fetch(offset: int) -> None:
-                    data = self.fetch_range(path, offset, min(size, offset + chunk))
+                    data = self.fetch_range(path, offset, min(size, offset + chunk), pin)
                     os.pwrite(descriptor, data, offset)
                     if callback is not None:
                         callback.relative_update(len(data))
 
+                fetch(0)  # the first range pins the version every other range must match
                 with ThreadPoolExecutor(self.max_workers, thread_name_prefix="mlflow-download") as pool:
-                    list(pool.map(fetch, range(0, size, chunk)))
+                    list(pool.map(fetch, range(chunk, size, chunk)))
             finally:
                 os.close(descriptor)
         except BaseException:
             os.remove(lpath)
             raise
-
-
-def read_between(response: requests.Response, offset: int, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` from a stream that begins at ``offset``; stops reading at ``end``."""
-    if response.raw is None:
-        return response.content[start - offset : end - offset] if response.content else b""
-    out = bytearray()
-    position = offset
-    for chunk in response.iter_content(STREAM_CHUNK):
-        chunk_end = position + len(chunk)
-        if chunk_end > start:
-            out += chunk[max(0, start - position) : end - position]
-        position = chunk_end
-        if position >= end:
-            break
-    return bytes(out)
 
 
 def _empty_response() -> requests.Response:
@@ -248,6 +290,7 @@ class MlflowArtifactFile(AbstractBufferedFile):
         if mode != "rb":
             raise ValueError(f"{type(self).__name__} only reads; mode {mode!r}")
         self._stream: requests.Response | None = None
+        self._pin = VersionPin(kwargs.get("size"))
         self._stream_iter: Any = None
         self._stream_position = 0
         self._pending = b""
@@ -257,13 +300,17 @@ class MlflowArtifactFile(AbstractBufferedFile):
         end = min(end, self.size)
         if end <= start:
             return b""
-        if self.fs.proxy_honours_range is False and not self.fs.multipart_download_enabled():
+        multipart = self.fs.multipart_download_enabled()
+        if self.fs.proxy_honours_range is False and not multipart:
             return self._read_sequential(start, end)
-        response, offset = self.fs.open_stream(self.path, start, end)
+        if self.fs.proxy_honours_range is not None or multipart:
+            return self.fs.fetch_range(self.path, start, end, self._pin)
+        # The first ranged read learns whether the server honours Range; if not, the stream is kept.
+        response, offset = self.fs.open_stream(self.path, start, end, etag=self._pin.etag)
+        self._pin.check(response, self.path)
         if offset == start:
             with response:
-                return read_between(response, offset, start, end)
-        # The server ignored Range: keep this stream for the reads that follow.
+                return read_between(response, offset, start, end, self.path)
         self._replace_stream(response, offset)
         return self._read_sequential(start, end)
 
@@ -271,13 +318,14 @@ class MlflowArtifactFile(AbstractBufferedFile):
         if self._stream is not None:
             self._stream.close()
         self._stream = response
-        self._stream_iter = response.iter_content(STREAM_CHUNK) if response is not None else None
+        self._stream_iter = iter_body(response, self.path) if response is not None else None
         self._stream_position = position
         self._pending = b""
 
     def _read_sequential(self, start: int, end: int) -> bytes:
         if self._stream is None or self._stream_position > start:
-            response, offset = self.fs.open_stream(self.path)
+            response, offset = self.fs.open_stream(self.path, etag=self._pin.etag)
+            self._pin.check(response, self.path)
             self._replace_stream(response, offset)
         out = bytearray()
         while self._stream_position < end:
@@ -323,9 +371,10 @@ class MlflowArtifactStreamFile(AbstractBufferedFile):
         raise ValueError("Cannot seek a streamed artifact (open it with a block_size for random access)")
 
     def read(self, length: int = -1) -> bytes:
-        data: bytes = self.response.raw.read(
-            None if length is None or length < 0 else length, decode_content=True
-        )
+        with af_http.translating_requests(self.response.url or "", self.path):
+            data: bytes = self.response.raw.read(
+                None if length is None or length < 0 else length, decode_content=True
+            )
         self.loc += len(data)
         return data
 

@@ -1,0 +1,109 @@
+"""Multipart writes with several parts in flight, for files written piece by piece (the server's PUTs).
+
+s3fs's ``S3File`` uploads each full part and waits for it before taking more bytes (its
+``_upload_chunk`` says "TODO: concurrent here"), so a proxied upload to S3 ran one part at a time.
+:class:`ConcurrentParts` hands each full part to the filesystem's event loop as it fills and blocks
+the writer only when :func:`parts_in_flight` parts are in flight: memory stays at that many parts and
+the parts still complete in order. One-shot PUTs (small files) and appends keep s3fs's own path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+from typing import Any
+
+Pending = list[tuple[int, "concurrent.futures.Future[Any]"]]
+"""Parts in flight, oldest first: ``(part number, future of its upload_part response)``."""
+
+
+def parts_in_flight(max_concurrency: int) -> int:
+    """Parts a streamed write keeps in flight: half the filesystem's ``max_concurrency`` (at least 2).
+
+    A streamed write holds each part in memory until S3 has it; ``put_file`` re-reads its parts
+    from disk. Measured on the server (10 MiB parts, a 128 MiB PUT to S3): peak RSS +46 MiB one
+    part at a time, +106 MiB at 4, +144 MiB at 8; half keeps S3 receiving parts back to back at
+    about twice the memory of a sequential upload.
+    """
+    return max(2, max_concurrency // 2)
+
+
+class ConcurrentParts:
+    """A mixin for ``s3fs.S3File``: ``_upload_chunk`` with :func:`parts_in_flight` parts in flight."""
+
+    fs: Any
+    buffer: Any
+    blocksize: int
+    autocommit: bool
+    append_block: bool
+    mpu: Any
+    parts: list[dict[str, Any]]
+    offset: int
+    path: str
+    s3_additional_kwargs: dict[str, Any]
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        one_shot = self.autocommit and final and self.tell() < self.blocksize  # type: ignore[attr-defined]
+        if self.append_block or one_shot or not self.mpu:
+            return bool(super()._upload_chunk(final=final))  # type: ignore[misc]
+        self.buffer.seek(0)
+        minimum = 1 if final else self.blocksize
+        while len(self.buffer.getbuffer()) - self.buffer.tell() >= minimum:
+            self._submit_part(self.buffer.read(self.blocksize))
+        if self.autocommit and final:
+            self._collect_parts(0)
+            self.commit()  # type: ignore[attr-defined]
+        else:
+            self.offset += self.buffer.tell()
+            self.buffer = io.BytesIO(self.buffer.read())
+            self.buffer.seek(0, 2)
+        return False  # fsspec's flush must not clear the buffer: the rest of it is kept above
+
+    def commit(self) -> None:
+        self._collect_parts(0)
+        super().commit()  # type: ignore[misc]
+
+    def _pending(self) -> list[tuple[int, concurrent.futures.Future[Any]]]:
+        pending: list[tuple[int, concurrent.futures.Future[Any]]] = self.__dict__.setdefault(
+            "_parts_pending", []
+        )
+        return pending
+
+    def _submit_part(self, data: bytes) -> None:
+        if not data:
+            return
+        pending = self._pending()
+        number = len(self.parts) + len(pending) + 1
+        bucket, key, _ = self.fs.split_path(self.path)
+        upload = self.fs._call_s3(
+            "upload_part",
+            self.s3_additional_kwargs,
+            Bucket=bucket,
+            Key=key,
+            PartNumber=number,
+            UploadId=self.mpu["UploadId"],
+            Body=data,
+        )
+        pending.append((number, asyncio.run_coroutine_threadsafe(upload, self.fs.loop)))
+        self._collect_parts(parts_in_flight(self.fs.max_concurrency) - 1)
+
+    def _collect_parts(self, keep: int) -> None:
+        """Wait for the oldest parts until at most ``keep`` are in flight; record them in order."""
+        pending = self._pending()
+        while len(pending) > keep:
+            number, future = pending[0]
+            result = future.result()
+            pending.pop(0)
+            part = {"PartNumber": number, "ETag": result["ETag"]}
+            if "ChecksumSHA256" in result:
+                part["ChecksumSHA256"] = result["ChecksumSHA256"]
+            self.parts.append(part)
+
+    def drop_pending_parts(self) -> None:
+        """Cancel the parts in flight and wait for them (before the upload is aborted)."""
+        pending = self._pending()
+        for _, future in pending:
+            future.cancel()
+        concurrent.futures.wait([future for _, future in pending])
+        pending.clear()

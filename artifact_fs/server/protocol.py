@@ -1,0 +1,109 @@
+"""uvicorn's h11 protocol with the two limits a public server needs and uvicorn leaves out.
+
+* A deadline for a request's headers: uvicorn times out only idle keep-alive connections, and
+  every byte received resets even that, so a client sending one header byte a second holds its
+  connection (and a slot of ``--limit-concurrency``) forever (slowloris). Here the headers of each
+  request must be complete within :attr:`GuardedH11Protocol.header_timeout` seconds.
+* MLflow's JSON error shape for what h11 refuses: headers over h11's 16 KiB limit are a 431, a
+  malformed request a 400, each with ``{"error_code", "message"}`` instead of uvicorn's plain text.
+
+``artifact-fs serve`` runs uvicorn with ``http="artifact_fs.server.protocol:GuardedH11Protocol"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+logger = logging.getLogger("artifact_fs.server")
+
+HEADER_TIMEOUT = 10.0
+"""Seconds a client has to send a request's headers, from its connection or its previous response."""
+H11_HEADER_LIMIT = 16 * 1024
+"""h11's own limit on a request's head (``max_incomplete_event_size``), which uvicorn keeps."""
+
+
+class GuardedH11Protocol(H11Protocol):
+    """:class:`H11Protocol` with a header-read deadline and MLflow-shaped protocol errors."""
+
+    header_timeout: float = HEADER_TIMEOUT
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_limit = config.h11_max_incomplete_event_size or H11_HEADER_LIMIT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            if self._header_deadline is None:
+                self._arm_header_deadline()  # a keep-alive connection starting its next request
+            # h11 limits only a head that arrives in pieces; one that arrives whole is checked here
+            pending = self.conn.trailing_data[0] + data
+            end = pending.find(b"\r\n\r\n")
+            if end > self._header_limit or (end == -1 and len(pending) > self._header_limit):
+                self._disarm_header_deadline()
+                self.send_400_response("request headers too large")
+                return
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self.conn.trailing_data[0]:  # some headers came: say why, once, then hang up
+                logger.warning(
+                    "%s: request headers not complete within %ss; closing", self._peer(), self.header_timeout
+                )
+                self._send_error(
+                    408, "REQUEST_TIMEOUT", f"request headers must arrive within {self.header_timeout}s"
+                )
+            else:
+                self.transport.close()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+
+    def send_400_response(self, msg: str) -> None:
+        if msg == "request headers too large" or len(self.conn.trailing_data[0]) > self._header_limit:
+            self._send_error(
+                431, "INVALID_PARAMETER_VALUE", "request headers are larger than the server accepts"
+            )
+        else:
+            self._send_error(400, "BAD_REQUEST", msg)
+
+    def _send_error(self, status: int, error_code: str, message: str) -> None:
+        """An MLflow error body on a connection h11 may already consider broken; then close it."""
+        body = json.dumps({"error_code": error_code, "message": message}).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        ).encode()
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}

@@ -1,0 +1,205 @@
+"""Requests and bytes per operation directly on S3: the deterministic guards of issue #13.
+
+A counting HTTP relay sits between artifact_fs and SeaweedFS and records every S3 request by
+operation (and the body bytes each moved). No timing is asserted: a tree transfer of N files costs N
+object requests plus a constant, a tree upload lists nothing, a large download is its ranges and
+nothing more (no abandoned whole-object GET), and a one-column Parquet read moves at most 1.2x the
+column's bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import artifact_fs
+from artifact_fs import settings
+from artifact_fs.backends.s3_options import DEFAULT_DOWNLOAD_PART_SIZE
+from conformance.backends.s3 import BUCKET
+from conformance.helpers import RequestCountingProxy, random_bytes, s3_kind
+from conformance.servers.seaweedfs import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+FILES = 120
+TREE = {"": 30, "a": 40, "a/b": 30, "c": 20}
+"""Files per directory: 120 small files in 4 directories."""
+SLACK = 2
+"""Requests allowed beyond the per-file ones (a bucket check, a second listing page)."""
+COLUMN_BYTES_LIMIT = 1.2
+
+
+@pytest.fixture(scope="module")
+def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
+    relay = RequestCountingProxy(int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=s3_kind)
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+@pytest.fixture
+def root(seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy) -> tuple[str, dict[str, Any]]:
+    """A fresh artifact root on SeaweedFS, and the storage options that reach it through the relay."""
+    options = {
+        "endpoint_url": proxy.url,
+        "key": seaweedfs_server.access_key,
+        "secret": seaweedfs_server.secret_key,
+        "skip_instance_cache": True,
+    }
+    return f"s3://{BUCKET}/request-counts/{uuid.uuid4().hex[:12]}", options
+
+
+def _tree(source: Path) -> dict[str, bytes]:
+    expected = {}
+    for directory, count in TREE.items():
+        for index in range(count):
+            relative = f"{directory}/f{index:03d}.bin".lstrip("/")
+            data = random_bytes(1024 + index, seed=index)
+            (source / relative).parent.mkdir(parents=True, exist_ok=True)
+            (source / relative).write_bytes(data)
+            expected[relative] = data
+    assert len(expected) == FILES
+    return expected
+
+
+def _downloaded(base: Path) -> dict[str, bytes]:
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+
+def _store(root: tuple[str, dict[str, Any]], path: str = "") -> artifact_fs.ArtifactStore:
+    uri, options = root
+    return artifact_fs.ArtifactStore(f"{uri}/{path}".rstrip("/"), environ={}, **options)
+
+
+def test_tree_upload_is_one_put_per_file_and_lists_nothing(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    _tree(tmp_path / "source")
+    store = _store(root)
+    proxy.reset()
+
+    store.log_artifacts(str(tmp_path / "source"))
+
+    kinds = proxy.reset()
+    assert kinds["put"] == FILES, kinds
+    assert kinds["list"] == 0 and kinds["head"] == 0, kinds
+    assert sum(kinds.values()) <= FILES + SLACK, kinds
+
+
+def test_tree_download_is_one_listing_and_one_get_per_file(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    expected = _tree(tmp_path / "source")
+    _store(root).log_artifacts(str(tmp_path / "source"))
+    (tmp_path / "all").mkdir()
+    (tmp_path / "a").mkdir()
+    proxy.reset()
+
+    _store(root).download_artifacts(dst_path=str(tmp_path / "all"))
+
+    kinds = proxy.reset()
+    assert _downloaded(tmp_path / "all") == expected
+    assert kinds["get"] == FILES, kinds
+    assert 1 <= kinds["list"] <= SLACK and kinds["head"] == 0, kinds
+    assert sum(kinds.values()) <= FILES + SLACK, kinds
+
+    _store(root).download_artifacts("a", dst_path=str(tmp_path / "a"))
+
+    kinds = proxy.reset()
+    in_a = {name: data for name, data in expected.items() if name.startswith("a/")}
+    assert _downloaded(tmp_path / "a") == in_a
+    assert kinds["get"] == len(in_a), kinds
+    assert 1 <= kinds["list"] <= SLACK, kinds  # the sub-tree is listed once, not once more per level
+
+
+def test_large_download_is_its_ranges_and_no_abandoned_get(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    size = 2 * DEFAULT_DOWNLOAD_PART_SIZE + 3 * settings.MIB
+    data = os.urandom(size)
+    uri, options = root
+    fs, path = artifact_fs.url_to_fs(f"{uri}/large.bin", **options)
+    fs.pipe_file(path, data)
+    proxy.reset()
+
+    local = _store(root).download_artifacts("large.bin", dst_path=str(tmp_path))
+
+    received, kinds = proxy.received["get"], proxy.reset()
+    assert Path(local).read_bytes() == data
+    assert kinds["get"] == math.ceil(size / DEFAULT_DOWNLOAD_PART_SIZE), kinds
+    # Nothing fetched twice, nothing started and dropped: the bodies add up to the object.
+    assert received == size
+    assert sum(kinds.values()) <= kinds["get"] + SLACK, kinds
+
+
+def test_empty_and_small_files_are_one_request_each(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    uri, options = root
+    fs, path = artifact_fs.url_to_fs(uri, **options)
+    fs.pipe_file(f"{path}/small.txt", b"small")
+    fs.pipe_file(f"{path}/empty.txt", b"")
+    proxy.reset()
+
+    fs.get_file(f"{path}/small.txt", str(tmp_path / "small.txt"))
+    assert proxy.reset()["get"] == 1
+    fs.get_file(f"{path}/empty.txt", str(tmp_path / "empty.txt"))
+    assert proxy.reset()["get"] <= 2  # S3 refuses any range of an empty object: one plain GET follows
+
+    assert (tmp_path / "small.txt").read_bytes() == b"small"
+    assert (tmp_path / "empty.txt").read_bytes() == b""
+
+
+def test_one_parquet_column_moves_at_most_1_2x_its_bytes(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy
+) -> None:
+    rng = np.random.default_rng(0)
+    table = pa.table({f"c{i}": rng.random(500_000) for i in range(6)})  # 6 x 4 MB columns
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="none")
+    uri, options = root
+    fs, path = artifact_fs.url_to_fs(f"{uri}/wide.parquet", **options)
+    fs.pipe_file(path, buffer.getvalue())
+    metadata = pq.ParquetFile(io.BytesIO(buffer.getvalue())).metadata
+    column = sum(
+        metadata.row_group(group).column(0).total_compressed_size for group in range(metadata.num_row_groups)
+    )
+    proxy.reset()
+
+    read = pq.read_table(path, columns=["c0"], filesystem=fs)
+
+    received, kinds = proxy.received["get"], proxy.reset()
+    assert read.column("c0").equals(table.column("c0"))
+    print(f"\ncolumn {column} B; fetched {received / column:.2f}x in {kinds['get']} GETs")
+    assert received <= COLUMN_BYTES_LIMIT * column, (received, column, kinds)
+
+
+def test_a_streamed_write_sends_its_parts_concurrently(
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy
+) -> None:
+    part = settings.S3_MIN_PART
+    data = os.urandom(4 * part + 1234)
+    uri, options = root
+    fs, path = artifact_fs.url_to_fs(f"{uri}/streamed.bin", **options)
+    proxy.reset()
+
+    with fs.open(path, "wb", block_size=part) as handle:  # as the server writes a proxied PUT
+        handle.write(data[: 2 * part + 10])
+        handle.write(data[2 * part + 10 :])
+
+    peak, kinds = proxy.peak_in_flight["upload-part"], proxy.reset()
+    assert kinds["create-multipart"] == 1 and kinds["complete-multipart"] == 1, kinds
+    assert kinds["upload-part"] == 5, kinds
+    assert peak >= 2, f"parts went up one at a time: {kinds}"
+    assert fs.cat_file(path) == data
