@@ -51,6 +51,10 @@ POLICY_OPTIONS = {
 """``http_options`` names that set a field of the transfer policy (``timeout=5`` is ``request_timeout``)."""
 
 
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
+"""The header a workspace-mode MLflow server scopes every request by (MLflow >= 3.10)."""
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """Everything that shapes requests to one MLflow server: a transfer policy, auth and TLS."""
@@ -66,6 +70,8 @@ class HttpSettings:
     client_cert: str | None = None
     presigned_verify: bool = True
     """``not MLFLOW_S3_IGNORE_TLS``: MLflow reuses the S3 switch for presigned part uploads."""
+    workspace: str | None = None
+    """``MLFLOW_WORKSPACE``: sent as ``X-MLFLOW-WORKSPACE``, as MLflow's REST client does."""
 
     @classmethod
     def from_environ(
@@ -104,6 +110,7 @@ class HttpSettings:
             "verify": settings.http_tls_verify(env),
             "client_cert": settings.MLFLOW_TRACKING_CLIENT_CERT_PATH.get(env),
             "presigned_verify": not settings.MLFLOW_S3_IGNORE_TLS.get(env),
+            "workspace": settings.MLFLOW_WORKSPACE.get(env),
         }
         values.update(overrides)
         if values["verify"] is False and isinstance(overrides.get("verify"), str):
@@ -248,6 +255,8 @@ def tracking_session(options: HttpSettings) -> requests.Session:
     header = options.auth_header
     if header:
         session.headers["Authorization"] = header
+    if options.workspace:
+        session.headers[WORKSPACE_HEADER] = options.workspace
     session.trust_env = True
     return session
 

@@ -47,6 +47,7 @@ print(json.dumps({
     "run_id": run.info.run_id,
     "artifact_uri": run.info.artifact_uri,
     "model_location": mlflow.MlflowClient().get_logged_model(info.model_id).artifact_location,
+    "model_id": info.model_id,
     "text": text,
     "predictions": [float(p) for p in predictions],
     "expected": [float(v) for v in x.sum(axis=1)],
@@ -127,3 +128,25 @@ def test_each_server_info_tells_the_truth_about_workspaces(
     ours = requests.get(f"{artifact_server_local.url}/api/3.0/mlflow/server-info", timeout=30).json()
     assert tracking["workspaces_enabled"] is True
     assert ours["workspaces_enabled"] is False
+
+
+def test_runs_and_models_uris_resolve_in_a_non_default_workspace(
+    logged: dict[str, Any], workspace_tracking: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MLFLOW_WORKSPACE`` scopes the lookups (``X-MLFLOW-WORKSPACE``), as MLflow's client does."""
+    from artifact_fs.backends.models import ModelsFileSystem
+    from artifact_fs.backends.runs import RunsFileSystem
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace_tracking.url)
+    run_uri = f"runs:/{logged['run_id']}"
+    model_uri = f"models:/{logged['model_id']}"
+    for cache in (RunsFileSystem, ModelsFileSystem, MlflowArtifactsFileSystem):
+        cache.clear_instance_cache()
+    with pytest.raises(FileNotFoundError):  # outside its workspace the run does not exist
+        ArtifactStore(run_uri)
+    monkeypatch.setenv("MLFLOW_WORKSPACE", WORKSPACE)
+    for cache in (RunsFileSystem, ModelsFileSystem, MlflowArtifactsFileSystem):
+        cache.clear_instance_cache()
+    with ArtifactStore(run_uri).open("notes/hello.txt") as handle:
+        assert handle.read() == b"hello from a workspace"
+    assert "MLmodel" in {info.path for info in ArtifactStore(model_uri).list_artifacts()}

@@ -229,3 +229,50 @@ def test_store_on_an_unreachable_namenode_fails_within_seconds() -> None:
     with pytest.raises(ConnectionError, match="HDFS NameNode"):
         ArtifactStore(f"hdfs://127.0.0.1:{port}/experiments/1", engine="hdfs-native").list_artifacts()
     assert time.monotonic() - started < 5
+
+
+def test_unset_transfer_timeout_keeps_hadoops_socket_timeouts() -> None:
+    options = _options("hdfs://nn:8020/x")
+    assert options["transfer_timeout"] is None
+    extra = hdfs.pyarrow_arguments(options)["extra_conf"]
+    assert "dfs.client.socket-timeout" not in extra and "ipc.client.rpc-timeout.ms" not in extra
+    assert "dfs.client.socket-timeout" not in hdfs.hdfs_native_config(options)
+
+
+def test_transfer_timeout_becomes_hadoops_socket_timeouts_for_libhdfs() -> None:
+    options = _options("hdfs://nn:8020/x", {"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "30"})
+    extra = hdfs.pyarrow_arguments(options)["extra_conf"]
+    assert extra["dfs.client.socket-timeout"] == "30000"  # each DataNode read
+    assert extra["dfs.datanode.socket.write.timeout"] == "30000"  # each DataNode write
+    assert extra["ipc.client.rpc-timeout.ms"] == "30000"  # each NameNode call
+
+
+def test_transfer_timeout_reaches_hdfs_native_as_the_key_it_reads() -> None:
+    config = hdfs.hdfs_native_config(
+        _options("hdfs://nn/x", {"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "5"})
+    )
+    assert config["dfs.client.socket-timeout"] == "5000"
+    assert "ipc.client.rpc-timeout.ms" not in config  # hdfs-native has no such setting
+
+
+def test_minus_one_transfer_timeout_sets_no_socket_timeouts() -> None:
+    options = _options("hdfs://nn/x", {"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "-1"})
+    assert options["transfer_timeout"] is None
+    assert "dfs.client.socket-timeout" not in hdfs.pyarrow_arguments(options)["extra_conf"]
+
+
+def test_the_users_extra_conf_wins_over_the_transfer_timeout() -> None:
+    environ = {
+        "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "5",
+        "MLFLOW_PYARROW_EXTRA_CONF": "dfs.client.socket-timeout=90000",
+    }
+    options = _options("hdfs://nn/x", environ)
+    assert hdfs.pyarrow_arguments(options)["extra_conf"]["dfs.client.socket-timeout"] == "90000"
+    assert hdfs.pyarrow_arguments(options)["extra_conf"]["ipc.client.rpc-timeout.ms"] == "5000"
+    assert hdfs.hdfs_native_config(options)["dfs.client.socket-timeout"] == "90000"
+
+
+@pytest.mark.parametrize("bad", [0, -2.5, "10"])
+def test_a_bad_transfer_timeout_option_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="transfer_timeout"):
+        _options("hdfs://nn/x", transfer_timeout=bad)

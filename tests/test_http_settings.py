@@ -199,3 +199,11 @@ def test_an_untrusted_certificate_names_the_variables_and_is_not_retried() -> No
     ):
         raise wrapped
     assert errors.is_retryable(raised.value) is False
+
+
+def test_mlflow_workspace_is_sent_as_mlflow_s_workspace_header() -> None:
+    from artifact_fs.http import WORKSPACE_HEADER, HttpSettings, tracking_session
+
+    scoped = tracking_session(HttpSettings.from_environ({"MLFLOW_WORKSPACE": "team-a"}))
+    assert scoped.headers[WORKSPACE_HEADER] == "team-a" == scoped.headers["X-MLFLOW-WORKSPACE"]
+    assert WORKSPACE_HEADER not in tracking_session(HttpSettings.from_environ({})).headers

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import warnings
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from artifact_fs import uris
-from artifact_fs.backends import sftp
+from artifact_fs.backends import sftp, sftp_timeouts
 
 
 def options_for(uri: str, environ: dict[str, str] | None = None, **overrides: object) -> sftp.SFTPOptions:
@@ -91,3 +93,58 @@ def test_the_connect_timeout_comes_from_the_transfer_policy_and_an_explicit_one_
     assert options_for("sftp://h/x")["connect_timeout"] == TransferPolicy().connect_timeout
     assert options_for("sftp://h/x", policy=TransferPolicy(connect_timeout=4.0))["connect_timeout"] == 4.0
     assert options_for("sftp://h/x", connect_timeout=9.0)["connect_timeout"] == 9.0
+
+
+def test_no_transfer_timeout_by_default_as_with_mlflows_pysftp() -> None:
+    assert options_for("sftp://h/x")["transfer_timeout"] is None
+    assert sftp_timeouts.keepalive_arguments(None) == {}
+
+
+def test_the_transfer_timeout_comes_from_mlflows_variable() -> None:
+    environ = {"HOME": "/nonexistent", "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "60"}
+    assert options_for("sftp://h/x", environ)["transfer_timeout"] == 60
+    environ["MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"] = "-1"
+    assert options_for("sftp://h/x", environ)["transfer_timeout"] is None
+    assert options_for("sftp://h/x", environ, transfer_timeout=5)["transfer_timeout"] == 5
+
+
+def test_keepalives_give_up_after_the_transfer_timeout_of_silence() -> None:
+    arguments = sftp_timeouts.keepalive_arguments(60)
+    interval, probes = arguments["keepalive_interval"], arguments["keepalive_count_max"]
+    assert (probes + 1) * interval == pytest.approx(60)  # asyncssh drops the connection then
+    assert interval < 60  # so data arriving within the timeout always restarts the wait
+
+
+def test_a_stall_error_is_a_builtin_timeout_naming_path_and_variable() -> None:
+    error = sftp_timeouts.stall_error("read", "/a/b.bin", "example.com", 30)
+    assert type(error) is TimeoutError and error.errno == errno.ETIMEDOUT
+    assert error.filename == "/a/b.bin"
+    assert "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT" in str(error) and "30" in str(error)
+
+
+def test_only_a_keepalive_drop_counts_as_a_stall() -> None:
+    watch = sftp_timeouts.ConnectionWatch()
+    assert not watch.stalled
+    watch.connection_lost(asyncssh.ConnectionLost("Connection lost"))
+    assert not watch.stalled
+    watch.connection_lost(asyncssh.ConnectionLost("Server not responding to keepalive"))
+    assert watch.stalled
+
+
+def test_fsspec_timeout_wrapper_is_unwrapped_to_the_loops_timeout_error() -> None:
+    from fsspec.exceptions import FSTimeoutError
+
+    stalled = sftp_timeouts.stall_error("write", "/x", "h", 1)
+
+    def hidden() -> None:
+        raise FSTimeoutError from stalled
+
+    with pytest.raises(TimeoutError) as caught:
+        sftp_timeouts.reporting_timeouts(hidden)()
+    assert caught.value is stalled
+
+    def fsspecs_own() -> None:
+        raise FSTimeoutError("sync(timeout=...) expired")
+
+    with pytest.raises(FSTimeoutError):
+        sftp_timeouts.reporting_timeouts(fsspecs_own)()

@@ -64,7 +64,7 @@ def artifact_uri_of_model(
     """
     env = os.environ if environ is None else environ
     tracking = tracking_uri or settings.MLFLOW_TRACKING_URI.get(env)
-    registry = registry_uri or tracking
+    registry = registry_uri or settings.MLFLOW_REGISTRY_URI.get(env) or tracking
     reference = model if isinstance(model, ModelReference) else _reference(model)
     for _ in range(MAX_REDIRECTS):
         if is_rest_tracking(tracking) and is_rest_tracking(registry):

@@ -16,30 +16,33 @@
   from listings. A failed write, or a file dropped unclosed, removes the temporary.
 * Connecting is bounded by the transfer policy's ``connect_timeout`` (``connect_timeout=`` wins).
   Errors pass through :mod:`artifact_fs.errors` and name the action and the path.
+* ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (``transfer_timeout=``; unset or ``-1``: none, as with
+  MLflow's pysftp) bounds a stall, not a transfer (:mod:`artifact_fs.backends.sftp_timeouts`).
 * sshfs returns whole files for ranged ``cat_file`` and directory names with a trailing ``/``;
   both are corrected here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any, TypedDict
 from urllib.parse import quote
 
 import asyncssh
-from fsspec.asyn import sync
+from fsspec.asyn import sync, sync_wrapper
 from fsspec.spec import AbstractBufferedFile
 from sshfs import SSHFileSystem
 from sshfs.file import SSHFile
 from sshfs.utils import wrap_exceptions
 
 from artifact_fs import errors, settings
-from artifact_fs.backends import atomic
+from artifact_fs.backends import atomic, sftp_timeouts
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.policy import TransferPolicy
@@ -73,6 +76,8 @@ class SFTPOptions(TypedDict, total=False):
     ssh_config: str | None
     connect_timeout: float | None
     """Seconds for asyncssh to connect and authenticate: the transfer policy's ``connect_timeout``."""
+    transfer_timeout: float | None
+    """Seconds the server may stay silent during an operation: MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT."""
 
 
 def options(
@@ -84,6 +89,7 @@ def options(
         "host": uri.host or DEFAULT_HOST,
         "check_host_key": settings.ARTIFACT_FS_SFTP_CHECK_HOST_KEY.get(environ),
         "connect_timeout": policy.connect_timeout,
+        "transfer_timeout": policy.transfer_timeout_or(None),  # MLflow's pysftp waits forever
     }
     if uri.port:
         result["port"] = uri.port
@@ -169,8 +175,8 @@ def _translated(method: Callable[..., Any], action: str) -> Callable[..., Any]:
     """Errors name the action and the path (sshfs drops it); asyncssh's own become builtin ones."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
-        with errors.translating(path if isinstance(path, str) else None, action=f"SFTP {action}"):
+    async def wrapper(self: ArtifactSFTPFileSystem, path: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.translating(path, action):
             return await method(self, path, *args, **kwargs)
 
     return wrapper
@@ -181,11 +187,27 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
 
     protocol = ("sftp", "ssh")
 
-    def __init__(self, host: str, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
+    def __init__(self, host: str, *, transfer_timeout: float | None = None, **kwargs: Any) -> None:
+        self.transfer_timeout = transfer_timeout
+        watch = self.watch = sftp_timeouts.ConnectionWatch()
+        keepalive = sftp_timeouts.keepalive_arguments(transfer_timeout)
+        super().__init__(host, **{**keepalive, "client_factory": lambda: watch, **kwargs})
+        sftp_timeouts.report_timeouts(self)
         self.host = host
         self.port = kwargs.get("port")
         self.username = kwargs.get("username")
+
+    @contextlib.contextmanager
+    def translating(self, path: Any, action: str) -> Iterator[None]:
+        """Builtin errors naming ``path``; a ``TimeoutError`` naming the variable after a stall."""
+        try:
+            with errors.translating(path if isinstance(path, str) else None, action=f"SFTP {action}"):
+                yield
+        except OSError as exc:
+            if not self.watch.stalled:
+                raise
+            type(self).clear_instance_cache()  # the connection is gone: the next lookup reconnects
+            raise sftp_timeouts.stall_error(action, path, self.host, self.transfer_timeout) from exc
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> Any:
@@ -325,14 +347,20 @@ class AtomicSFTPFile(DiscardOnError, SSHFile):
         self.beside = fs.write_beside(path)
         self.temporary = self.beside.temporary
         self._closed: bool = False
-        super().__init__(fs, self.temporary, mode="wb", **kwargs)
+        with fs.translating(path, "open"):
+            super().__init__(fs, self.temporary, mode="wb", **kwargs)
+
+    def write(self, data: Any) -> int:
+        with self.fs.translating(self.target, "write"):
+            return super().write(data)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._closed:
             return
         try:
-            super().close()
-            sync(self.loop, self.beside.apublish)
+            with self.fs.translating(self.target, "write"):
+                super().close()
+                sync(self.loop, self.beside.apublish)
         except BaseException:
             self.discard()
             raise
@@ -359,3 +387,6 @@ _ACTIONS = {
 }  # fmt: skip
 for _name, _action in _ACTIONS.items():
     setattr(ArtifactSFTPFileSystem, _name, _translated(getattr(ArtifactSFTPFileSystem, _name), _action))
+# sshfs binds these to its own (untranslated) coroutines at class level
+ArtifactSFTPFileSystem.mkdir = sync_wrapper(ArtifactSFTPFileSystem._mkdir)
+ArtifactSFTPFileSystem.makedirs = sync_wrapper(ArtifactSFTPFileSystem._makedirs)

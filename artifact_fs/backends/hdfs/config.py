@@ -7,7 +7,9 @@ ticket cache is its ``kerberos_cache``, ``extra_conf`` its Hadoop configuration)
 
 Connecting to a NameNode is bounded by the transfer policy (``connect_timeout``, ``max_retries``)
 unless the user's Hadoop configuration (``extra_conf``) says otherwise: Hadoop's own defaults retry
-an unreachable NameNode for minutes.
+an unreachable NameNode for minutes. ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` becomes Hadoop's
+socket timeouts (each read or write on a DataNode socket, each NameNode RPC), so a stalled transfer
+fails and a slow one that keeps moving does not; unset, Hadoop's defaults stay (MLflow sets none).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ RETRY_INTERVAL_MILLIS = 200
 FAILOVER_SLEEP_BASE_MILLIS = 100
 FAILOVER_SLEEP_MAX_MILLIS = 1000
 """hdfs-native's failover back-off: short, so bounded retries also end within seconds."""
+NATIVE_TIMEOUT_KEYS = frozenset({"dfs.client.socket-timeout"})
+"""The timeout keys hdfs-native reads (0.14); it has no separate write or RPC timeout."""
 
 
 class HdfsOptions(TypedDict, total=False):
@@ -55,6 +59,8 @@ class HdfsOptions(TypedDict, total=False):
     """Attempts to reach a NameNode after the first: the policy's ``max_retries``."""
     connect_timeout: float
     """Seconds to wait for a NameNode's TCP handshake: the policy's ``connect_timeout``."""
+    transfer_timeout: float | None
+    """Seconds a DataNode read or write, or a NameNode RPC, may wait: the policy's ``transfer_timeout``."""
     hadoop_conf_dir: str | None
     """Where hdfs-native reads core-site.xml / hdfs-site.xml: HADOOP_CONF_DIR, else HADOOP_HOME/etc/hadoop."""
 
@@ -74,6 +80,7 @@ def options(
         "extra_conf": settings.MLFLOW_PYARROW_EXTRA_CONF.get(environ) or None,
         "connect_retries": policy.max_retries,
         "connect_timeout": policy.connect_timeout,
+        "transfer_timeout": policy.transfer_timeout_or(None),
         "hadoop_conf_dir": hadoop_conf_dir(environ),
     }
     unknown = set(overrides) - set(HdfsOptions.__annotations__)
@@ -105,6 +112,9 @@ def check(result: HdfsOptions) -> None:
     timeout = result.get("connect_timeout")
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ValueError(f"connect_timeout must be a positive number of seconds, got {timeout!r}")
+    transfer = result.get("transfer_timeout")
+    if transfer is not None and (not isinstance(transfer, int | float) or transfer <= 0):
+        raise ValueError(f"transfer_timeout must be a positive number of seconds or None, got {transfer!r}")
     extra = result.get("extra_conf")
     if extra is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ValueError("extra_conf must map Hadoop configuration keys (str) to values (str)")
@@ -127,7 +137,7 @@ def pyarrow_arguments(options: HdfsOptions) -> dict[str, Any]:
     """
     host = options.get("host")
     scheme = options.get("scheme", "hdfs")
-    extra_conf = bounded_ipc_retries(options)
+    extra_conf = bounded_ipc_retries(options) | transfer_timeouts(options)
     extra_conf.update(options.get("extra_conf") or {})
     return {
         "host": f"{scheme}://{host}" if host else "default",
@@ -150,6 +160,23 @@ def bounded_ipc_retries(options: HdfsOptions) -> dict[str, str]:
     }
 
 
+def transfer_timeouts(options: HdfsOptions) -> dict[str, str]:
+    """The Java client's socket timeouts (milliseconds) for the transfer timeout; none when unset.
+
+    Each bounds one wait, not a whole transfer: a DataNode read (``dfs.client.socket-timeout``,
+    also the write pipeline's acknowledgements), a DataNode write, and a NameNode call.
+    """
+    timeout = options.get("transfer_timeout")
+    if timeout is None:
+        return {}
+    millis = str(max(1, round(timeout * 1000)))
+    return {
+        "dfs.client.socket-timeout": millis,
+        "dfs.datanode.socket.write.timeout": millis,
+        "ipc.client.rpc-timeout.ms": millis,
+    }
+
+
 def hdfs_native_config(options: HdfsOptions) -> dict[str, str]:
     """hdfs-native's Hadoop configuration: bounded NameNode retries, then the user's extra_conf."""
     retries, _ = connect_limits(options)
@@ -160,6 +187,8 @@ def hdfs_native_config(options: HdfsOptions) -> dict[str, str]:
         "dfs.client.failover.sleep.base.millis": str(FAILOVER_SLEEP_BASE_MILLIS),
         "dfs.client.failover.sleep.max.millis": str(FAILOVER_SLEEP_MAX_MILLIS),
     }
+    # hdfs-native reads only dfs.client.socket-timeout: how long a DataNode may send nothing.
+    config |= {key: value for key, value in transfer_timeouts(options).items() if key in NATIVE_TIMEOUT_KEYS}
     config.update(options.get("extra_conf") or {})
     return config
 

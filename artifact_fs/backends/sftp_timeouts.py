@@ -1,0 +1,95 @@
+"""``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` for SFTP: a stalled server ends the operation.
+
+asyncssh has no per-request timeout, so the bound is the SSH connection's keepalive: when the
+server answers nothing for about the transfer timeout, asyncssh drops the connection and every
+pending SFTP request fails; :class:`ConnectionWatch` remembers why, so the backend can raise the
+``TimeoutError`` that MLflow documents instead of a bare "connection lost". Any data arriving
+restarts the wait, so a slow transfer that keeps moving is never cut, unless its link needs more
+than about the timeout to deliver a keepalive queued behind the SSH window (~2 MiB) of unsent data.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import asyncssh
+from fsspec.asyn import AsyncFileSystem, mirror_sync_methods
+from fsspec.exceptions import FSTimeoutError
+
+KEEPALIVE_PROBES = 3
+"""Keepalives asyncssh sends unanswered before it drops the connection (its default)."""
+VARIABLE = "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"
+
+
+def keepalive_arguments(transfer_timeout: float | None) -> dict[str, Any]:
+    """asyncssh options that drop a connection once the server stays silent for ``transfer_timeout``.
+
+    asyncssh probes after ``keepalive_interval`` seconds without data (any data restarts the
+    interval) and gives up after ``KEEPALIVE_PROBES + 1`` intervals with no answer.
+    """
+    if transfer_timeout is None:
+        return {}
+    interval = transfer_timeout / (KEEPALIVE_PROBES + 1)
+    return {"keepalive_interval": interval, "keepalive_count_max": KEEPALIVE_PROBES}
+
+
+class ConnectionWatch(asyncssh.SSHClient):
+    """The connection's client object (``client_factory``): remembers how the connection ended."""
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+
+    @property
+    def stalled(self) -> bool:
+        """The server went silent for the transfer timeout (asyncssh's keepalive gave up)."""
+        return isinstance(self.lost, asyncssh.ConnectionLost) and "keepalive" in self.lost.reason
+
+
+def stall_error(action: str, path: Any, host: str, timeout: float | None) -> TimeoutError:
+    """The error a stalled operation raises: what stalled, where, and which variable bounds it."""
+    error = TimeoutError(
+        errno.ETIMEDOUT, f"SFTP {action} {path!r} stalled: {host} sent nothing for {timeout} s ({VARIABLE})"
+    )
+    error.filename = path if isinstance(path, str) else None
+    return error
+
+
+def reporting_timeouts(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A blocking fsspec method that raises the loop's ``TimeoutError`` itself.
+
+    fsspec's ``sync`` replaces any ``TimeoutError`` from the loop with an empty ``FSTimeoutError``
+    (the original only as its cause), which would hide the path and the variable.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except FSTimeoutError as exc:
+            if type(exc.__cause__) is not TimeoutError:
+                raise
+            raise exc.__cause__ from exc.__cause__.__cause__
+
+    return wrapper
+
+
+def report_timeouts(fs: AsyncFileSystem) -> None:
+    """Make every blocking twin of ``fs``'s coroutines raise the loop's ``TimeoutError`` itself.
+
+    Call from ``__init__``: fsspec mirrors the blocking methods after it, and leaves alone the
+    ones already set on the instance.
+    """
+    mirror_sync_methods(fs)
+    for name in dir(type(fs)):
+        if name[:1] != "_" or name[1:2] == "_" or not inspect.iscoroutinefunction(getattr(type(fs), name)):
+            continue
+        blocking = getattr(fs, name[1:], None)
+        if callable(blocking):
+            setattr(fs, name[1:], reporting_timeouts(blocking))
