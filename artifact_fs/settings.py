@@ -334,6 +334,12 @@ MLFLOW_DEFAULT_ARTIFACT_ROOT = string(
 
 # -- 1.2 HTTP client variables (proxied artifact traffic) --------------------------------------------
 MLFLOW_TRACKING_URI = string("MLFLOW_TRACKING_URI", None, "Where mlflow-artifacts: and runs: URIs resolve.")
+MLFLOW_REGISTRY_URI = string(
+    "MLFLOW_REGISTRY_URI", None, "Where models:/<name>/... URIs resolve (default: the tracking URI)."
+)
+MLFLOW_WORKSPACE = string(
+    "MLFLOW_WORKSPACE", None, "Workspace of runs:/ and models:/ lookups (sent as X-MLFLOW-WORKSPACE)."
+)
 MLFLOW_HTTP_REQUEST_TIMEOUT = Setting(
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     120,
@@ -598,3 +604,9 @@ ARROW_LIBHDFS_DIR = string("ARROW_LIBHDFS_DIR", None, "Directory holding libhdfs
 JAVA_HOME = string("JAVA_HOME", None, "JDK whose libjvm.so libhdfs loads.")
 CLASSPATH = string("CLASSPATH", None, "Hadoop's client jars for libhdfs's JVM.")
 PATH = string("PATH", None, "Where the 'hadoop' command is looked up.")
+
+
+# -- HDFS Kerberos (backends/hdfs/kerberos.py): what the Kerberos libraries and libhdfs's JVM read -----
+KRB5CCNAME = string("KRB5CCNAME", None, "Default Kerberos ticket cache (else /tmp/krb5cc_UID).")
+KRB5_CONFIG = string("KRB5_CONFIG", None, "Kerberos configuration file (krb5.conf).")
+LIBHDFS_OPTS = string("LIBHDFS_OPTS", None, "Options of the JVM libhdfs starts.")
