@@ -602,6 +602,35 @@ def hdfs_refined_builtin(exc: OSError, path: str | None) -> OSError | None:
     return refined
 
 
+# -- HDFS Kerberos (hdfs-native's GSSAPI errors; the ticket cache checks are backends/hdfs/kerberos.py) --
+# hdfs-native raises RuntimeError('GSSAPIError(<major codes>, <minor>, "<text>")') when the cluster
+# wants Kerberos and the client has no usable ticket (no cache, an expired one, no TGT).
+HDFS_GSSAPI_ERROR = re.compile(r'^GSSAPIError\(.*"(?P<text>[^"]*)"\)$', re.DOTALL)
+
+
+def hdfs_kerberos_rule(exc: BaseException) -> Rule | None:
+    """A refused Kerberos login is a permanent ``PermissionError``."""
+    if isinstance(exc, RuntimeError) and HDFS_GSSAPI_ERROR.match(str(exc)):
+        return Rule(PermissionError, False)
+    return None
+
+
+def describe_hdfs_runtime_error(exc: BaseException) -> str:
+    """hdfs-native's RuntimeErrors: a GSSAPI failure says what to do; an RPCError names its class."""
+    match = HDFS_GSSAPI_ERROR.match(str(exc)) if isinstance(exc, RuntimeError) else None
+    if match is None:
+        return describe_hdfs_rpc(exc)
+    if "Clock skew too great" in match.group("text"):
+        return (
+            "Kerberos: this machine's clock differs from the KDC's or the NameNode's by more than the "
+            f"realm allows ({match.group('text')}); synchronise the clocks (NTP)"
+        )
+    return (
+        f"Kerberos: the HDFS cluster requires Kerberos and no usable ticket was found "
+        f"({match.group('text')}); run kinit and set MLFLOW_KERBEROS_TICKET_CACHE to the ticket cache"
+    )
+
+
 # -- FTP and SFTP (ftplib, ssl, asyncssh) --------------------------------------------------------
 FTP_TRANSIENT_REPLIES = frozenset({"421", "425", "426", "450", "451", "452"})
 """FTP replies that mean "not now" (service closing, no data connection, transfer aborted, file
@@ -649,11 +678,15 @@ EXCEPTION_DETAILS: dict[str, Callable[[BaseException], str]] = {
     "EOFError": lambda exc: "the server closed the connection",
     "SSLCertVerificationError": _untrusted_certificate,
     "HostKeyNotVerifiable": _untrusted_host_key,
-    "RuntimeError": describe_hdfs_rpc,  # hdfs-native's RPCError
+    "RuntimeError": describe_hdfs_runtime_error,  # hdfs-native's RPCError and GSSAPIError
 }
 """Exception class name -> a message that says what to do, where the library's own says too little."""
 
-CLASSIFIERS: tuple[Callable[[BaseException], Rule | None], ...] = (ftp_reply_rule, hdfs_rpc_rule)
+CLASSIFIERS: tuple[Callable[[BaseException], Rule | None], ...] = (
+    ftp_reply_rule,
+    hdfs_rpc_rule,
+    hdfs_kerberos_rule,
+)
 """Protocols whose errors must be parsed (a reply code inside the message) before the tables apply."""
 
 

@@ -11,8 +11,12 @@ has registered, which is what the readiness probe waits for.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
+from conformance.servers.kdc import Kdc
 from conformance.servers.launcher import ServerProcess, ServerStartError
 
 PROJECT = Path(__file__).parent / "minidfs"
@@ -66,8 +70,19 @@ def _ready(log_path: Path | None) -> bool:
     return any(line.startswith("READY hdfs://") for line in log_path.read_text(errors="replace").splitlines())
 
 
-def start_minidfs(log_dir: Path, data_dir: Path, timeout: float = 120.0) -> ServerProcess:
-    """Start MiniDFSCluster on free ports with its storage in ``data_dir``; wait until it serves."""
+def start_minidfs(
+    log_dir: Path,
+    data_dir: Path,
+    timeout: float = 120.0,
+    *,
+    name: str = "minidfs",
+    conf: Path | None = None,
+    jvm_options: tuple[str, ...] = (),
+) -> ServerProcess:
+    """Start MiniDFSCluster on free ports with its storage in ``data_dir``; wait until it serves.
+
+    ``conf`` is a Hadoop configuration file whose keys win (the Kerberos settings).
+    """
     command_classpath, binary = classpath(), java()
     server: ServerProcess
 
@@ -75,6 +90,7 @@ def start_minidfs(log_dir: Path, data_dir: Path, timeout: float = 120.0) -> Serv
         base = data_dir / f"cluster-{ports['namenode']}"
         return [
             binary,
+            *jvm_options,
             "-Xmx512m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
@@ -96,10 +112,11 @@ def start_minidfs(log_dir: Path, data_dir: Path, timeout: float = 120.0) -> Serv
             str(ports["datanode_ipc"]),
             "--block-size",
             str(BLOCK_SIZE),
+            *(["--conf", str(conf)] if conf is not None else []),
         ]
 
     server = ServerProcess(
-        name="minidfs",
+        name=name,
         command=command,
         ready=lambda ports: lambda: _ready(server.log_path),
         log_dir=log_dir,
@@ -112,3 +129,99 @@ def start_minidfs(log_dir: Path, data_dir: Path, timeout: float = 120.0) -> Serv
 
 def namenode_url(server: ServerProcess) -> str:
     return f"hdfs://127.0.0.1:{server.ports['namenode']}"
+
+
+# -- Kerberos -----------------------------------------------------------------------------------------
+# The same MiniDFSCluster with hadoop.security.authentication=kerberos against a real MIT KDC
+# (conformance/servers/kdc.py): the NameNode and DataNode log in from a keytab the fixture made
+# (hdfs/localhost, HTTP/localhost), block access tokens are on, and data transfer is SASL-protected
+# (dfs.data.transfer.protection=authentication). A DataNode with Kerberos wants privileged ports or
+# HTTPS; ignore.secure.ports.for.testing (Hadoop's switch for its own tests) keeps plain HTTP on free
+# ports, and SASL still protects the data port. Clients get a Hadoop configuration directory (for
+# HADOOP_CONF_DIR) with what any client of a Kerberized cluster needs.
+
+SERVICE_PRINCIPALS = ("hdfs/localhost", "HTTP/localhost")
+DATA_TRANSFER_PROTECTION = "authentication"
+
+
+@dataclass
+class KerberizedHdfs:
+    """A running Kerberized cluster, its KDC, and the client configuration directory."""
+
+    server: ServerProcess
+    kdc: Kdc
+    conf_dir: Path
+    """Client core-site.xml and hdfs-site.xml: what HADOOP_CONF_DIR names."""
+
+    @property
+    def url(self) -> str:
+        return namenode_url(self.server)
+
+    @property
+    def namenode_principal(self) -> str:
+        return self.kdc.principal(SERVICE_PRINCIPALS[0])
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def write_hadoop_xml(path: Path, properties: Mapping[str, str]) -> Path:
+    rows = "".join(
+        f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+        for k, v in properties.items()
+    )
+    path.write_text(f'<?xml version="1.0"?>\n<configuration>\n{rows}</configuration>\n')
+    return path
+
+
+def client_properties(kdc: Kdc) -> dict[str, str]:
+    """What a client of the Kerberized cluster is told (core-site.xml and hdfs-site.xml)."""
+    principal = kdc.principal(SERVICE_PRINCIPALS[0])
+    return {
+        "hadoop.security.authentication": "kerberos",
+        "dfs.namenode.kerberos.principal": principal,
+        "dfs.datanode.kerberos.principal": principal,
+        "dfs.data.transfer.protection": DATA_TRANSFER_PROTECTION,
+    }
+
+
+def start_kerberized_minidfs(
+    log_dir: Path, data_dir: Path, kdc: Kdc, timeout: float = 120.0
+) -> KerberizedHdfs:
+    """Make the service principals and keytab, start the cluster with Kerberos, write the client conf."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keytab = kdc.add_principals(data_dir / "hdfs.keytab", *SERVICE_PRINCIPALS)
+    http_principal = kdc.principal(SERVICE_PRINCIPALS[1])
+    server_conf = write_hadoop_xml(
+        data_dir / "kerberos-site.xml",
+        {
+            **client_properties(kdc),
+            "dfs.namenode.keytab.file": str(keytab),
+            "dfs.datanode.keytab.file": str(keytab),
+            "dfs.web.authentication.kerberos.principal": http_principal,
+            "dfs.web.authentication.kerberos.keytab": str(keytab),
+            "dfs.block.access.token.enable": "true",
+            "dfs.http.policy": "HTTP_ONLY",
+            "ignore.secure.ports.for.testing": "true",
+        },
+    )
+    server = start_minidfs(
+        log_dir,
+        data_dir,
+        timeout,
+        name="minidfs-kerberos",
+        conf=server_conf,
+        jvm_options=(f"-Djava.security.krb5.conf={kdc.krb5_conf}",),
+    )
+    conf_dir = data_dir / "client-conf"
+    conf_dir.mkdir(exist_ok=True)
+    properties = client_properties(kdc)
+    write_hadoop_xml(
+        conf_dir / "core-site.xml",
+        {
+            "fs.defaultFS": namenode_url(server),
+            "hadoop.security.authentication": properties.pop("hadoop.security.authentication"),
+        },
+    )
+    write_hadoop_xml(conf_dir / "hdfs-site.xml", properties)
+    return KerberizedHdfs(server=server, kdc=kdc, conf_dir=conf_dir)

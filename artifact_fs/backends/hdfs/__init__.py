@@ -41,6 +41,7 @@ from artifact_fs.backends.hdfs.detection import (
     prepare_jvm_environment,
     pyarrow_unavailable_reason,
 )
+from artifact_fs.backends.hdfs.kerberos import login as kerberos_login
 from artifact_fs.backends.hdfs.native_engine import HdfsNativeFile, HdfsNativeFileSystem
 from artifact_fs.backends.hdfs.pyarrow_engine import PyarrowHdfsFile, PyarrowHdfsFileSystem
 
@@ -50,11 +51,22 @@ def filesystem(options: HdfsOptions) -> AbstractFileSystem:
     engine = choose_engine(options.get("engine", "auto"))
     scheme, host, port = options.get("scheme", "hdfs"), options.get("host"), options.get("port")
     _, connect_timeout = connect_limits(options)
+    # A bad ticket cache is named here, before either client (or libhdfs's JVM) tries to use it.
+    principal = kerberos_login(
+        options.get("kerb_ticket"),
+        options.get("user"),
+        options.get("extra_conf"),
+        options.get("hadoop_conf_dir"),
+    )
     if engine == "pyarrow":
         probe_namenode(host, port, connect_timeout)
         prepare_jvm_environment()
         return PyarrowHdfsFileSystem(
-            scheme=scheme, host=host, port=port, arrow_arguments=pyarrow_arguments(options)
+            scheme=scheme,
+            host=host,
+            port=port,
+            arrow_arguments=pyarrow_arguments(options),
+            kerberos=principal is not None,
         )
     return HdfsNativeFileSystem(
         scheme=scheme,
@@ -62,6 +74,7 @@ def filesystem(options: HdfsOptions) -> AbstractFileSystem:
         port=port,
         user=options.get("user"),
         kerb_ticket=options.get("kerb_ticket"),
+        kerb_principal=principal,
         config=hdfs_native_config(options),
         connect_timeout=connect_timeout,
         hadoop_conf_dir=options.get("hadoop_conf_dir"),

@@ -26,18 +26,18 @@ def pyarrow_unavailable_reason(environ: Mapping[str, str] | None = None) -> str 
     """Why pyarrow's HadoopFileSystem cannot work here, or None when its libraries can be found.
 
     Looks for ``libjvm`` and ``libhdfs`` the way Arrow does (``JAVA_HOME``, ``ARROW_LIBHDFS_DIR``,
-    ``HADOOP_HOME/lib/native``, the linker path) without loading them.
+    ``HADOOP_HOME/lib/native``, the linker path) without loading them; ``environ`` defaults to the
+    process environment, which libhdfs's JVM reads.
     """
-    env = os.environ if environ is None else environ
     try:
         import pyarrow.fs
 
         pyarrow.fs.HadoopFileSystem  # noqa: B018 - the attribute exists only in HDFS-enabled builds
     except (ImportError, AttributeError):
         return "pyarrow is not installed or was built without HDFS support"
-    hadoop_home = settings.HADOOP_HOME.get(env)
+    hadoop_home = settings.HADOOP_HOME.get(environ)
     directories = [
-        settings.ARROW_LIBHDFS_DIR.get(env),
+        settings.ARROW_LIBHDFS_DIR.get(environ),
         hadoop_home and os.path.join(hadoop_home, "lib", "native"),
     ]
     if not any(
@@ -47,11 +47,11 @@ def pyarrow_unavailable_reason(environ: Mapping[str, str] | None = None) -> str 
             "libhdfs.so was not found (looked in ARROW_LIBHDFS_DIR, HADOOP_HOME/lib/native and the linker "
             "path); it ships only in Apache Hadoop's binary distribution"
         )
-    java_home = settings.JAVA_HOME.get(env)
-    if java_home_with_libjvm(env) is None and (java_home or not ctypes.util.find_library("jvm")):
+    java_home = settings.JAVA_HOME.get(environ)
+    if java_home_with_libjvm(environ) is None and (java_home or not ctypes.util.find_library("jvm")):
         where = f"JAVA_HOME={java_home}" if java_home else "/usr/lib/jvm (JAVA_HOME is not set)"
         return f"no libjvm.so under {where}"
-    if not settings.CLASSPATH.get(env) and hadoop_command(env) is None:
+    if not settings.CLASSPATH.get(environ) and hadoop_command(environ) is None:
         return (
             "CLASSPATH is not set and there is no 'hadoop' command to compute it: libhdfs's JVM needs "
             "Hadoop's client jars (set CLASSPATH to the output of 'hadoop classpath --glob')"
@@ -59,7 +59,7 @@ def pyarrow_unavailable_reason(environ: Mapping[str, str] | None = None) -> str 
     return None
 
 
-def java_home_with_libjvm(env: Mapping[str, str]) -> str | None:
+def java_home_with_libjvm(env: Mapping[str, str] | None = None) -> str | None:
     """``JAVA_HOME`` if it holds libjvm.so; without it, the first JDK under /usr/lib/jvm that does."""
     java_home = settings.JAVA_HOME.get(env)
     for home in [java_home] if java_home else sorted(glob.glob("/usr/lib/jvm/*")):
@@ -69,7 +69,7 @@ def java_home_with_libjvm(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def hadoop_command(env: Mapping[str, str]) -> str | None:
+def hadoop_command(env: Mapping[str, str] | None = None) -> str | None:
     """``$HADOOP_HOME/bin/hadoop`` or ``hadoop`` on the PATH."""
     hadoop_home = settings.HADOOP_HOME.get(env)
     if hadoop_home:
@@ -88,12 +88,14 @@ def prepare_jvm_environment() -> None:
     former HDFS client did.
     """
     if not settings.JAVA_HOME.get():
-        home = java_home_with_libjvm(os.environ)
+        home = java_home_with_libjvm()
         if home is not None:
-            os.environ["JAVA_HOME"] = home
+            os.environ[settings.JAVA_HOME.name] = home
+    prepare_jvm_kerberos()
     if settings.CLASSPATH.get():
+        add_conf_dir_to_classpath()
         return
-    command = hadoop_command(os.environ)
+    command = hadoop_command()
     if command is None:
         return  # pyarrow_unavailable_reason already refused this engine
     try:
@@ -108,7 +110,24 @@ def prepare_jvm_environment() -> None:
         raise BackendUnavailableError(
             f"the pyarrow HDFS engine needs CLASSPATH; '{command} classpath --glob' failed: {error}"
         ) from error
-    os.environ["CLASSPATH"] = result.stdout.strip()
+    os.environ[settings.CLASSPATH.name] = result.stdout.strip()
+    add_conf_dir_to_classpath()
+
+
+def add_conf_dir_to_classpath() -> None:
+    """``HADOOP_CONF_DIR`` first on ``CLASSPATH``, as Hadoop's scripts put it: libhdfs's JVM reads
+    core-site.xml (``hadoop.security.authentication``) and hdfs-site.xml only from there."""
+    conf_dir, classpath = settings.HADOOP_CONF_DIR.get(), settings.CLASSPATH.get() or ""
+    if conf_dir and conf_dir not in classpath.split(os.pathsep):
+        os.environ[settings.CLASSPATH.name] = os.pathsep.join(filter(None, [conf_dir, classpath]))
+
+
+def prepare_jvm_kerberos() -> None:
+    """Java reads krb5.conf from ``java.security.krb5.conf``, not ``KRB5_CONFIG``: pass it on in
+    ``LIBHDFS_OPTS`` (the options of the JVM libhdfs starts) unless the user set that property."""
+    krb5_config, options = settings.KRB5_CONFIG.get(), settings.LIBHDFS_OPTS.get() or ""
+    if krb5_config and "java.security.krb5.conf" not in options:
+        os.environ[settings.LIBHDFS_OPTS.name] = f"{options} -Djava.security.krb5.conf={krb5_config}".strip()
 
 
 def hdfs_native_unavailable_reason() -> str | None:

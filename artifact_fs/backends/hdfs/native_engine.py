@@ -11,16 +11,25 @@ from __future__ import annotations
 import errno
 import getpass
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from artifact_fs import settings
 from artifact_fs.backends.hdfs.base import ForkGuard, HdfsFile, HdfsFileSystemBase, probe_namenode
 from artifact_fs.backends.hdfs.config import STREAM_CHUNK_SIZE, namenode_url
+from artifact_fs.backends.hdfs.kerberos import (
+    client_wants_kerberos,
+    simple_auth_refusal,
+    wants_kerberos,
+)
 from artifact_fs.backends.ranges import slice_bounds
 from artifact_fs.errors import translating, without_java_stack_trace
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT
 from artifact_fs.uris import redact
 
+RPC_DISCONNECTED = "RPC listener disconnected"
+"""hdfs-native's error when the NameNode closes the connection (as a Kerberized one does on simple auth)."""
 FORK_GUARD = ForkGuard(
     "the hdfs-native HDFS engine cannot be used in a process forked after its parent used it "
     "(its connection pool belongs to the parent's runtime and would hang); start workers "
@@ -34,15 +43,17 @@ class HdfsNativeFile(HdfsFile):
     fs: HdfsNativeFileSystem
 
     def _open_reader(self, fs: HdfsNativeFileSystem, path: str) -> tuple[Any, int]:
-        reader = fs.client.read(path)
+        with fs.translating(path):
+            reader = fs.client.read(path)
         return reader, len(reader)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        with translating(self.path):
+        with self.fs.translating(self.path):
             return self._reader.read_range(start, max(0, min(end, self.size) - start))  # type: ignore[no-any-return]
 
     def _open_writer(self) -> Any:
-        return self.fs.open_writer(self.path, overwrite=self.mode != "xb")
+        with self.fs.translating(self.path):
+            return self.fs.open_writer(self.path, overwrite=self.mode != "xb")
 
 
 class HdfsNativeFileSystem(HdfsFileSystemBase):
@@ -58,6 +69,7 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         port: int | None = None,
         user: str | None = None,
         kerb_ticket: str | None = None,
+        kerb_principal: str | None = None,
         config: dict[str, str] | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         hadoop_conf_dir: str | None = None,
@@ -67,15 +79,42 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         from hdfs_native import Client
 
         self.scheme, self.host, self.port = scheme, host, port
+        self.connect_timeout = connect_timeout
+        self.kerberos = kerb_principal is not None or client_wants_kerberos(config, hadoop_conf_dir)
         check_user(user, kerb_ticket)
         FORK_GUARD.check()
         probe_namenode(host, port, connect_timeout)
         url = namenode_url(scheme, host, port)
         try:
-            self.client = Client(url, config or {}, hadoop_conf_dir, kerberos_cache=kerb_ticket)
+            # hdfs-native reads a ticket cache only for a named principal: the cache's own
+            # (kerberos.login checked it against MLFLOW_KERBEROS_USER).
+            self.client = Client(
+                url,
+                config or {},
+                hadoop_conf_dir,
+                kerberos_principal=kerb_principal if kerb_ticket else None,
+                kerberos_cache=kerb_ticket,
+            )
             FORK_GUARD.keep_alive(self.client)
         except Exception as exc:
             raise client_error(exc, scheme, host) from exc
+
+    @contextmanager
+    def translating(self, path: str | None) -> Iterator[None]:
+        """:func:`~artifact_fs.errors.translating`, and a NameNode's hang-up on a simple-auth client
+        named: a Kerberized NameNode refuses it, and hdfs-native says only "RPC listener
+        disconnected" (the refusal is probed for only then, so it costs nothing otherwise)."""
+        try:
+            with translating(path):
+                yield
+        except OSError as exc:
+            if self.kerberos or RPC_DISCONNECTED not in str(exc):
+                raise
+            refusal = simple_auth_refusal(self.host, self.port, self.connect_timeout)
+            if refusal is None:
+                raise
+            where = redact(namenode_url(self.scheme, self.host, self.port) or f"{self.scheme}:")
+            raise wants_kerberos(where, refusal) from exc
 
     # -- metadata ------------------------------------------------------------------------------
     @staticmethod
@@ -95,14 +134,14 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         path = self._strip_protocol(path)
-        with translating(path):
+        with self.translating(path):
             entry = self._entry(self.client.get_file_info(path))
         entry["name"] = path
         return entry
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
-        with translating(path):
+        with self.translating(path):
             entries = [self._entry(status) for status in self.client.list_status(path, False)]
         return entries if detail else [entry["name"] for entry in entries]
 
@@ -118,7 +157,7 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         if maxdepth is not None:
             return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
         path = self._strip_protocol(path)
-        with translating(path):
+        with self.translating(path):
             try:
                 top = self.info(path)
             except FileNotFoundError:
@@ -139,38 +178,38 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         path = self._strip_protocol(path)
         if self.exists(path):
             raise FileExistsError(errno.EEXIST, "the path already exists", path)
-        with translating(path):
+        with self.translating(path):
             self.client.mkdirs(path, kwargs.get("permission", 0o755), create_parents)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         path = self._strip_protocol(path)
         if not exist_ok and self.exists(path):
             raise FileExistsError(errno.EEXIST, "the path already exists", path)
-        with translating(path):
+        with self.translating(path):
             self.client.mkdirs(path, 0o755, True)
 
     def _delete(self, path: str, recursive: bool) -> None:
-        with translating(path):
+        with self.translating(path):
             deleted = self.client.delete(path, recursive)
         if not deleted:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
 
     def _rename(self, source: str, destination: str) -> None:
-        with translating(source):
+        with self.translating(source):
             self.client.mkdirs(posixpath.dirname(destination) or "/", 0o755, True)
             self.client.rename(source, destination, True)
 
     # -- data ----------------------------------------------------------------------------------
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         path = self._strip_protocol(path)
-        with translating(path):
+        with self.translating(path):
             reader = self.client.read(path)
             begin, stop = slice_bounds(len(reader), start, end)
             return reader.read_range(begin, stop - begin) if stop > begin else b""
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         path = self._strip_protocol(path)
-        with translating(path):
+        with self.translating(path):
             writer = self.open_writer(path, overwrite=mode != "create")
             try:
                 for offset in range(0, len(value), STREAM_CHUNK_SIZE):
@@ -187,7 +226,7 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         return self.client.create(path, write_options)
 
     def _copy_file(self, source: str, destination: str) -> None:
-        with translating(source):
+        with self.translating(source):
             reader = self.client.read(source)
             writer = self.open_writer(destination, overwrite=True)
             try:

@@ -18,9 +18,11 @@ import shutil
 from typing import Any
 
 from artifact_fs.backends.hdfs.base import ForkGuard, HdfsFile, HdfsFileSystemBase
-from artifact_fs.backends.hdfs.config import STREAM_CHUNK_SIZE
+from artifact_fs.backends.hdfs.config import STREAM_CHUNK_SIZE, namenode_url
+from artifact_fs.backends.hdfs.kerberos import refusal_error, simple_auth_refusal, wants_kerberos
 from artifact_fs.backends.ranges import slice_bounds
 from artifact_fs.errors import translating
+from artifact_fs.uris import redact
 
 FORK_GUARD = ForkGuard(
     "the pyarrow HDFS engine cannot be used in a process forked after its parent connected "
@@ -68,6 +70,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         host: str | None = None,
         port: int | None = None,
         arrow_arguments: dict[str, Any] | None = None,
+        kerberos: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +81,27 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         with translating(None):
             self.arrow = HadoopFileSystem(**(arrow_arguments or {}))
         FORK_GUARD.keep_alive(self)
+        self._check_authentication(kerberos)
+
+    def _check_authentication(self, kerberos: bool) -> None:
+        """One NameNode call at connect: libhdfs reports a refused login as a bare "Permission
+        denied" at the first operation (the reason goes to stderr), and the root's status is never
+        denied to an authenticated user, so a refusal here is the login's."""
+        try:
+            self._file_info("/")
+        except (PermissionError, FileNotFoundError) as exc:  # pyarrow reads a refused "/" as missing
+            where = redact(namenode_url(self.scheme, self.host, self.port) or f"{self.scheme}:")
+            if kerberos:
+                raise refusal_error(
+                    f"the HDFS cluster {where} refused this client's Kerberos ticket "
+                    "(MLFLOW_KERBEROS_TICKET_CACHE)"
+                ) from exc
+            refusal = simple_auth_refusal(self.host, self.port)
+            if refusal is None:
+                raise
+            raise wants_kerberos(
+                where, refusal, " (before the first HDFS use: libhdfs's JVM reads them once)"
+            ) from exc
 
     # -- metadata ------------------------------------------------------------------------------
     @staticmethod

@@ -8,9 +8,12 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.permission.FsPermission;
 import org.apache.hadoop.hdfs.DFSConfigKeys;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.hadoop.security.UserGroupInformation;
 
 /**
  * One NameNode and one DataNode in this JVM, bound to 127.0.0.1 on the ports the caller chose.
@@ -20,9 +23,15 @@ import org.apache.hadoop.hdfs.MiniDFSCluster;
  * SIGTERM (a shutdown hook stops the cluster) or, with {@code --exit-on-stdin-close}, until its
  * standard input closes, so an orphaned cluster never outlives the process that started it.
  *
+ * <p>{@code --conf FILE} adds a Hadoop configuration file last (its keys win). When it turns on
+ * Kerberos ({@code hadoop.security.authentication=kerberos}, with the NameNode's principal and keytab),
+ * this JVM logs in from that keytab before the cluster starts, as Hadoop's own secure tests do, and
+ * makes the root directory world-writable with the sticky bit (as /tmp) so each test principal can
+ * create its own directories there while the permission checks stay on.
+ *
  * <p>Usage: {@code MiniDfs --base-dir DIR --namenode-port P --namenode-http-port P
  * --datanode-port P --datanode-http-port P --datanode-ipc-port P [--block-size BYTES]
- * [--exit-on-stdin-close]}
+ * [--conf FILE] [--exit-on-stdin-close]}
  */
 public final class MiniDfs {
     private static final String HOST = "127.0.0.1";
@@ -47,6 +56,16 @@ public final class MiniDfs {
         conf.setLong(DFSConfigKeys.DFS_NAMENODE_MIN_BLOCK_SIZE_KEY, Math.min(blockSize, 1024 * 1024));
         // One DataNode: never try to replace it in a write pipeline.
         conf.set("dfs.client.block.write.replace-datanode-on-failure.enable", "false");
+        if (args.containsKey("--conf")) {
+            conf.addResource(new Path(new File(args.get("--conf")).getAbsolutePath()));
+        }
+        boolean secure = "kerberos".equals(conf.get("hadoop.security.authentication"));
+        if (secure) {
+            UserGroupInformation.setConfiguration(conf);
+            UserGroupInformation.loginUserFromKeytab(
+                    conf.get(DFSConfigKeys.DFS_NAMENODE_KERBEROS_PRINCIPAL_KEY),
+                    conf.get(DFSConfigKeys.DFS_NAMENODE_KEYTAB_FILE_KEY));
+        }
 
         MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf)
                 .nameNodePort(namenodePort)
@@ -63,6 +82,9 @@ public final class MiniDfs {
 
         cluster.waitActive();
         cluster.waitClusterUp();
+        if (secure) {
+            cluster.getFileSystem().setPermission(new Path("/"), new FsPermission((short) 01777));
+        }
         System.out.println("READY hdfs://" + HOST + ":" + cluster.getNameNodePort());
         System.out.flush();
 
