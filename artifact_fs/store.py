@@ -469,21 +469,24 @@ class ArtifactStore:
 
         ``FileNotFoundError`` when it does not exist, ``IsADirectoryError`` for a directory.
         """
+        relative, full = self._fresh_file_path(path)
+        try:
+            with errors.translating(full):
+                info: dict[str, Any] = self.fs.info(relative)
+        except FileNotFoundError as exc:
+            raise _no_such_artifact(path) from exc
+        if info.get("type") == "directory":
+            raise _not_a_file(path)
+        return info
+
+    def _fresh_file_path(self, path: str) -> tuple[str, str]:
+        """The artifact-relative and backend paths of a file, its cached listings dropped."""
         relative = self._relative(path)
         if not relative:
             raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
         full = self._full(relative)
         self.backend_fs.invalidate_cache(full)
-        try:
-            with errors.translating(full):
-                info: dict[str, Any] = self.fs.info(relative)
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(errno.ENOENT, f"No such artifact: '{path}'", path) from exc
-        if info.get("type") == "directory":
-            raise IsADirectoryError(
-                errno.EISDIR, f"Artifact path refers to a directory, not a file: '{path}'", path
-            )
-        return info
+        return relative, full
 
     # -- streams --------------------------------------------------------------------------------
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -506,19 +509,13 @@ class ArtifactStore:
         Backends whose handles describe nothing (SFTP) fall back to ``info`` by path.
         ``FileNotFoundError`` when it does not exist, ``IsADirectoryError`` for a directory.
         """
-        relative = self._relative(path)
-        if not relative:
-            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
-        full = self._full(relative)
-        self.backend_fs.invalidate_cache(full)
-        directory = IsADirectoryError(
-            errno.EISDIR, f"Artifact path refers to a directory, not a file: '{path}'", path
-        )
+        relative, full = self._fresh_file_path(path)
+        directory = _not_a_file(path)
         try:
             with errors.translating(full):
                 handle: IO[bytes] = self.fs.open(relative, "rb", **kwargs)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(errno.ENOENT, f"No such artifact: '{path}'", path) from exc
+            raise _no_such_artifact(path) from exc
         except IsADirectoryError as exc:
             raise directory from exc
         try:
@@ -603,6 +600,14 @@ class ArtifactStore:
                 if exception is not None:
                     failures[futures[future]] = exception
         return failures
+
+
+def _no_such_artifact(path: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, f"No such artifact: '{path}'", path)
+
+
+def _not_a_file(path: str) -> IsADirectoryError:
+    return IsADirectoryError(errno.EISDIR, f"Artifact path refers to a directory, not a file: '{path}'", path)
 
 
 def _local_size(path: str) -> int | None:
