@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import warnings
@@ -175,3 +176,18 @@ def test_ranged_reads_fetch_only_the_range(running: BackendUnderTest) -> None:
         f.seek(500_000)
         assert f.read(10) == data[500_000:500_010]
         assert f.cache.total_requested_bytes <= 4096 + 10  # type: ignore[attr-defined]
+
+
+def test_a_reader_never_mixes_two_versions_of_a_replaced_file(running: BackendUnderTest) -> None:
+    """Writes rename a new file over the old one; a reader's later ranges must not read the new one."""
+    fs, root = artifact_fs.url_to_fs(running.fresh_url(), **running.storage_options)
+    path = f"{root}/replaced.bin"
+    fs.pipe_file(path, b"a" * 4096)
+    with fs.open(path, "rb", block_size=1024, cache_type="none") as reader:
+        assert reader.read(1024) == b"a" * 1024
+        fs.pipe_file(path, b"b" * 8192)
+        with pytest.raises(OSError, match="changed while it was being read") as raised:
+            reader.read(1024)
+    assert raised.value.errno == errno.ESTALE
+    with fs.open(path, "rb") as fresh:
+        assert fresh.read() == b"b" * 8192

@@ -261,17 +261,27 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         try:
-            return await self._read(path, start, end)
+            return await self._read(path, start, end, kwargs.get("version"))
         except asyncssh.SFTPFailure as exc:
             if await self._isdir(path):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path) from exc
             raise
 
-    async def _read(self, path: str, start: int | None, end: int | None) -> bytes:
+    async def _read(
+        self, path: str, start: int | None, end: int | None, version: tuple[Any, Any] | None = None
+    ) -> bytes:
+        """The bytes of ``path`` (a Python slice); ``version`` (size, mtime) pins a range to the
+        version a reader opened: a file replaced since (our writes rename a new one over it) is
+        ``OSError(ESTALE)``, never a mix of two versions' bytes."""
         async with self._pool.get() as channel, channel.open(path, "rb") as remote:
             if start is None and end is None:
                 return await remote.read()  # type: ignore[no-any-return]
-            size = (await remote.stat()).size
+            attributes = await remote.stat()
+            size = attributes.size
+            if version is not None and (size, _mtime(attributes.mtime)) != version:
+                raise OSError(
+                    errno.ESTALE, "the artifact changed while it was being read; read it again", path
+                )
             first, stop, _ = slice(start, end).indices(size)
             if stop <= first:
                 return b""
@@ -327,10 +337,18 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
 
 
 class SFTPReadFile(AbstractBufferedFile):
-    """A buffered, seekable, picklable reader: each block is one ranged read of the remote file."""
+    """A buffered, seekable, picklable reader: each block is one ranged read of the remote file,
+    of the version (size and modification time) the reader opened."""
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        return self.fs.cat_file(self.path, start, end)  # type: ignore[no-any-return]
+        mtime = self.details.get("mtime")
+        version = (self.details.get("size"), _mtime(mtime.timestamp() if mtime else None))
+        return self.fs.cat_file(self.path, start, end, version=version)  # type: ignore[no-any-return]
+
+
+def _mtime(seconds: float | None) -> int | None:
+    """SFTP v3 times are whole seconds."""
+    return None if seconds is None else int(seconds)
 
 
 class AtomicSFTPFile(DiscardOnError, SSHFile):
