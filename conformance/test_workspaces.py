@@ -43,11 +43,17 @@ with mlflow.start_run() as run:
     info = mlflow.sklearn.log_model(LinearRegression().fit(x, x.sum(axis=1)), name="model")
 predictions = mlflow.pyfunc.load_model(info.model_uri).predict(x)
 text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/notes/hello.txt")
+name = f"clf-{experiment}"
+version = mlflow.register_model(info.model_uri, name).version
+mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+champion = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x)
 print(json.dumps({
     "run_id": run.info.run_id,
     "artifact_uri": run.info.artifact_uri,
     "model_location": mlflow.MlflowClient().get_logged_model(info.model_id).artifact_location,
     "model_id": info.model_id,
+    "model_name": name,
+    "champion_predictions": [float(p) for p in champion],
     "text": text,
     "predictions": [float(p) for p in predictions],
     "expected": [float(v) for v in x.sum(axis=1)],
@@ -150,3 +156,9 @@ def test_runs_and_models_uris_resolve_in_a_non_default_workspace(
     with ArtifactStore(run_uri).open("notes/hello.txt") as handle:
         assert handle.read() == b"hello from a workspace"
     assert "MLmodel" in {info.path for info in ArtifactStore(model_uri).list_artifacts()}
+    assert logged["champion_predictions"] == logged["predictions"]  # the same model, by its alias
+    name = logged["model_name"]
+    mlmodel = ArtifactStore(model_uri).open("MLmodel").read()
+    for reference in (f"models:/{name}/1", f"models:/{name}@champion", f"models:/{name}/latest"):
+        with ArtifactStore(reference).open("MLmodel") as handle:  # read through artifact-fs serve
+            assert handle.read() == mlmodel, reference
