@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import io
-import mimetypes
 import os
 import posixpath
 import tempfile
@@ -23,19 +22,7 @@ from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.mlflow_artifacts import multipart
 from artifact_fs.backends.mlflow_artifacts.core import SPOOL_IN_MEMORY
 from artifact_fs.backends.mlflow_artifacts.reads import ArtifactsReads
-
-_TEXT_NAMES = {"MLmodel", "MLproject"}
-_TEXT_EXTENSIONS = {".txt", ".log", ".err", ".cfg", ".conf", ".cnf", ".cf", ".ini", ".properties",
-                    ".prop", ".hocon", ".toml", ".yaml", ".yml", ".xml", ".json", ".sql", ".py", ".md",
-                    ".csv", ".tsv", ".js", ".html"}  # fmt: skip
-
-
-def guess_content_type(path: str) -> str:
-    """MLflow's ``_guess_mime_type``: text for its text names/extensions, else ``mimetypes``."""
-    name = posixpath.basename(path)
-    if name in _TEXT_NAMES or posixpath.splitext(name)[1].lower() in _TEXT_EXTENSIONS:
-        return "text/plain"
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+from artifact_fs.content_headers import guess_mime_type
 
 
 class _Body(io.RawIOBase):
@@ -113,7 +100,7 @@ class ArtifactsWrites(ArtifactsReads):
             )
         url = self._artifact_url(path)
         body: Any = _Body(source, size) if size else b""
-        self._request("PUT", url, path, data=body, headers={"Content-Type": guess_content_type(path)})
+        self._request("PUT", url, path, data=body, headers={"Content-Type": guess_mime_type(path)})
         if callback is not None:
             callback.relative_update(size)
 
