@@ -448,9 +448,7 @@ class ArtifactStore:
         self.backend_fs.invalidate_cache(full)
         with errors.translating(full), contextlib.suppress(FileNotFoundError):
             if relative:
-                if not self.capabilities.empty_directories or self.fs.exists(relative):
-                    # where listings cannot show empty directories (object stores, a proxy), ask
-                    # anyway: a missing path is FileNotFoundError, and the server drops empty ones
+                if self.fs.exists(relative):
                     self.fs.rm(relative, recursive=True)
             elif self.capabilities.empty_directories:
                 if self.backend_fs.exists(full):

@@ -166,15 +166,3 @@ def test_the_server_and_the_store_delete_identically(
     assert path.split("/", maxsplit=1)[0] == "missing" or not (destination / path).exists()
     assert (destination / "model-sibling" / "keep.txt").exists()
 
-
-@pytest.mark.parametrize("form", ["api", "ajax-api"])
-def test_deleting_an_empty_directory_through_the_server_removes_it(
-    server: ArtifactServer, destination: Path, form: str
-) -> None:
-    """Listings never show an empty directory, but a delete of it still reaches the server."""
-    (destination / "run" / "artifacts" / "empty" / "deeper").mkdir(parents=True)
-    (destination / "run" / "kept.txt").write_bytes(b"kept")
-    store = ArtifactStore(_root_url(server, form))
-    store.delete_artifacts("run/artifacts")
-    assert _tree(destination) == {"run": None, "run/kept.txt": b"kept"}
-    store.delete_artifacts("run/missing")  # a missing path is still no error

@@ -171,10 +171,13 @@ def _delete_proxied(root: ArtifactRoot, remove_run_directory: bool) -> None:
         parent = posixpath.dirname(root.path.rstrip("/"))
         with contextlib.suppress(FileNotFoundError):
             siblings = [entry.rstrip("/") for entry in fs.ls(parent, detail=False)]
-            if all(same(entry, root.path) for entry in siblings):  # none visible: empty directories
+            if siblings and all(same(entry, root.path) for entry in siblings):
                 target = parent
     with contextlib.suppress(FileNotFoundError):
-        fs.rm(target, recursive=True)  # sent even when listings show nothing: empty directories go
+        # Only what the listing shows: MLflow's Azure and GCS repositories answer a DELETE of a
+        # missing path with a 500 that its client retries for minutes (mlflow#15461).
+        if fs.exists(target) or fs.isdir(target):
+            fs.rm(target, recursive=True)
     fs.invalidate_cache(root.path)
 
 

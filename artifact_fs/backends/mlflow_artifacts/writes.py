@@ -176,8 +176,6 @@ class ArtifactsWrites(ArtifactsReads):
                     super().rm(name, recursive=True, maxdepth=maxdepth)
                     continue
             elif not self.exists(name):
-                if recursive:  # perhaps an empty directory, which listings never show: the server
-                    self._delete(name)  # drops it, and a missing path is no error there
                 raise FileNotFoundError(errno.ENOENT, f"no artifact at {name!r}", name)
             self._delete(name)
 
