@@ -118,12 +118,6 @@ class TransferPolicy:
         """
         return self.max_retries if self.max_retries_set else store_default
 
-    def backoff(self, retry_number: int) -> float:
-        """urllib3's rule, which MLflow uses: ``factor * 2 ** (n - 1)`` seconds before retry ``n``."""
-        if retry_number < 1 or self.backoff_factor == 0:
-            return 0.0
-        return float(self.backoff_factor * 2 ** (retry_number - 1))
-
     def retrying(self, *, attempts: int | None = None) -> Any:
         """A ``tenacity.Retrying`` for SDKs that do not retry: retryable errors only, MLflow's back-off.
 
