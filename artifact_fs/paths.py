@@ -20,6 +20,17 @@ _MAX_DECODE_ROUNDS = 10
 RESERVED_PREFIX = ".artifact.uploading."
 """MLflow's local store writes ``<dir>/.artifact.uploading.<random>`` then renames: names with this
 prefix are uploads in progress, refused as artifact names and hidden from every listing."""
+DIGEST_DIRECTORY = ".artifact.digests"
+"""Where a directory's digest records live when the store has no place of its own for them
+(:mod:`artifact_fs.integrity`): hidden from every listing and refused as an artifact name."""
+HIDDEN_NAMES = (RESERVED_PREFIX, DIGEST_DIRECTORY)
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a path segment is artifact_fs's own (an upload in progress, digest records)."""
+    return name.startswith(RESERVED_PREFIX) or name == DIGEST_DIRECTORY
+
+
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FILE_SCHEME = re.compile(r"^file:", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

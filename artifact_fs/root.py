@@ -19,7 +19,7 @@ from typing import IO, Any
 from fsspec import AbstractFileSystem
 from fsspec.implementations.dirfs import DirFileSystem
 
-from artifact_fs import backends, uris
+from artifact_fs import backends, integrity, uris
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import MultipartUnsupportedError
 from artifact_fs.policy import TransferPolicy
@@ -93,8 +93,44 @@ class ArtifactRoot:
         return None
 
     def open(self, relative: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
-        """The backend's own file object for an artifact-relative path."""
-        return self.backend_fs.open(self.backend_path(relative), mode, **kwargs)  # type: ignore[no-any-return]
+        """The backend's own file object for an artifact-relative path.
+
+        A write records the digest of what it wrote once committed (:mod:`artifact_fs.integrity`);
+        ``expected_digests`` (a client's ``Content-Digest``) are checked before anything is committed.
+        """
+        expected = kwargs.pop("expected_digests", ())
+        file = self.backend_fs.open(self.backend_path(relative), mode, **kwargs)
+        writing = any(flag in mode for flag in "wax")
+        if not writing or isinstance(file, integrity.RecordingWriter):  # a runs:/ root's inner root records
+            return file  # type: ignore[no-any-return]
+        if not (self.digests_enabled or expected):
+            return file  # type: ignore[no-any-return]
+        return integrity.RecordingWriter(  # type: ignore[return-value]
+            file,
+            path=relative,
+            expected=expected,
+            on_commit=lambda digest: self.record_digest(relative, digest),
+        )
+
+    # -- digests (artifact_fs.integrity) ------------------------------------------------------------
+    @property
+    def digests_enabled(self) -> bool:
+        return integrity.enabled(self.environ)
+
+    def record_digest(self, relative: str, digest: integrity.Digest) -> None:
+        if self.digests_enabled:
+            integrity.record(self.backend, self.backend_fs, self.backend_path(relative), digest)
+
+    def recorded_digest(
+        self, relative: str, info: Mapping[str, Any] | None = None
+    ) -> integrity.Digest | None:
+        """The digest a whole read of ``relative`` is checked against (``None``: none known, or off)."""
+        if not self.digests_enabled:
+            return None
+        return integrity.recorded(self.backend, self.backend_fs, self.backend_path(relative), info)
+
+    def forget_digest(self, relative: str) -> None:
+        integrity.forget(self.backend, self.backend_fs, self.backend_path(relative))
 
     # -- presign hooks (S3, GCS, Azure) -----------------------------------------------------------
     @property

@@ -610,3 +610,11 @@ PATH = string("PATH", None, "Where the 'hadoop' command is looked up.")
 KRB5CCNAME = string("KRB5CCNAME", None, "Default Kerberos ticket cache (else /tmp/krb5cc_UID).")
 KRB5_CONFIG = string("KRB5_CONFIG", None, "Kerberos configuration file (krb5.conf).")
 LIBHDFS_OPTS = string("LIBHDFS_OPTS", None, "Options of the JVM libhdfs starts.")
+
+
+# -- Integrity (artifact_fs/integrity.py, issue #18) -------------------------------------------------
+ARTIFACT_FS_DIGESTS = boolean(
+    "ARTIFACT_FS_DIGESTS",
+    True,
+    "Record a SHA-256 digest of every artifact at upload and check whole-file reads against it.",
+)

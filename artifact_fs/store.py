@@ -25,8 +25,8 @@ import os
 import posixpath
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import IO, Any
 
@@ -35,7 +35,7 @@ from fsspec.asyn import sync
 from fsspec.callbacks import Callback
 from fsspec.implementations.local import LocalFileSystem
 
-from artifact_fs import errors, paths, qualify, uris
+from artifact_fs import errors, integrity, paths, qualify, uris
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.progress import FileProgress, TransferProgress
@@ -61,9 +61,15 @@ class FileInfo:
     path: str
     is_dir: bool
     file_size: int | None
+    digest: str | None = field(default=None, compare=False)
+    """The artifact's recorded digest (RFC 9530 ``sha-256=:…:``), when known; not compared."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """MLflow's keys, and ``digest`` when there is one."""
+        result = asdict(self)
+        if self.digest is None:
+            del result["digest"]
+        return result
 
 
 class ArtifactStore:
@@ -163,7 +169,7 @@ class ArtifactStore:
                 listed, f"the backend listed it for {directory!r}, but it is not inside that directory"
             )
         child = relative[len(prefix) :]
-        if child in {"", "."} or child.startswith(paths.RESERVED_PREFIX):
+        if child in {"", "."} or paths.is_hidden(child):
             return None
         paths.validate_path_is_safe(child)
         if "/" in child:
@@ -173,14 +179,18 @@ class ArtifactStore:
         return child
 
     # -- listing --------------------------------------------------------------------------------
-    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+    def list_artifacts(self, path: str | None = None, *, digests: bool = False) -> list[FileInfo]:
         """Entries directly under ``path``, sorted; ``[]`` for a file or a missing path.
 
-        Each ``FileInfo.path`` includes ``path``; directories have ``file_size=None``.
+        Each ``FileInfo.path`` includes ``path``; directories have ``file_size=None``. With
+        ``digests``, each file's recorded digest too (a lookup per file where the store keeps them
+        apart from its listing); without, only what the listing itself carries.
         """
-        return self._list_children(self._relative(path))
+        relative = self._relative(path)
+        listed = self._list_children(relative, digests=digests)
+        return listed
 
-    def _list_children(self, relative: str) -> list[FileInfo]:
+    def _list_children(self, relative: str, *, digests: bool = False) -> list[FileInfo]:
         full = self._full(relative)
         self.backend_fs.invalidate_cache(full)
         try:
@@ -196,8 +206,20 @@ class ArtifactStore:
             is_dir = entry.get("type") == "directory"
             size = entry.get("size")
             file_size = None if is_dir or size is None else int(size)
-            result.append(FileInfo(posixpath.join(relative, child), is_dir, file_size))
+            child_path = posixpath.join(relative, child)
+            digest = None if is_dir else self._listed_digest(child_path, entry, digests)
+            result.append(FileInfo(child_path, is_dir, file_size, digest))
         return sorted(result, key=lambda info: info.path)
+
+    def _listed_digest(self, relative: str, entry: Mapping[str, Any], lookup: bool) -> str | None:
+        """A listed file's digest: from the listing itself, or (``lookup``) from where it is recorded."""
+        if not self.root.digests_enabled:
+            return None
+        if lookup or integrity.digest_store(self.backend).cheap_lookup:
+            digest = self.root.recorded_digest(relative, entry)
+        else:
+            digest = integrity.preferred(integrity.native_digests(entry))
+        return None if digest is None else digest.header()
 
     def _walk(self, relative: str, children: list[FileInfo] | None = None) -> Iterator[FileInfo]:
         """Files under ``relative`` plus every empty directory (MLflow's recursion).
@@ -260,7 +282,7 @@ class ArtifactStore:
         path = path.rstrip("/")
         if path == relative:
             return None
-        if any(part.startswith(paths.RESERVED_PREFIX) for part in path[len(prefix) :].split("/")):
+        if any(paths.is_hidden(part) for part in path[len(prefix) :].split("/")):
             return None
         paths.validate_path_is_safe(path[len(prefix) :])
         return path
@@ -342,13 +364,22 @@ class ArtifactStore:
             self.fs.makedirs(relative, exist_ok=True)
 
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
+        hashing = _hash_beside(source) if self.root.digests_enabled else None
         with errors.translating(self._full(destination)):
             self.fs.put_file(source, destination, callback=progress)
+        if hashing is not None:
+            self.root.record_digest(destination, hashing.result())
         progress.finish()
 
     async def _upload_async(self, source: str, destination: str, progress: FileProgress) -> None:
+        hashing = _hash_beside(source) if self.root.digests_enabled else None
         with errors.translating(self._full(destination)):
             await self.fs._put_file(source, destination, callback=progress)
+        if hashing is not None:
+            digest = await asyncio.wrap_future(hashing)
+            await asyncio.get_running_loop().run_in_executor(
+                _HASHING, self.root.record_digest, destination, digest
+            )
         progress.finish()
 
     # -- download -------------------------------------------------------------------------------
@@ -421,17 +452,22 @@ class ArtifactStore:
 
     def _download(self, remote: str, local: str, progress: FileProgress) -> None:
         try:
+            expected = self.root.recorded_digest(remote)
             with errors.translating(self._full(remote)):
                 self.fs.get_file(remote, local, callback=progress)
+            integrity.check_local_file(remote, local, expected)
         except BaseException:
             _remove_partial(local)
             raise
         progress.finish()
 
     async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
+        loop = asyncio.get_running_loop()
         try:
+            expected = await loop.run_in_executor(_HASHING, self.root.recorded_digest, remote)
             with errors.translating(self._full(remote)):
                 await self.fs._get_file(remote, local, callback=progress)
+            await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
         except BaseException:
             _remove_partial(local)
             raise
@@ -449,16 +485,21 @@ class ArtifactStore:
         with errors.translating(full), contextlib.suppress(FileNotFoundError):
             if relative:
                 if self.fs.exists(relative):
+                    is_file = not self.fs.isdir(relative)
                     self.fs.rm(relative, recursive=True)
+                    if is_file:
+                        self.root.forget_digest(relative)
             elif self.capabilities.empty_directories:
                 if self.backend_fs.exists(full):
                     self.backend_fs.rm(full, recursive=True)
             else:
                 # Object stores: delete what is under the prefix, never the prefix "itself" (which
-                # for a bucket-root store would be the bucket).
+                # for a bucket-root store would be the bucket); the root's digest records too.
                 children = [info.path for info in self._list_children("")]
                 if children:
                     self.fs.rm(children, recursive=True)
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(paths.DIGEST_DIRECTORY, recursive=True)
         self.backend_fs.invalidate_cache(full)
 
     # -- one file ---------------------------------------------------------------------------------
@@ -496,7 +537,7 @@ class ArtifactStore:
         if writing and self.capabilities.empty_directories:
             self._makedirs(posixpath.dirname(relative))
         with errors.translating(self._full(relative)):
-            return self.fs.open(relative, mode, **kwargs)  # type: ignore[no-any-return]
+            return self.root.open(relative, mode, **kwargs)
 
     def open_version(self, path: str, **kwargs: Any) -> tuple[IO[bytes], dict[str, Any]]:
         """Open one artifact file for reading, with the ``info`` of the version that handle reads.
@@ -524,6 +565,13 @@ class ArtifactStore:
         if info.get("type") == "directory":
             handle.close()
             raise directory
+        try:
+            digest = self.root.recorded_digest(relative, info)
+        except BaseException:
+            handle.close()
+            raise
+        if digest is not None:
+            info["digest"] = digest.header()
         return handle, info
 
     def _opened_info(self, handle: IO[bytes], relative: str) -> dict[str, Any]:
@@ -598,6 +646,15 @@ class ArtifactStore:
                 if exception is not None:
                     failures[futures[future]] = exception
         return failures
+
+
+_HASHING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="artifact-fs-digest")
+"""Hashing and digest records beside transfers: hashlib releases the GIL, so a file is hashed while
+its upload runs (from the page cache the upload just filled) instead of after it."""
+
+
+def _hash_beside(source: str) -> Future[integrity.Digest]:
+    return _HASHING.submit(integrity.file_digest, source)
 
 
 def _no_such_artifact(path: str) -> FileNotFoundError:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from artifact_fs import settings, uris
 from artifact_fs.backends.resolved import (
     CAPABILITIES,
+    DIGESTS,
     Located,
     ResolvedRootsFileSystem,
     is_rest_tracking,
@@ -228,6 +229,7 @@ def fs_path(uri: uris.ArtifactURI, options: ModelsOptions) -> str:
 
 __all__ = [
     "CAPABILITIES",
+    "DIGESTS",
     "ModelsFileSystem",
     "artifact_uri_of_model",
     "check_root",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from fsspec.spec import AbstractFileSystem
 
 from artifact_fs import http as af_http
-from artifact_fs import paths, settings, uris
+from artifact_fs import integrity, paths, settings, uris
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.root import ArtifactRoot, RootFileSystem, open_root
@@ -329,3 +329,29 @@ __all__ = [
     "tracking_json",
     "with_mlflow_client",
 ]
+
+
+class ResolvedDigests:
+    """Digest records of ``runs:/`` and ``models:/`` paths live where the resolved root keeps them."""
+
+    cheap_lookup = False
+
+    @staticmethod
+    def _at(fs: Any, path: str) -> tuple[ArtifactRoot, str]:
+        located: Located = fs.locate(fs._strip_protocol(path))
+        return located.root, located.root.backend_path(located.relative)
+
+    def record(self, fs: Any, path: str, digest: integrity.Digest) -> None:
+        root, inner = self._at(fs, path)
+        integrity.digest_store(root.backend).record(root.backend_fs, inner, digest)
+
+    def lookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> integrity.Digest | None:
+        root, inner = self._at(fs, path)
+        return integrity.digest_store(root.backend).lookup(root.backend_fs, inner, info)
+
+    def remove(self, fs: Any, path: str) -> None:
+        root, inner = self._at(fs, path)
+        integrity.digest_store(root.backend).remove(root.backend_fs, inner)
+
+
+DIGESTS = ResolvedDigests()

@@ -25,6 +25,7 @@ from typing import Any, TypedDict, cast
 from artifact_fs import settings, uris
 from artifact_fs.backends.resolved import (
     CAPABILITIES,
+    DIGESTS,
     Located,
     ResolvedRootsFileSystem,
     is_rest_tracking,
@@ -205,6 +206,7 @@ def fs_path(uri: uris.ArtifactURI, options: RunsOptions) -> str:
 
 __all__ = [
     "CAPABILITIES",
+    "DIGESTS",
     "RunsFileSystem",
     "artifact_uri_of_run",
     "check_root",

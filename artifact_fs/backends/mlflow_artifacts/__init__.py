@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from artifact_fs import integrity
 from artifact_fs.backends.mlflow_artifacts.filesystem import (
     MlflowArtifactFile,
     MlflowArtifactsFileSystem,
@@ -34,6 +35,8 @@ __all__ = [
     "options",
 ]
 
+DIGESTS = integrity.TRANSPORT
+"""The server records digests; this client checks its ``Repr-Digest`` on whole reads (reads.py)."""
 CAPABILITIES = Capabilities(
     empty_directories=False,  # the server keeps files only (MLflow's HTTP repo skips empty dirs)
     atomic_write=True,  # spooled locally, sent as one PUT or one completed multipart upload

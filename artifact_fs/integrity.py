@@ -1,0 +1,459 @@
+"""Digests of artifacts: what is recorded at upload, where it lives, and how a read is checked.
+
+One idea, used by the store, the server and the CLI (docs/integrity.md):
+
+* **A digest** is an RFC 9530 value, ``sha-256=:<base64>:``. SHA-256 is what artifact_fs records
+  (a content identity, 2 GB/s with the CPU's SHA extensions); ``crc32c`` and ``md5`` are accepted
+  where a store computes them itself (GCS's CRC32C, Azure's Content-MD5).
+* **Where it lives** is the backend's choice, through an optional module attribute ``DIGESTS``
+  (a :class:`DigestStore`): a local file's extended attribute, an object store's own checksum, or by
+  default a *sidecar* ``<dir>/.artifact.digests/<name>`` holding the header value. Every listing
+  hides :data:`artifact_fs.paths.DIGEST_DIRECTORY`.
+* **When**: uploads hash the bytes they send and record the digest once the artifact is complete;
+  whole-file reads hash what they received and compare (:func:`check`). A mismatch is
+  :class:`DigestMismatchError` (an ``OSError``, ``EIO``) naming the artifact. Ranged reads are not
+  hashed.
+
+``ARTIFACT_FS_DIGESTS=false`` turns recording and checking off (the benchmark's "off" side).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+import google_crc32c
+from fsspec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile
+
+from artifact_fs import errors, settings
+from artifact_fs.paths import DIGEST_DIRECTORY
+
+logger = logging.getLogger("artifact_fs.integrity")
+
+ALGORITHM = "sha-256"
+"""What artifact_fs records: RFC 9530's ``sha-256``."""
+PREFERENCE = ("sha-256", "sha-512", "crc32c", "md5")
+"""Which digest a reader checks when several are known: the strongest first."""
+READ_CHUNK = 1024 * 1024
+SIDECAR_LIMIT = 1024
+"""A sidecar holds one header value; anything longer is not ours."""
+
+
+class DigestMismatchError(OSError):
+    """The bytes read do not match the digest recorded for the artifact (``EIO``)."""
+
+    def __init__(self, path: str, expected: Digest, actual: Digest) -> None:
+        super().__init__(
+            errno.EIO,
+            f"{path!r} does not match its recorded digest: expected {expected}, got {actual} "
+            "(changed or damaged in the store; 'artifact-fs verify' checks a whole root)",
+            path,
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One digest: an RFC 9530 algorithm name and the raw digest bytes."""
+
+    algorithm: str
+    value: bytes
+
+    def __str__(self) -> str:
+        return self.header()
+
+    def header(self) -> str:
+        """The RFC 9530 dictionary member: ``sha-256=:<base64>:``."""
+        return f"{self.algorithm}=:{base64.b64encode(self.value).decode()}:"
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """One ``algorithm=:<base64>:`` member; ``ValueError`` when it is not one."""
+        algorithm, separator, rest = text.strip().partition("=")
+        algorithm = algorithm.strip().lower()
+        rest = rest.strip()
+        if not separator or not algorithm or len(rest) < 2 or rest[0] != ":" or rest[-1] != ":":
+            raise ValueError(f"not a digest (expected 'algorithm=:base64:'): {text[:100]!r}")
+        try:
+            value = base64.b64decode(rest[1:-1], validate=True)
+        except ValueError as exc:
+            raise ValueError(f"the digest value is not base64: {text[:100]!r}") from exc
+        if algorithm in DIGEST_SIZES and len(value) != DIGEST_SIZES[algorithm]:
+            raise ValueError(f"a {algorithm} digest has {DIGEST_SIZES[algorithm]} bytes, not {len(value)}")
+        return cls(algorithm, value)
+
+
+DIGEST_SIZES = {"sha-256": 32, "sha-512": 64, "md5": 16, "crc32c": 4}
+
+
+def parse_field(header: str | None) -> dict[str, Digest]:
+    """A ``Repr-Digest``/``Content-Digest`` field: every member we can parse, by algorithm.
+
+    Members with parameters or unknown algorithms are kept if well formed; malformed members raise
+    ``ValueError`` (a client's mistake, answered with a 400).
+    """
+    found: dict[str, Digest] = {}
+    if not header:
+        return found
+    for member in header.split(","):
+        if member.strip():
+            digest = Digest.parse(member.split(";")[0])
+            found[digest.algorithm] = digest
+    return found
+
+
+def content_md5(header: str | None) -> Digest | None:
+    """``Content-MD5`` (RFC 1864, base64 of 16 bytes) as a digest."""
+    if not header:
+        return None
+    return Digest.parse(f"md5=:{header.strip()}:")
+
+
+def field(digests: Iterable[Digest]) -> str:
+    """The header value carrying ``digests``."""
+    return ", ".join(digest.header() for digest in digests)
+
+
+def preferred(digests: Mapping[str, Digest] | Iterable[Digest]) -> Digest | None:
+    """The digest a reader should check: the strongest algorithm we can compute."""
+    by_name = dict(digests) if isinstance(digests, Mapping) else {d.algorithm: d for d in digests}
+    for algorithm in PREFERENCE:
+        if algorithm in by_name:
+            return by_name[algorithm]
+    return None
+
+
+# -- hashing ------------------------------------------------------------------------------------------
+class Hasher:
+    """Incremental digest of one algorithm (``update`` with bytes as they pass, then ``digest``)."""
+
+    def __init__(self, algorithm: str = ALGORITHM) -> None:
+        self.algorithm = algorithm
+        self._crc: Any = None
+        self._hash: Any = None
+        if algorithm == "crc32c":
+            self._crc = google_crc32c.Checksum()
+        elif algorithm in {"sha-256", "sha-512", "md5"}:
+            self._hash = hashlib.new(algorithm.replace("-", ""))
+        else:
+            raise ValueError(
+                f"unsupported digest algorithm {algorithm!r} (use one of {', '.join(PREFERENCE)})"
+            )
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        if self._crc is not None:
+            self._crc.update(bytes(data) if not isinstance(data, bytes) else data)
+        else:
+            self._hash.update(data)
+
+    def digest(self) -> Digest:
+        if self._crc is not None:
+            return Digest(self.algorithm, self._crc.digest())
+        return Digest(self.algorithm, self._hash.digest())
+
+
+def file_digest(local_path: str | os.PathLike[str], algorithm: str = ALGORITHM) -> Digest:
+    """The digest of a local file (hashlib releases the GIL, so this runs beside a transfer)."""
+    hasher = Hasher(algorithm)
+    with open(local_path, "rb") as file:
+        while chunk := file.read(READ_CHUNK):
+            hasher.update(chunk)
+    return hasher.digest()
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether digests are recorded and checked (``ARTIFACT_FS_DIGESTS``, default true)."""
+    return bool(settings.ARTIFACT_FS_DIGESTS.get(environ))
+
+
+def check(path: str, expected: Digest | None, actual: Digest) -> None:
+    """Raise :class:`DigestMismatchError` when ``actual`` differs from ``expected`` (if any)."""
+    if expected is not None and expected.algorithm == actual.algorithm and expected.value != actual.value:
+        raise DigestMismatchError(path, expected, actual)
+
+
+def check_local_file(path: str, local: str, expected: Digest | None) -> None:
+    """Check a downloaded file; a mismatch removes it (never a damaged file that looks complete)."""
+    if expected is None:
+        return
+    try:
+        check(path, expected, file_digest(local, expected.algorithm))
+    except DigestMismatchError:
+        with contextlib.suppress(OSError):
+            os.remove(local)
+        raise
+
+
+# -- where digests live -------------------------------------------------------------------------------
+class DigestStore(Protocol):
+    """Where a backend keeps digests; a backend module may set ``DIGESTS`` to one of these.
+
+    Paths are the backend filesystem's (``root.backend_path``). ``info`` is the fsspec ``info`` or
+    listing entry of the file when the caller has it (native checksums come from it for free).
+    """
+
+    cheap_lookup: bool
+    """True when :meth:`lookup` costs no request per file (listings may then carry digests)."""
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None: ...
+
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None: ...
+
+    def remove(self, fs: AbstractFileSystem, path: str) -> None: ...
+
+
+def sidecar_path(path: str) -> str:
+    """``<dir>/.artifact.digests/<name>``: beside the file, so a directory's delete takes it along."""
+    directory, name = posixpath.split(path.rstrip("/"))
+    return posixpath.join(directory, DIGEST_DIRECTORY, name) if directory else f"{DIGEST_DIRECTORY}/{name}"
+
+
+class SidecarDigests:
+    """The default: a small file per artifact under the hidden ``.artifact.digests`` directory."""
+
+    cheap_lookup = False
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+        sidecar = sidecar_path(path)
+        with contextlib.suppress(OSError, NotImplementedError):
+            fs.makedirs(posixpath.dirname(sidecar), exist_ok=True)
+        fs.pipe_file(sidecar, digest.header().encode())
+
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+        sidecar = sidecar_path(path)
+        try:
+            raw = fs.cat_file(sidecar)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        if len(raw) > SIDECAR_LIMIT:
+            raise ValueError(f"{sidecar!r} is not a digest record ({len(raw)} bytes)")
+        return Digest.parse(raw.decode("ascii", errors="replace"))
+
+    def remove(self, fs: AbstractFileSystem, path: str) -> None:
+        sidecar = sidecar_path(path)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(sidecar)
+        with contextlib.suppress(OSError, NotImplementedError):  # still holds records: stays
+            fs.rmdir(posixpath.dirname(sidecar))
+
+
+SIDECARS = SidecarDigests()
+
+
+class TransportDigests:
+    """For clients of a server that keeps the records itself (``mlflow-artifacts``): nothing is
+    recorded here, and the client checks the server's ``Repr-Digest`` on whole reads itself, so the
+    store has no second check to make. A listing's ``digest`` field still reaches ``FileInfo``."""
+
+    cheap_lookup = True
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+        return None
+
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+        return None
+
+    def remove(self, fs: AbstractFileSystem, path: str) -> None:
+        return None
+
+
+TRANSPORT = TransportDigests()
+
+
+def digest_store(backend: Any) -> DigestStore:
+    """The backend's :class:`DigestStore` (its module's ``DIGESTS``), else sidecars."""
+    return getattr(backend, "DIGESTS", None) or SIDECARS
+
+
+def native_digests(info: Mapping[str, Any] | None) -> dict[str, Digest]:
+    """Checksums a store computed itself, as fsspec's ``info`` reports them.
+
+    GCS (gcsfs): ``crc32c`` and, for non-composite objects, ``md5Hash`` (base64). Azure (adlfs):
+    ``content_settings.content_md5`` (bytes). S3: ``ChecksumSHA256`` of a single-part object
+    (a composite ``…-N`` multipart checksum is not a digest of the whole file). ``digest``: a
+    header value a backend put there itself (the proxied client, from the server's listing).
+    """
+    found: dict[str, Digest] = {}
+    if not info:
+        return found
+
+    def add(algorithm: str, raw: Any) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            if isinstance(raw, bytes | bytearray):
+                value = bytes(raw)
+            elif isinstance(raw, str) and raw and "-" not in raw:
+                value = base64.b64decode(raw, validate=True)
+            else:
+                return
+            if len(value) == DIGEST_SIZES[algorithm]:
+                found[algorithm] = Digest(algorithm, value)
+
+    add("crc32c", info.get("crc32c"))
+    add("md5", info.get("md5Hash"))
+    add("sha-256", info.get("ChecksumSHA256"))
+    content_settings = info.get("content_settings")
+    md5 = getattr(content_settings, "content_md5", None)
+    if md5 is None and isinstance(content_settings, Mapping):
+        md5 = content_settings.get("content_md5")
+    add("md5", md5)
+    header = info.get("digest")
+    if isinstance(header, str):
+        with contextlib.suppress(ValueError):
+            found.update(parse_field(header))
+    return found
+
+
+def recorded(
+    backend: Any, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None = None
+) -> Digest | None:
+    """The digest a whole read of ``path`` is checked against: the backend's record, else a native one."""
+    try:
+        with errors.translating(path):
+            digest = digest_store(backend).lookup(fs, path, info)
+    except ValueError as exc:
+        raise errors.translate(exc, path) from exc
+    if digest is not None:
+        return digest
+    return preferred(native_digests(info))
+
+
+def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+    """Record ``digest`` for the artifact at ``path``; a store that cannot keep it leaves a warning.
+
+    The artifact itself is already complete: failing the upload now would lose nothing but tell the
+    caller a lie, so an unrecordable digest is logged (``artifact-fs verify`` lists the file as
+    digest-less, ``--record`` adds it later).
+    """
+    try:
+        with errors.translating(path):
+            digest_store(backend).record(fs, path, digest)
+    except OSError as exc:
+        logger.warning("could not record the digest of %r: %s", path, exc)
+
+
+def forget(backend: Any, fs: AbstractFileSystem, path: str) -> None:
+    """Drop the record of a deleted file (a missing record is fine)."""
+    with contextlib.suppress(OSError), errors.translating(path):
+        digest_store(backend).remove(fs, path)
+
+
+# -- streams ------------------------------------------------------------------------------------------
+class RecordingWriter:
+    """A writable file that hashes what passes through it and records the digest once committed.
+
+    ``expected`` digests (a client's ``Content-Digest``) are checked before the write is committed:
+    a mismatch discards the write (nothing becomes visible) and raises :class:`DigestMismatchError`.
+    Everything else is the wrapped file's.
+    """
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        path: str,
+        on_commit: Any,
+        expected: Iterable[Digest] = (),
+    ) -> None:
+        self._file = file
+        self._path = path
+        self._on_commit = on_commit
+        self._expected = {digest.algorithm: digest for digest in expected}
+        algorithms = {ALGORITHM, *self._expected}
+        self._hashers = {algorithm: Hasher(algorithm) for algorithm in algorithms}
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        for hasher in self._hashers.values():
+            hasher.update(view)
+        written = self._file.write(data)
+        self.size += view.nbytes
+        return written if written is not None else view.nbytes
+
+    def digests(self) -> dict[str, Digest]:
+        return {algorithm: hasher.digest() for algorithm, hasher in self._hashers.items()}
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        computed = self.digests()
+        for algorithm, expected in self._expected.items():
+            if computed[algorithm].value != expected.value:
+                self.discard()
+                raise DigestMismatchError(self._path, expected, computed[algorithm])
+        self._file.close()
+        self._on_commit(computed[ALGORITHM])
+
+    def discard(self) -> None:
+        """Abandon the write through the backend's ``discard``: nothing is published."""
+        if self._file.closed:
+            return
+        discard = getattr(self._file, "discard", None)
+        if discard is None:
+            raise RuntimeError(f"{type(self._file).__name__} cannot discard a write")
+        discard()
+        if isinstance(self._file, AbstractBufferedFile):  # fsspec's discard leaves the file open
+            self._file.buffer = None
+            self._file.closed = True
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._file.closed)
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def tell(self) -> int:
+        return self.size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *args: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+            return
+        self.close()
+
+
+__all__ = [
+    "ALGORITHM",
+    "Digest",
+    "DigestMismatchError",
+    "DigestStore",
+    "Hasher",
+    "RecordingWriter",
+    "SidecarDigests",
+    "check",
+    "check_local_file",
+    "digest_store",
+    "enabled",
+    "field",
+    "file_digest",
+    "native_digests",
+    "parse_field",
+    "record",
+    "recorded",
+]
