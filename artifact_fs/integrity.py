@@ -19,6 +19,7 @@ One idea, used by the store, the server and the CLI (docs/integrity.md):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
@@ -30,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-import google_crc32c
 from fsspec import AbstractFileSystem
 from fsspec.spec import AbstractBufferedFile
 
@@ -142,6 +142,8 @@ class Hasher:
         self._crc: Any = None
         self._hash: Any = None
         if algorithm == "crc32c":
+            import google_crc32c  # GCS's checksum; installed with the gcs extra, needed only there
+
             self._crc = google_crc32c.Checksum()
         elif algorithm in {"sha-256", "sha-512", "md5"}:
             self._hash = hashlib.new(algorithm.replace("-", ""))
@@ -235,6 +237,24 @@ class SidecarDigests:
             raw = fs.cat_file(sidecar)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        return self._parsed(sidecar, raw)
+
+    async def arecord(self, fs: Any, path: str, digest: Digest) -> None:
+        """:meth:`record` on an async filesystem's own loop (no thread per record)."""
+        sidecar = sidecar_path(path)
+        with contextlib.suppress(OSError, NotImplementedError):
+            await fs._makedirs(posixpath.dirname(sidecar), exist_ok=True)
+        await fs._pipe_file(sidecar, digest.header().encode())
+
+    async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+        try:
+            raw = await fs._cat_file(sidecar_path(path))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return self._parsed(sidecar_path(path), raw)
+
+    @staticmethod
+    def _parsed(sidecar: str, raw: bytes) -> Digest:
         if len(raw) > SIDECAR_LIMIT:
             raise ValueError(f"{sidecar!r} is not a digest record ({len(raw)} bytes)")
         return Digest.parse(raw.decode("ascii", errors="replace"))
@@ -325,6 +345,34 @@ def recorded(
     if digest is not None:
         return digest
     return preferred(native_digests(info))
+
+
+async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | None = None) -> Digest | None:
+    """:func:`recorded` for an async filesystem: its own coroutines where the store has them."""
+    store = digest_store(backend)
+    alookup = getattr(store, "alookup", None)
+    if alookup is None:
+        return await asyncio.get_running_loop().run_in_executor(None, recorded, backend, fs, path, info)
+    try:
+        with errors.translating(path):
+            digest: Digest | None = await alookup(fs, path, info)
+    except ValueError as exc:
+        raise errors.translate(exc, path) from exc
+    return digest if digest is not None else preferred(native_digests(info))
+
+
+async def arecord(backend: Any, fs: Any, path: str, digest: Digest) -> None:
+    """:func:`record` for an async filesystem."""
+    store = digest_store(backend)
+    arecord_ = getattr(store, "arecord", None)
+    if arecord_ is None:
+        await asyncio.get_running_loop().run_in_executor(None, record, backend, fs, path, digest)
+        return
+    try:
+        with errors.translating(path):
+            await arecord_(fs, path, digest)
+    except OSError as exc:
+        logger.warning("could not record the digest of %r: %s", path, exc)
 
 
 def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Digest) -> None:

@@ -129,6 +129,17 @@ class ArtifactRoot:
             return None
         return integrity.recorded(self.backend, self.backend_fs, self.backend_path(relative), info)
 
+    async def arecord_digest(self, relative: str, digest: integrity.Digest) -> None:
+        """:meth:`record_digest` on an async backend's loop."""
+        if self.digests_enabled:
+            await integrity.arecord(self.backend, self.backend_fs, self.backend_path(relative), digest)
+
+    async def arecorded_digest(self, relative: str) -> integrity.Digest | None:
+        """:meth:`recorded_digest` on an async backend's loop."""
+        if not self.digests_enabled:
+            return None
+        return await integrity.arecorded(self.backend, self.backend_fs, self.backend_path(relative))
+
     def forget_digest(self, relative: str) -> None:
         integrity.forget(self.backend, self.backend_fs, self.backend_path(relative))
 

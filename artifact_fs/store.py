@@ -376,10 +376,7 @@ class ArtifactStore:
         with errors.translating(self._full(destination)):
             await self.fs._put_file(source, destination, callback=progress)
         if hashing is not None:
-            digest = await asyncio.wrap_future(hashing)
-            await asyncio.get_running_loop().run_in_executor(
-                _HASHING, self.root.record_digest, destination, digest
-            )
+            await self.root.arecord_digest(destination, await asyncio.wrap_future(hashing))
         progress.finish()
 
     # -- download -------------------------------------------------------------------------------
@@ -464,10 +461,11 @@ class ArtifactStore:
     async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
         loop = asyncio.get_running_loop()
         try:
-            expected = await loop.run_in_executor(_HASHING, self.root.recorded_digest, remote)
+            expected = await self.root.arecorded_digest(remote)
             with errors.translating(self._full(remote)):
                 await self.fs._get_file(remote, local, callback=progress)
-            await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
+            if expected is not None:
+                await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
         except BaseException:
             _remove_partial(local)
             raise
