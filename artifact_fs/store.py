@@ -461,15 +461,27 @@ class ArtifactStore:
     async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
         loop = asyncio.get_running_loop()
         try:
-            expected = await self.root.arecorded_digest(remote)
-            with errors.translating(self._full(remote)):
-                await self.fs._get_file(remote, local, callback=progress)
+            # the record and the bytes are fetched side by side: one round trip of latency, not two
+            failure: BaseException | None = None
+            try:
+                async with asyncio.TaskGroup() as group:  # a failure of either cancels the other
+                    lookup = group.create_task(self.root.arecorded_digest(remote))
+                    group.create_task(self._get_async(remote, local, progress))
+            except BaseExceptionGroup as failed:  # the caller sees the failure itself, cause kept
+                failure = failed.exceptions[0]
+            if failure is not None:
+                raise failure
+            expected = lookup.result()
             if expected is not None:
                 await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
         except BaseException:
             _remove_partial(local)
             raise
         progress.finish()
+
+    async def _get_async(self, remote: str, local: str, progress: FileProgress) -> None:
+        with errors.translating(self._full(remote)):
+            await self.fs._get_file(remote, local, callback=progress)
 
     # -- delete ---------------------------------------------------------------------------------
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
