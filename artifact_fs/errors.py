@@ -216,7 +216,7 @@ def _http_status(exc: BaseException) -> int | None:
 
 def _is_builtin_like(exc: BaseException) -> bool:
     """Builtin exceptions and our own already speak fsspec's contract."""
-    return type(exc).__module__ in {"builtins", __name__}
+    return type(exc).__module__ in {"builtins", __name__, "artifact_fs.integrity"}
 
 
 def _builtin_ancestor(klass: type[OSError]) -> type[OSError]:

@@ -43,6 +43,8 @@ ALGORITHM = "sha-256"
 """What artifact_fs records: RFC 9530's ``sha-256``."""
 PREFERENCE = ("sha-256", "sha-512", "crc32c", "md5")
 """Which digest a reader checks when several are known: the strongest first."""
+QUICK_PREFERENCE = ("crc32c", "sha-256", "sha-512", "md5")
+"""Which digest a download checks after the transfer: the fastest first (crc32c 14 GB/s here)."""
 READ_CHUNK = 1024 * 1024
 SIDECAR_LIMIT = 1024
 """A sidecar holds one header value; anything longer is not ours."""
@@ -133,6 +135,54 @@ def preferred(digests: Mapping[str, Digest] | Iterable[Digest]) -> Digest | None
     return None
 
 
+@dataclass(frozen=True)
+class Record:
+    """What is kept for one artifact: its digests, one per algorithm, as one RFC 9530 field.
+
+    artifact_fs records two (:data:`RECORDED`): SHA-256, the content identity that ``Repr-Digest``,
+    ``verify`` and ``ls --long`` show, and CRC32C, which a download checks because it is seven
+    times faster to compute (docs/integrity.md, "The algorithm, by measurement").
+    """
+
+    digests: tuple[Digest, ...]
+
+    def __str__(self) -> str:
+        return self.header()
+
+    def header(self) -> str:
+        return field(self.digests)
+
+    @classmethod
+    def parse(cls, text: str) -> Record:
+        """A stored field; ``ValueError`` when it holds no digest."""
+        digests = tuple(parse_field(text).values())
+        if not digests:
+            raise ValueError(f"not a digest record: {text[:100]!r}")
+        return cls(digests)
+
+    @classmethod
+    def of(cls, *digests: Digest | None) -> Record | None:
+        present = tuple(digest for digest in digests if digest is not None)
+        return cls(present) if present else None
+
+    def get(self, algorithm: str) -> Digest | None:
+        return next((digest for digest in self.digests if digest.algorithm == algorithm), None)
+
+    @property
+    def identity(self) -> Digest:
+        """The digest shown and re-verified: SHA-256 where recorded, else the strongest known."""
+        return self.get(ALGORITHM) or preferred(self.digests) or self.digests[0]
+
+    @property
+    def quick(self) -> Digest:
+        """The digest a download checks: the fastest to compute of those recorded."""
+        for algorithm in QUICK_PREFERENCE:
+            digest = self.get(algorithm)
+            if digest is not None:
+                return digest
+        return self.identity
+
+
 # -- hashing ------------------------------------------------------------------------------------------
 class Hasher:
     """Incremental digest of one algorithm (``update`` with bytes as they pass, then ``digest``)."""
@@ -164,13 +214,31 @@ class Hasher:
         return Digest(self.algorithm, self._hash.digest())
 
 
-def file_digest(local_path: str | os.PathLike[str], algorithm: str = ALGORITHM) -> Digest:
-    """The digest of a local file (hashlib releases the GIL, so this runs beside a transfer)."""
-    hasher = Hasher(algorithm)
+def recorded_algorithms() -> tuple[str, ...]:
+    """SHA-256, and CRC32C where ``google-crc32c`` is installed (every extra but the bare install)."""
+    try:
+        import google_crc32c  # noqa: F401
+    except ImportError:
+        return (ALGORITHM,)
+    return (ALGORITHM, "crc32c")
+
+
+RECORDED = recorded_algorithms()
+
+
+def file_digests(local_path: str | os.PathLike[str], algorithms: Iterable[str] = RECORDED) -> Record:
+    """The digests of a local file in one read (hashlib releases the GIL: this runs beside a transfer)."""
+    hashers = [Hasher(algorithm) for algorithm in algorithms]
     with open(local_path, "rb") as file:
         while chunk := file.read(READ_CHUNK):
-            hasher.update(chunk)
-    return hasher.digest()
+            for hasher in hashers:
+                hasher.update(chunk)
+    return Record(tuple(hasher.digest() for hasher in hashers))
+
+
+def file_digest(local_path: str | os.PathLike[str], algorithm: str = ALGORITHM) -> Digest:
+    """One digest of a local file."""
+    return file_digests(local_path, (algorithm,)).digests[0]
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -184,12 +252,14 @@ def check(path: str, expected: Digest | None, actual: Digest) -> None:
         raise DigestMismatchError(path, expected, actual)
 
 
-def check_local_file(path: str, local: str, expected: Digest | None) -> None:
-    """Check a downloaded file; a mismatch removes it (never a damaged file that looks complete)."""
+def check_local_file(path: str, local: str, expected: Record | Digest | None) -> None:
+    """Check a downloaded file against a digest (a record's quickest); a mismatch removes the file
+    (never a damaged file that looks complete)."""
     if expected is None:
         return
+    quick = expected.quick if isinstance(expected, Record) else expected
     try:
-        check(path, expected, file_digest(local, expected.algorithm))
+        check(path, quick, file_digest(local, quick.algorithm))
     except DigestMismatchError:
         with contextlib.suppress(OSError):
             os.remove(local)
@@ -207,11 +277,19 @@ class DigestStore(Protocol):
     cheap_lookup: bool
     """True when :meth:`lookup` costs no request per file (listings may then carry digests)."""
 
-    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None: ...
+    def record(self, fs: AbstractFileSystem, path: str, digest: Record) -> None: ...
 
-    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None: ...
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None: ...
 
     def remove(self, fs: AbstractFileSystem, path: str) -> None: ...
+
+    def location(self, path: str) -> str:
+        """Where the record of ``path`` is kept (for tests and tools; the file itself for xattrs)."""
+        ...
+
+    # optional: ``remove_tree(fs, path)`` for records that do not live inside the directory they
+    # describe (a deleted directory's records go with it otherwise); ``arecord``/``alookup`` for
+    # async filesystems.
 
 
 def sidecar_path(path: str) -> str:
@@ -225,39 +303,42 @@ class SidecarDigests:
 
     cheap_lookup = False
 
-    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+    def location(self, path: str) -> str:
+        return sidecar_path(path)
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Record) -> None:
         sidecar = sidecar_path(path)
         with contextlib.suppress(OSError, NotImplementedError):
             fs.makedirs(posixpath.dirname(sidecar), exist_ok=True)
         fs.pipe_file(sidecar, digest.header().encode())
 
-    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
         sidecar = sidecar_path(path)
         try:
             raw = fs.cat_file(sidecar)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return self._parsed(sidecar, raw)
+        return self.parsed(sidecar, raw)
 
-    async def arecord(self, fs: Any, path: str, digest: Digest) -> None:
+    async def arecord(self, fs: Any, path: str, digest: Record) -> None:
         """:meth:`record` on an async filesystem's own loop (no thread per record)."""
         sidecar = sidecar_path(path)
         with contextlib.suppress(OSError, NotImplementedError):
             await fs._makedirs(posixpath.dirname(sidecar), exist_ok=True)
         await fs._pipe_file(sidecar, digest.header().encode())
 
-    async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+    async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Record | None:
         try:
             raw = await fs._cat_file(sidecar_path(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return self._parsed(sidecar_path(path), raw)
+        return self.parsed(sidecar_path(path), raw)
 
     @staticmethod
-    def _parsed(sidecar: str, raw: bytes) -> Digest:
+    def parsed(sidecar: str, raw: bytes) -> Record:
         if len(raw) > SIDECAR_LIMIT:
             raise ValueError(f"{sidecar!r} is not a digest record ({len(raw)} bytes)")
-        return Digest.parse(raw.decode("ascii", errors="replace"))
+        return Record.parse(raw.decode("ascii", errors="replace"))
 
     def remove(self, fs: AbstractFileSystem, path: str) -> None:
         sidecar = sidecar_path(path)
@@ -277,10 +358,13 @@ class TransportDigests:
 
     cheap_lookup = True
 
-    def record(self, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+    def location(self, path: str) -> str:
+        return path  # on the server, which keeps it
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Record) -> None:
         return None
 
-    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Digest | None:
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
         return None
 
     def remove(self, fs: AbstractFileSystem, path: str) -> None:
@@ -335,7 +419,7 @@ def native_digests(info: Mapping[str, Any] | None) -> dict[str, Digest]:
 
 def recorded(
     backend: Any, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None = None
-) -> Digest | None:
+) -> Record | None:
     """The digest a whole read of ``path`` is checked against: the backend's record, else a native one."""
     try:
         with errors.translating(path):
@@ -344,10 +428,10 @@ def recorded(
         raise errors.translate(exc, path) from exc
     if digest is not None:
         return digest
-    return preferred(native_digests(info))
+    return Record.of(preferred(native_digests(info)))
 
 
-async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | None = None) -> Digest | None:
+async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | None = None) -> Record | None:
     """:func:`recorded` for an async filesystem: its own coroutines where the store has them."""
     store = digest_store(backend)
     alookup = getattr(store, "alookup", None)
@@ -355,13 +439,13 @@ async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | 
         return await asyncio.get_running_loop().run_in_executor(None, recorded, backend, fs, path, info)
     try:
         with errors.translating(path):
-            digest: Digest | None = await alookup(fs, path, info)
+            digest: Record | None = await alookup(fs, path, info)
     except ValueError as exc:
         raise errors.translate(exc, path) from exc
-    return digest if digest is not None else preferred(native_digests(info))
+    return digest if digest is not None else Record.of(preferred(native_digests(info)))
 
 
-async def arecord(backend: Any, fs: Any, path: str, digest: Digest) -> None:
+async def arecord(backend: Any, fs: Any, path: str, digest: Record) -> None:
     """:func:`record` for an async filesystem."""
     store = digest_store(backend)
     arecord_ = getattr(store, "arecord", None)
@@ -375,7 +459,7 @@ async def arecord(backend: Any, fs: Any, path: str, digest: Digest) -> None:
         logger.warning("could not record the digest of %r: %s", path, exc)
 
 
-def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Digest) -> None:
+def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Record) -> None:
     """Record ``digest`` for the artifact at ``path``; a store that cannot keep it leaves a warning.
 
     The artifact itself is already complete: failing the upload now would lose nothing but tell the
@@ -389,15 +473,19 @@ def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Digest) -> N
         logger.warning("could not record the digest of %r: %s", path, exc)
 
 
-def forget(backend: Any, fs: AbstractFileSystem, path: str) -> None:
-    """Drop the record of a deleted file (a missing record is fine)."""
+def forget(backend: Any, fs: AbstractFileSystem, path: str, *, tree: bool = False) -> None:
+    """Drop the record of a deleted file, or (``tree``) of everything under a deleted directory."""
+    store = digest_store(backend)
     with contextlib.suppress(OSError), errors.translating(path):
-        digest_store(backend).remove(fs, path)
+        if not tree:
+            store.remove(fs, path)
+        elif callable(getattr(store, "remove_tree", None)):
+            store.remove_tree(fs, path)  # type: ignore[attr-defined]
 
 
 # -- streams ------------------------------------------------------------------------------------------
 class RecordingWriter:
-    """A writable file that hashes what passes through it and records the digest once committed.
+    """A writable file that hashes what passes through it and records its digests once committed.
 
     ``expected`` digests (a client's ``Content-Digest``) are checked before the write is committed:
     a mismatch discards the write (nothing becomes visible) and raises :class:`DigestMismatchError`.
@@ -416,7 +504,7 @@ class RecordingWriter:
         self._path = path
         self._on_commit = on_commit
         self._expected = {digest.algorithm: digest for digest in expected}
-        algorithms = {ALGORITHM, *self._expected}
+        algorithms = {*RECORDED, *self._expected}
         self._hashers = {algorithm: Hasher(algorithm) for algorithm in algorithms}
         self.size = 0
 
@@ -440,7 +528,7 @@ class RecordingWriter:
                 self.discard()
                 raise DigestMismatchError(self._path, expected, computed[algorithm])
         self._file.close()
-        self._on_commit(computed[ALGORITHM])
+        self._on_commit(Record(tuple(computed[algorithm] for algorithm in RECORDED)))
 
     def discard(self) -> None:
         """Abandon the write through the backend's ``discard``: nothing is published."""

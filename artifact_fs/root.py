@@ -117,31 +117,32 @@ class ArtifactRoot:
     def digests_enabled(self) -> bool:
         return integrity.enabled(self.environ)
 
-    def record_digest(self, relative: str, digest: integrity.Digest) -> None:
+    def record_digest(self, relative: str, digest: integrity.Record) -> None:
         if self.digests_enabled:
             integrity.record(self.backend, self.backend_fs, self.backend_path(relative), digest)
 
     def recorded_digest(
         self, relative: str, info: Mapping[str, Any] | None = None
-    ) -> integrity.Digest | None:
+    ) -> integrity.Record | None:
         """The digest a whole read of ``relative`` is checked against (``None``: none known, or off)."""
         if not self.digests_enabled:
             return None
         return integrity.recorded(self.backend, self.backend_fs, self.backend_path(relative), info)
 
-    async def arecord_digest(self, relative: str, digest: integrity.Digest) -> None:
+    async def arecord_digest(self, relative: str, digest: integrity.Record) -> None:
         """:meth:`record_digest` on an async backend's loop."""
         if self.digests_enabled:
             await integrity.arecord(self.backend, self.backend_fs, self.backend_path(relative), digest)
 
-    async def arecorded_digest(self, relative: str) -> integrity.Digest | None:
+    async def arecorded_digest(self, relative: str) -> integrity.Record | None:
         """:meth:`recorded_digest` on an async backend's loop."""
         if not self.digests_enabled:
             return None
         return await integrity.arecorded(self.backend, self.backend_fs, self.backend_path(relative))
 
-    def forget_digest(self, relative: str) -> None:
-        integrity.forget(self.backend, self.backend_fs, self.backend_path(relative))
+    def forget_digest(self, relative: str, *, tree: bool = False) -> None:
+        """Drop the record of a deleted file, or (``tree``) of a deleted directory's files."""
+        integrity.forget(self.backend, self.backend_fs, self.backend_path(relative), tree=tree)
 
     # -- presign hooks (S3, GCS, Azure) -----------------------------------------------------------
     @property

@@ -138,6 +138,10 @@ class ArtifactStore:
             return ""
         paths.validate_path_is_safe(path)
         normalised = posixpath.normpath(path)
+        if any(paths.is_hidden(part) for part in normalised.split("/")):
+            raise errors.InvalidArtifactPathError(
+                path, "names of uploads in progress and digest records are reserved"
+            )
         return "" if normalised == "." else normalised
 
     def _full(self, relative: str) -> str:
@@ -216,10 +220,18 @@ class ArtifactStore:
         if not self.root.digests_enabled:
             return None
         if lookup or integrity.digest_store(self.backend).cheap_lookup:
-            digest = self.root.recorded_digest(relative, entry)
+            record = self.root.recorded_digest(relative, entry)
         else:
-            digest = integrity.preferred(integrity.native_digests(entry))
-        return None if digest is None else digest.header()
+            record = integrity.Record.of(integrity.preferred(integrity.native_digests(entry)))
+        return None if record is None else record.identity.header()
+
+    def walk(self, path: str | None = None) -> Iterator[FileInfo]:
+        """Every file under ``path`` and every empty directory, as ``download_artifacts`` sees them.
+
+        One paginated listing where the backend lists a whole prefix at once (S3, GCS, Azure), one
+        listing per directory elsewhere. A ``path`` naming a file yields nothing (it has no children).
+        """
+        return self._walk(self._relative(path))
 
     def _walk(self, relative: str, children: list[FileInfo] | None = None) -> Iterator[FileInfo]:
         """Files under ``relative`` plus every empty directory (MLflow's recursion).
@@ -497,8 +509,7 @@ class ArtifactStore:
                 if self.fs.exists(relative):
                     is_file = not self.fs.isdir(relative)
                     self.fs.rm(relative, recursive=True)
-                    if is_file:
-                        self.root.forget_digest(relative)
+                    self.root.forget_digest(relative, tree=not is_file)
             elif self.capabilities.empty_directories:
                 if self.backend_fs.exists(full):
                     self.backend_fs.rm(full, recursive=True)
@@ -508,8 +519,7 @@ class ArtifactStore:
                 children = [info.path for info in self._list_children("")]
                 if children:
                     self.fs.rm(children, recursive=True)
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm(paths.DIGEST_DIRECTORY, recursive=True)
+                self.root.forget_digest("", tree=True)
         self.backend_fs.invalidate_cache(full)
 
     # -- one file ---------------------------------------------------------------------------------
@@ -663,8 +673,8 @@ _HASHING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="artifact-fs-dig
 its upload runs (from the page cache the upload just filled) instead of after it."""
 
 
-def _hash_beside(source: str) -> Future[integrity.Digest]:
-    return _HASHING.submit(integrity.file_digest, source)
+def _hash_beside(source: str) -> Future[integrity.Record]:
+    return _HASHING.submit(integrity.file_digests, source)
 
 
 def _no_such_artifact(path: str) -> FileNotFoundError:

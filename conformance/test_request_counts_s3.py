@@ -5,6 +5,11 @@ operation (and the body bytes each moved). No timing is asserted: a tree transfe
 object requests plus a constant, a tree upload lists nothing, a large download is its ranges and
 nothing more (no abandoned whole-object GET), and a one-column Parquet read moves at most 1.2x the
 column's bytes.
+
+With digests on (issue #18, the default) each file also costs one request for its digest record
+(a PUT of the sidecar on upload, a GET on download): those are counted apart (``digest-put``,
+``digest-get``), so the per-file bounds on the artifacts' own requests stay exactly as they were, and
+every tree guard also runs with ``ARTIFACT_FS_DIGESTS=false``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import io
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +31,7 @@ import pytest
 import artifact_fs
 from artifact_fs import settings
 from artifact_fs.backends.s3_options import DEFAULT_DOWNLOAD_PART_SIZE
+from artifact_fs.paths import DIGEST_DIRECTORY
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes, s3_kind
 from conformance.servers.seaweedfs import SeaweedFS
@@ -37,11 +44,31 @@ TREE = {"": 30, "a": 40, "a/b": 30, "c": 20}
 SLACK = 2
 """Requests allowed beyond the per-file ones (a bucket check, a second listing page)."""
 COLUMN_BYTES_LIMIT = 1.2
+DIGESTS_OFF = {"ARTIFACT_FS_DIGESTS": "false"}
+
+
+def s3_or_digest_kind(method: str, target: str) -> str:
+    """:func:`s3_kind`, prefixed ``digest-`` for a request on a digest record (a sidecar object)."""
+    kind = s3_kind(method, target)
+    parts = urlsplit(target)
+    return f"digest-{kind}" if f"/{DIGEST_DIRECTORY}/" in unquote(parts.path) else kind
+
+
+def digest_requests(kinds: Mapping[str, int]) -> dict[str, int]:
+    return {kind: count for kind, count in kinds.items() if kind.startswith("digest-")}
+
+
+@pytest.fixture(params=[True, False], ids=["digests-on", "digests-off"])
+def digests(request: pytest.FixtureRequest) -> bool:
+    """Each tree guard runs with digest records (the default) and with ``ARTIFACT_FS_DIGESTS=false``."""
+    return bool(request.param)
 
 
 @pytest.fixture(scope="module")
 def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
-    relay = RequestCountingProxy(int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=s3_kind)
+    relay = RequestCountingProxy(
+        int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=s3_or_digest_kind
+    )
     try:
         yield relay
     finally:
@@ -77,54 +104,62 @@ def _downloaded(base: Path) -> dict[str, bytes]:
     return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
 
 
-def _store(root: tuple[str, dict[str, Any]], path: str = "") -> artifact_fs.ArtifactStore:
+def _store(
+    root: tuple[str, dict[str, Any]], path: str = "", *, digests: bool = True
+) -> artifact_fs.ArtifactStore:
     uri, options = root
-    return artifact_fs.ArtifactStore(f"{uri}/{path}".rstrip("/"), environ={}, **options)
+    environ = {} if digests else DIGESTS_OFF
+    return artifact_fs.ArtifactStore(f"{uri}/{path}".rstrip("/"), environ=environ, **options)
 
 
 def test_tree_upload_is_one_put_per_file_and_lists_nothing(
-    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path, digests: bool
 ) -> None:
     _tree(tmp_path / "source")
-    store = _store(root)
+    store = _store(root, digests=digests)
     proxy.reset()
 
     store.log_artifacts(str(tmp_path / "source"))
 
     kinds = proxy.reset()
+    records = FILES if digests else 0
     assert kinds["put"] == FILES, kinds
-    assert kinds["list"] == 0 and kinds["head"] == 0, kinds
-    assert sum(kinds.values()) <= FILES + SLACK, kinds
+    assert digest_requests(kinds) == ({"digest-put": FILES} if digests else {}), kinds
+    assert kinds["list"] == 0 and kinds["head"] == 0 and kinds["head-bucket"] == 0, kinds
+    assert sum(kinds.values()) <= FILES + records + SLACK, kinds
 
 
 def test_tree_download_is_one_listing_and_one_get_per_file(
-    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path, digests: bool
 ) -> None:
     expected = _tree(tmp_path / "source")
-    _store(root).log_artifacts(str(tmp_path / "source"))
+    _store(root, digests=digests).log_artifacts(str(tmp_path / "source"))
     (tmp_path / "all").mkdir()
     (tmp_path / "a").mkdir()
     proxy.reset()
 
-    _store(root).download_artifacts(dst_path=str(tmp_path / "all"))
+    _store(root, digests=digests).download_artifacts(dst_path=str(tmp_path / "all"))
 
     kinds = proxy.reset()
+    records = FILES if digests else 0
     assert _downloaded(tmp_path / "all") == expected
     assert kinds["get"] == FILES, kinds
+    assert digest_requests(kinds) == ({"digest-get": FILES} if digests else {}), kinds
     assert 1 <= kinds["list"] <= SLACK and kinds["head"] == 0, kinds
-    assert sum(kinds.values()) <= FILES + SLACK, kinds
+    assert sum(kinds.values()) <= FILES + records + SLACK, kinds
 
-    _store(root).download_artifacts("a", dst_path=str(tmp_path / "a"))
+    _store(root, digests=digests).download_artifacts("a", dst_path=str(tmp_path / "a"))
 
     kinds = proxy.reset()
     in_a = {name: data for name, data in expected.items() if name.startswith("a/")}
     assert _downloaded(tmp_path / "a") == in_a
     assert kinds["get"] == len(in_a), kinds
+    assert digest_requests(kinds) == ({"digest-get": len(in_a)} if digests else {}), kinds
     assert 1 <= kinds["list"] <= SLACK, kinds  # the sub-tree is listed once, not once more per level
 
 
 def test_large_download_is_its_ranges_and_no_abandoned_get(
-    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path
+    root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path, digests: bool
 ) -> None:
     size = 2 * DEFAULT_DOWNLOAD_PART_SIZE + 3 * settings.MIB
     data = os.urandom(size)
@@ -133,14 +168,17 @@ def test_large_download_is_its_ranges_and_no_abandoned_get(
     fs.pipe_file(path, data)
     proxy.reset()
 
-    local = _store(root).download_artifacts("large.bin", dst_path=str(tmp_path))
+    local = _store(root, digests=digests).download_artifacts("large.bin", dst_path=str(tmp_path))
 
     received, kinds = proxy.received["get"], proxy.reset()
     assert Path(local).read_bytes() == data
     assert kinds["get"] == math.ceil(size / DEFAULT_DOWNLOAD_PART_SIZE), kinds
     # Nothing fetched twice, nothing started and dropped: the bodies add up to the object.
     assert received == size
-    assert sum(kinds.values()) <= kinds["get"] + SLACK, kinds
+    # Written behind the store's back, so it has no record: looking for one is one GET (a 404).
+    lookups = digest_requests(kinds)
+    assert lookups == ({"digest-get": 1} if digests else {}), kinds
+    assert sum(kinds.values()) <= kinds["get"] + sum(lookups.values()) + SLACK, kinds
 
 
 def test_empty_and_small_files_are_one_request_each(

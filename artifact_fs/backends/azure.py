@@ -44,6 +44,7 @@ from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, exclusive_create=True)
+DIGESTS = object_store.DIGESTS
 
 DEFAULT_TRANSFER_TIMEOUT = 600
 """MLflow's Azure default for ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (seconds)."""

@@ -38,6 +38,7 @@ from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, TransferPolicy
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = object_store.CAPABILITIES
+DIGESTS = object_store.DIGESTS
 """Multipart uploads are parallel composite uploads (:mod:`artifact_fs.backends.gcs_presign`)."""
 
 DEFAULT_TRANSFER_TIMEOUT = 60.0

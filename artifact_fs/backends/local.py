@@ -25,6 +25,7 @@ from fsspec.utils import isfilelike
 
 from artifact_fs.backends.atomic import WriteBeside, is_temporary
 from artifact_fs.backends.buffered import DiscardOnError
+from artifact_fs.backends.local_digests import XattrDigests
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import InvalidArtifactPathError
 from artifact_fs.paths import RESERVED_PREFIX, validate_path_within_directory
@@ -38,6 +39,8 @@ CAPABILITIES = Capabilities(
     server_side_copy=True,
     fork_safe=True,
 )
+DIGESTS = XattrDigests()
+"""Digest records in each file's ``user.artifact_fs.digest`` attribute (invisible to MLflow's listings)."""
 
 COPY_BUFFER_SIZE = 1024 * 1024
 SENDFILE_SIZE = 64 * COPY_BUFFER_SIZE

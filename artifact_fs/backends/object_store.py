@@ -6,6 +6,7 @@
   ranges (:mod:`~artifact_fs.backends.ranges`), a missing path that is ``FileNotFoundError`` on delete,
   a virtual directory that has nothing to copy, the bucket/key split of presigned calls, fsspec's
   ``batch_size`` from the policy, and SDK errors translated by :mod:`artifact_fs.errors`;
+* :data:`DIGESTS`: digest sidecars written with one PUT and read with one GET;
 * :class:`Presigner` and the four hooks the artifact server calls (``create_multipart_upload``,
   ``complete_multipart_upload``, ``abort_multipart_upload``, ``presigned_download_url``): the
   arguments are checked and the answers shaped here, the signing is each store's.
@@ -14,15 +15,19 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import errno
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, sync_wrapper
 
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import is_invalid_range, translate_errors
+from artifact_fs.integrity import Record, SidecarDigests
+from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = Capabilities(
@@ -50,6 +55,8 @@ class ObjectStoreFileSystem(AsyncFileSystem):
     suffix_range_reads: ClassVar[bool] = False
     """The SDK sends ``cat_file(path, -n)`` as one suffix-range request, without asking the size first."""
     translated_methods: ClassVar[tuple[str, ...]] = ()
+    cat_object_options: ClassVar[Mapping[str, Any]] = {}
+    """What makes the SDK's ``_cat_file`` one GET (s3fs asks the size first unless not concurrent)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,6 +98,12 @@ class ObjectStoreFileSystem(AsyncFileSystem):
                 raise
         return await cat_slice(self, path, start, end, fetch=fetch, is_416=is_invalid_range)
 
+    async def _cat_object(self, path: str) -> bytes:
+        """A whole (small) object in one GET: no size asked first, as :meth:`_cat_file` does."""
+        return bytes(await super()._cat_file(path, **self.cat_object_options))  # type: ignore[misc]
+
+    cat_object = sync_wrapper(_cat_object)
+
     async def _raise_if_missing(self, path: str | list[str]) -> None:
         """``FileNotFoundError`` for one path that does not exist (a store answers its delete with success).
 
@@ -113,6 +126,61 @@ class ObjectStoreFileSystem(AsyncFileSystem):
             if await self._isdir(path1):
                 return None
             raise
+
+
+def record_path(path: str) -> str:
+    """Where an object's digest record lives: ``<bucket>/.artifact.digests/<key>``.
+
+    One hidden tree at the top of the bucket, keyed by the object's whole key, so MLflow's own
+    repositories, which list a run's artifact prefix, never meet a record (and ``mlflow gc``, which
+    deletes that prefix, leaves records it cannot see rather than tripping over them). The record is
+    a function of the object's key, not of the artifact root it was written through.
+    """
+    bucket, _, key = path.strip("/").partition("/")
+    return f"{bucket}/{DIGEST_DIRECTORY}/{key}"
+
+
+class ObjectSidecars(SidecarDigests):
+    """Digest records as small objects in the bucket's hidden tree (:func:`record_path`): one PUT to
+    record (a key prefix needs no directory made: s3fs and gcsfs answer ``makedirs`` with a bucket
+    lookup per call) and one GET to look up (no size asked first)."""
+
+    def location(self, path: str) -> str:
+        return record_path(path)
+
+    def record(self, fs: AbstractFileSystem, path: str, digest: Record) -> None:
+        fs.pipe_file(record_path(path), digest.header().encode())
+
+    async def arecord(self, fs: Any, path: str, digest: Record) -> None:
+        await fs._pipe_file(record_path(path), digest.header().encode())
+
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
+        cat = getattr(fs, "cat_object", fs.cat_file)
+        try:
+            raw = bytes(cat(record_path(path)))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return self.parsed(record_path(path), raw)
+
+    async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Record | None:
+        cat = getattr(fs, "_cat_object", fs._cat_file)
+        try:
+            raw = bytes(await cat(record_path(path)))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return self.parsed(record_path(path), raw)
+
+    def remove(self, fs: AbstractFileSystem, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(record_path(path))
+
+    def remove_tree(self, fs: AbstractFileSystem, path: str) -> None:
+        """The records of every object under a prefix (a deleted directory or root)."""
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(record_path(path).rstrip("/") + "/", recursive=True)
+
+
+DIGESTS = ObjectSidecars()
 
 
 class Presigner(abc.ABC):

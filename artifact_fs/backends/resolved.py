@@ -341,17 +341,24 @@ class ResolvedDigests:
         located: Located = fs.locate(fs._strip_protocol(path))
         return located.root, located.root.backend_path(located.relative)
 
-    def record(self, fs: Any, path: str, digest: integrity.Digest) -> None:
+    def location(self, path: str) -> str:
+        return path  # decided by the root the path resolves to
+
+    def record(self, fs: Any, path: str, digest: integrity.Record) -> None:
         root, inner = self._at(fs, path)
         integrity.digest_store(root.backend).record(root.backend_fs, inner, digest)
 
-    def lookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> integrity.Digest | None:
+    def lookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> integrity.Record | None:
         root, inner = self._at(fs, path)
         return integrity.digest_store(root.backend).lookup(root.backend_fs, inner, info)
 
     def remove(self, fs: Any, path: str) -> None:
         root, inner = self._at(fs, path)
-        integrity.digest_store(root.backend).remove(root.backend_fs, inner)
+        integrity.forget(root.backend, root.backend_fs, inner)
+
+    def remove_tree(self, fs: Any, path: str) -> None:
+        root, inner = self._at(fs, path)
+        integrity.forget(root.backend, root.backend_fs, inner, tree=True)
 
 
 DIGESTS = ResolvedDigests()

@@ -44,6 +44,7 @@ from artifact_fs.backends.s3_presign import S3Presigner
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, write_parts_min_size=settings.S3_MIN_PART)
+DIGESTS = object_store.DIGESTS
 
 # S3's presign hooks, which the artifact server calls (artifact_fs.root); object_store checks and shapes.
 create_multipart_upload = object_store.create_multipart_upload
@@ -118,6 +119,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
 
     protocol = ("s3", "s3a")
     suffix_range_reads = True
+    cat_object_options = {"max_concurrency": 1}
     presigner_class = S3Presigner
 
     def __init__(
