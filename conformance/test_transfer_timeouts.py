@@ -3,8 +3,9 @@
 SFTP runs through a :class:`FaultyProxy` between the client and sshd: while the proxy stalls, an
 upload, a download and a streamed write each fail within about the timeout with a ``TimeoutError``
 that names the variable; with latency on every chunk, a transfer lasting several times the timeout
-completes. HDFS is not proxied (its DataNodes are reached on ports the NameNode hands out): the test
-checks that the timeout reaches each engine's Hadoop configuration.
+completes. Here HDFS is checked for the timeout reaching each engine's Hadoop configuration; the
+stalls themselves (a proxy before the NameNode and before the DataNode, which advertises a proxied
+host name) are in ``test_hdfs_stalls.py``.
 """
 
 from __future__ import annotations

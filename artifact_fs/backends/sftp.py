@@ -193,6 +193,8 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
         keepalive = sftp_timeouts.keepalive_arguments(transfer_timeout)
         super().__init__(host, **{**keepalive, "client_factory": lambda: watch, **kwargs})
         sftp_timeouts.report_timeouts(self)
+        if transfer_timeout is not None:  # only a stall ends a transfer by ConnectionLost
+            sftp_timeouts.quiet_abandoned_block_tasks(self.loop)
         self.host = host
         self.port = kwargs.get("port")
         self.username = kwargs.get("username")

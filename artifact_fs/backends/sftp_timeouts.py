@@ -10,6 +10,7 @@ than about the timeout to deliver a keepalive queued behind the SSH window (~2 M
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import functools
 import inspect
@@ -93,3 +94,36 @@ def report_timeouts(fs: AsyncFileSystem) -> None:
         blocking = getattr(fs, name[1:], None)
         if callable(blocking):
             setattr(fs, name[1:], reporting_timeouts(blocking))
+
+
+PARALLEL_IO_TASK = "_SFTPParallelIO._start_task"
+"""asyncssh's per-block task of a parallel read or write (``put_file``, ``get_file``, a large write)."""
+
+
+def quiet_abandoned_block_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep a lost connection's other block tasks from printing "Task exception was never retrieved".
+
+    asyncssh's parallel I/O (``_SFTPParallelIO.iter``) cancels and gathers the other block tasks
+    after an ``OSError`` or ``SFTPError``, but not after ``ConnectionLost`` (how a stall ends), so
+    each one's identical error is printed when it is collected; the caller has already received
+    it as a ``TimeoutError``. Only that one case is dropped; everything else reaches the handler
+    that was installed before. Idempotent per loop.
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_sftp_block_tasks", False):
+        return
+
+    def handler(event_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("task") or context.get("future")  # a collected task is named "future"
+        coroutine = task.get_coro() if isinstance(task, asyncio.Task) else None
+        if isinstance(context.get("exception"), asyncssh.ConnectionLost) and (
+            getattr(coroutine, "__qualname__", "") == PARALLEL_IO_TASK
+        ):
+            return
+        if previous is not None:
+            previous(event_loop, context)
+        else:
+            event_loop.default_exception_handler(context)
+
+    handler.quiets_sftp_block_tasks = True  # type: ignore[attr-defined]
+    loop.call_soon_threadsafe(loop.set_exception_handler, handler)

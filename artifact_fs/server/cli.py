@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
+from types import FrameType
 from typing import NoReturn
 
 import click
@@ -31,6 +33,15 @@ def _fail(message: str, status: int = 1) -> NoReturn:
     """Refuse to start with one line on stderr (not a traceback, not uvicorn's log)."""
     click.echo(f"{PROGRAM}: error: {' '.join(message.split())}", err=True)
     sys.exit(status)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM after uvicorn's graceful shutdown: a requested stop, so exit status 0.
+
+    uvicorn restores the handler it found and raises the signal again once it has shut down; with
+    the default handler the process would die by SIGTERM, which supervisors report as a failure.
+    """
+    sys.exit(0)
 
 
 def _check_address_is_free(host: str, port: int) -> None:
@@ -148,6 +159,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally by name
         # h11 with a header deadline and MLflow-shaped 400/431s (server/protocol.py)
         "http": "artifact_fs.server.protocol:GuardedH11Protocol",
     }
+    signal.signal(signal.SIGTERM, _stopped)  # SIGINT already ends uvicorn.run with status 0
     if workers == 1:
         uvicorn.run(app, **common)  # type: ignore[arg-type]
     else:

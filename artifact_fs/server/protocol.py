@@ -6,6 +6,10 @@
   request must be complete within :attr:`GuardedH11Protocol.header_timeout` seconds.
 * MLflow's JSON error shape for what h11 refuses: headers over h11's 16 KiB limit are a 431, a
   malformed request a 400, each with ``{"error_code", "message"}`` instead of uvicorn's plain text.
+* A request still running when a graceful shutdown gives up on it (SIGTERM, after
+  ``timeout_graceful_shutdown``) is one warning line, not uvicorn's traceback of the cancelled task:
+  the client gets a 503 if no response has started, else the connection is closed. The route's own
+  clean-up (aborting its multipart upload) has run by then; the app's lifespan aborts the rest.
 
 ``artifact-fs serve`` runs uvicorn with ``http="artifact_fs.server.protocol:GuardedH11Protocol"``.
 """
@@ -18,6 +22,7 @@ import logging
 from typing import Any
 
 import h11
+from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -38,6 +43,38 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, *args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_limit = config.h11_max_incomplete_event_size or H11_HEADER_LIMIT
+        self._shutting_down = False
+        self._application = self.app
+        self.app = self._cancellable_by_shutdown
+
+    def shutdown(self) -> None:
+        self._shutting_down = True
+        super().shutdown()
+
+    async def _cancellable_by_shutdown(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app; when the server's shutdown cancels it, one warning and a clean end instead."""
+        try:
+            await self._application(scope, receive, send)
+        except asyncio.CancelledError:
+            cycle = self.cycle
+            if not self._shutting_down or cycle is None:
+                raise
+            logger.warning(
+                "%s: %s %s cancelled: the server shut down before it finished",
+                self._peer(),
+                scope.get("method", ""),
+                scope.get("path", ""),
+            )
+            if not cycle.response_started:
+                body = json.dumps(
+                    {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "the server is shutting down; retry"}
+                ).encode()
+                headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            else:  # a body cut short must not look complete: hang up
+                self.transport.close()
+                cycle.disconnected = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -107,3 +144,14 @@ class GuardedH11Protocol(H11Protocol):
 
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+class _OneLinePerCancelledRequest(logging.Filter):
+    """Drop uvicorn's "Cancel N running task(s)" error: each cancelled request logs its own warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Cancel %s running task(s)")
+
+
+# Here, not in the CLI: every worker process imports this module when uvicorn loads the protocol.
+logging.getLogger("uvicorn.error").addFilter(_OneLinePerCancelledRequest())

@@ -6,8 +6,12 @@ an answer start one) after a random number of bytes in either direction, so requ
 are cut mid-body. While ``stall`` is true it
 forwards nothing on any connection, new or open (a peer that hangs; set it at any time);
 ``latency`` delays every chunk. Faults
-come from a seeded generator, so a failing run can be replayed. Transparent to HTTP otherwise (the
-Host header, and so an S3 signature over it, passes unchanged).
+come from a seeded generator, so a failing run can be replayed. Transparent otherwise: the Host
+header (and so an S3 signature over it) passes unchanged, and a half-close is relayed as one.
+
+``listen`` and ``target_host`` place it where a peer is told to connect rather than where the test
+chooses: an HDFS DataNode's address comes from the NameNode, so its proxy listens on the address the
+DataNode advertises (another loopback address, same port) and relays to where it is bound.
 """
 
 from __future__ import annotations
@@ -36,19 +40,22 @@ class FaultyProxy:
         stall: bool = False,
         latency: float = 0.0,
         seed: int = 14,
+        listen: tuple[str, int] | None = None,
+        target_host: str = "127.0.0.1",
     ) -> None:
         self.target_port = target_port
+        self.target_host = target_host
         self.reset_rate = reset_rate
         self.reset_within = reset_within
         self.stall = stall
         self.latency = latency
-        self.port = free_port()
+        self.host, self.port = listen if listen is not None else ("127.0.0.1", free_port())
         self.connections = 0
         self.exchanges = 0
         self.resets = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = socket.create_server((self.host, self.port))
         self._listener.settimeout(0.2)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"faulty-proxy-{self.port}", daemon=True)
@@ -56,7 +63,7 @@ class FaultyProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -81,7 +88,7 @@ class FaultyProxy:
 
     def _relay(self, client: socket.socket) -> None:
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            upstream = socket.create_connection((self.target_host, self.target_port))
         except OSError:
             _close(client)
             return
@@ -100,8 +107,12 @@ class FaultyProxy:
                 for key, _ in selector.select(timeout=0.2):
                     source: socket.socket = key.fileobj  # type: ignore[assignment]
                     data = source.recv(65536)
-                    if not data:
-                        return
+                    if not data:  # a half-close (HDFS clients send FIN, then wait for acks): pass it on
+                        selector.unregister(source)
+                        key.data.shutdown(socket.SHUT_WR)
+                        if not selector.get_map():
+                            return
+                        continue
                     if source is client and answering:
                         reset_after = self._roll(relayed)
                     answering = source is upstream

@@ -78,10 +78,14 @@ def start_minidfs(
     name: str = "minidfs",
     conf: Path | None = None,
     jvm_options: tuple[str, ...] = (),
+    datanode_hostname: str | None = None,
 ) -> ServerProcess:
     """Start MiniDFSCluster on free ports with its storage in ``data_dir``; wait until it serves.
 
     ``conf`` is a Hadoop configuration file whose keys win (the Kerberos settings).
+    ``datanode_hostname`` is what the DataNode advertises instead of 127.0.0.1 (it still binds
+    127.0.0.1): clients with ``dfs.client.use.datanode.hostname=true`` connect there, so a relay
+    listening on that address and the DataNode's port sits between them and the DataNode.
     """
     command_classpath, binary = classpath(), java()
     server: ServerProcess
@@ -112,6 +116,7 @@ def start_minidfs(
             str(ports["datanode_ipc"]),
             "--block-size",
             str(BLOCK_SIZE),
+            *(["--datanode-hostname", datanode_hostname] if datanode_hostname else []),
             *(["--conf", str(conf)] if conf is not None else []),
         ]
 

@@ -77,6 +77,7 @@ def filesystem(options: HdfsOptions) -> AbstractFileSystem:
         kerb_principal=principal,
         config=hdfs_native_config(options),
         connect_timeout=connect_timeout,
+        transfer_timeout=options.get("transfer_timeout"),
         hadoop_conf_dir=options.get("hadoop_conf_dir"),
     )
 

@@ -164,7 +164,9 @@ def transfer_timeouts(options: HdfsOptions) -> dict[str, str]:
     """The Java client's socket timeouts (milliseconds) for the transfer timeout; none when unset.
 
     Each bounds one wait, not a whole transfer: a DataNode read (``dfs.client.socket-timeout``,
-    also the write pipeline's acknowledgements), a DataNode write, and a NameNode call.
+    also the write pipeline's acknowledgements), a DataNode write, and a NameNode call. A read that
+    timed out on every replica fails then: the Java client would otherwise ask the NameNode for the
+    block again three times, after waits of 3 s and more each, so a stall lasted ~30 s.
     """
     timeout = options.get("transfer_timeout")
     if timeout is None:
@@ -174,6 +176,7 @@ def transfer_timeouts(options: HdfsOptions) -> dict[str, str]:
         "dfs.client.socket-timeout": millis,
         "dfs.datanode.socket.write.timeout": millis,
         "ipc.client.rpc-timeout.ms": millis,
+        "dfs.client.max.block.acquire.failures": "0",
     }
 
 

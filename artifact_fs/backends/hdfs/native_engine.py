@@ -18,6 +18,7 @@ from typing import Any
 from artifact_fs import settings
 from artifact_fs.backends.hdfs.base import ForkGuard, HdfsFile, HdfsFileSystemBase, probe_namenode
 from artifact_fs.backends.hdfs.config import STREAM_CHUNK_SIZE, namenode_url
+from artifact_fs.backends.hdfs.deadline import BoundedClient
 from artifact_fs.backends.hdfs.kerberos import (
     client_wants_kerberos,
     simple_auth_refusal,
@@ -72,6 +73,7 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         kerb_principal: str | None = None,
         config: dict[str, str] | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        transfer_timeout: float | None = None,
         hadoop_conf_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -88,16 +90,20 @@ class HdfsNativeFileSystem(HdfsFileSystemBase):
         try:
             # hdfs-native reads a ticket cache only for a named principal: the cache's own
             # (kerberos.login checked it against MLFLOW_KERBEROS_USER).
-            self.client = Client(
+            client = Client(
                 url,
                 config or {},
                 hadoop_conf_dir,
                 kerberos_principal=kerb_principal if kerb_ticket else None,
                 kerberos_cache=kerb_ticket,
             )
-            FORK_GUARD.keep_alive(self.client)
+            FORK_GUARD.keep_alive(client)
         except Exception as exc:
             raise client_error(exc, scheme, host) from exc
+        # Each call returns within the transfer timeout (hdfs-native has no NameNode call timeout);
+        # after a stall this client is dropped, so the next lookup connects again.
+        self.transfer_timeout = transfer_timeout
+        self.client = BoundedClient(client, transfer_timeout, on_stall=type(self).clear_instance_cache)
 
     @contextmanager
     def translating(self, path: str | None) -> Iterator[None]:

@@ -88,7 +88,7 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
         denied" at the first operation (the reason goes to stderr), and the root's status is never
         denied to an authenticated user, so a refusal here is the login's."""
         try:
-            self._file_info("/")
+            self._file_info("/", confirm_missing=False)
         except (PermissionError, FileNotFoundError) as exc:  # pyarrow reads a refused "/" as missing
             where = redact(namenode_url(self.scheme, self.host, self.port) or f"{self.scheme}:")
             if kerberos:
@@ -116,14 +116,29 @@ class PyarrowHdfsFileSystem(HdfsFileSystemBase):
             "mtime": info.mtime.timestamp() if info.mtime is not None else None,
         }
 
-    def _file_info(self, path: str) -> Any:
+    def _file_info(self, path: str, confirm_missing: bool = True) -> Any:
         from pyarrow.fs import FileType
 
         with translating(path):
             info = self.arrow.get_file_info(path)
         if info.type == FileType.NotFound:
+            if confirm_missing:
+                self._confirm_missing(path)
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
         return info
+
+    def _confirm_missing(self, path: str) -> None:
+        """Raise the real error when "not found" was not the NameNode's answer.
+
+        pyarrow reports every failed status call as not found: a NameNode call that timed out
+        (``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT``) or a NameNode gone away would make a file
+        read as missing. Opening the path asks again, and libhdfs keeps ENOENT apart from the rest.
+        """
+        try:
+            with translating(path):
+                self.arrow.open_input_stream(path, compression=None).close()
+        except FileNotFoundError:
+            return
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         path = self._strip_protocol(path)

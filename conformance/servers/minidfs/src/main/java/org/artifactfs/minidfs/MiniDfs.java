@@ -29,9 +29,13 @@ import org.apache.hadoop.security.UserGroupInformation;
  * makes the root directory world-writable with the sticky bit (as /tmp) so each test principal can
  * create its own directories there while the permission checks stay on.
  *
+ * <p>{@code --datanode-hostname NAME} makes the DataNode advertise NAME instead of 127.0.0.1: a
+ * client with {@code dfs.client.use.datanode.hostname=true} then reaches the DataNode's data port
+ * at NAME, where a test can put a relay (a fault-injecting proxy on another loopback address).
+ *
  * <p>Usage: {@code MiniDfs --base-dir DIR --namenode-port P --namenode-http-port P
  * --datanode-port P --datanode-http-port P --datanode-ipc-port P [--block-size BYTES]
- * [--conf FILE] [--exit-on-stdin-close]}
+ * [--datanode-hostname NAME] [--conf FILE] [--exit-on-stdin-close]}
  */
 public final class MiniDfs {
     private static final String HOST = "127.0.0.1";
@@ -56,6 +60,10 @@ public final class MiniDfs {
         conf.setLong(DFSConfigKeys.DFS_NAMENODE_MIN_BLOCK_SIZE_KEY, Math.min(blockSize, 1024 * 1024));
         // One DataNode: never try to replace it in a write pipeline.
         conf.set("dfs.client.block.write.replace-datanode-on-failure.enable", "false");
+        String datanodeHostname = args.get("--datanode-hostname");
+        if (datanodeHostname != null) {
+            conf.set(DFSConfigKeys.DFS_DATANODE_HOST_NAME_KEY, datanodeHostname);
+        }
         if (args.containsKey("--conf")) {
             conf.addResource(new Path(new File(args.get("--conf")).getAbsolutePath()));
         }
@@ -72,6 +80,8 @@ public final class MiniDfs {
                 .nameNodeHttpPort(port(args, "--namenode-http-port"))
                 .numDataNodes(1)
                 .checkDataNodeAddrConfig(true)
+                // MiniDFSCluster forces the DataNode's hostname to 127.0.0.1 unless told to keep ours.
+                .checkDataNodeHostConfig(datanodeHostname != null)
                 .format(true)
                 .build();
         CountDownLatch stopped = new CountDownLatch(1);
