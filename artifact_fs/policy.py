@@ -106,6 +106,14 @@ class TransferPolicy:
         """Threads for concurrent transfers on synchronous backends."""
         return self.max_workers or _thread_workers()
 
+    @property
+    def connection_pool_size(self) -> int:
+        """Keep-alive connections per host for a synchronous HTTP client: one per transfer thread a
+        store may run (MLflow's pool is at most 20 threads). urllib3 closes a connection the pool has
+        no room for after its request, so a pool smaller than the threads (MLflow's
+        ``MLFLOW_HTTP_POOL_MAXSIZE`` default, 10) makes the next request pay a new handshake."""
+        return max(self.thread_workers, MAX_WORKERS_CAP)
+
     def transfer_timeout_or(self, store_default: float | None) -> float | None:
         """``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set (``-1`` is no timeout), else the store's."""
         return self.transfer_timeout if self.transfer_timeout_set else store_default

@@ -11,10 +11,14 @@ in its virtual environment (one subprocess, its rounds in a block before ours). 
 benchmark stores the peers' medians and ``ratio_vs_<peer>`` (our median divided by theirs; below 1
 is faster) and ``ratio_vs_best`` (against the faster of tuned boto3 and s3fs) in ``extra_info``.
 
-A listing benchmark lists 10,000 objects with ``list_artifacts`` against boto3's paginator, and a
-Parquet benchmark reads one column of an 8-column object with ``pd.read_parquet`` through
-artifact_fs's filesystem (ranged reads) against pyarrow's own S3 reader, reporting the bytes each
-fetched from the server against the column's bytes.
+The same scenarios run again with artifact_fs's own client through ``artifact-fs serve`` (one
+worker, the bucket as its destination; ``served-s3-*``), against the same direct peers: the proxied
+path's cost over going to S3 directly.
+
+A listing benchmark lists 10,000 objects with ``list_artifacts`` against boto3's paginator, directly
+and through the server, and a Parquet benchmark reads one column of an 8-column object with
+``pd.read_parquet`` through artifact_fs's filesystem (ranged reads) against pyarrow's own S3
+reader, reporting the bytes each fetched from the server against the column's bytes.
 
 Every implementation constructs its repository (or store) inside the timing, as a user would; the
 boto3 client is made once (MLflow caches its client too). Each timing has one warm-up round.
@@ -55,11 +59,15 @@ from s3_peers import (
 from sizes import LISTED_OBJECTS, PARQUET_ROWS, ROUNDS, WARMUP_ROUNDS
 
 import artifact_fs
+from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.store import ArtifactStore
+from conformance.servers.artifact_server import start_artifact_server
 from conformance.servers.seaweedfs import SeaweedFS, start_seaweedfs
 
 pytestmark = [pytest.mark.benchmark(group="store-s3"), pytest.mark.timeout(900)]
 SCENARIOS = ["small-upload", "small-download", "large-upload", "large-download"]
+ROUTES = ["direct", "served"]
+"""``s3://`` from this process, or artifact_fs's client through ``artifact-fs serve`` on the bucket."""
 S3_ROUNDS = ROUNDS
 PARQUET_KEY = "parquet/wide.parquet"
 PARQUET_COLUMNS = 8
@@ -149,6 +157,43 @@ def s3(seaweedfs: SeaweedFS, small: Any, large: Any) -> S3Bench:
     return S3Bench(server, client, logged)
 
 
+@dataclass(frozen=True)
+class ServedS3:
+    """``artifact-fs serve`` with the benchmark's bucket as its destination (one worker)."""
+
+    artifacts_url: str
+
+    def store(self, prefix: str) -> ArtifactStore:
+        """artifact_fs's own client through the server: the bucket's ``prefix``, by its artifact URL."""
+        return ArtifactStore(f"{self.artifacts_url}/{prefix}")
+
+
+@pytest.fixture(scope="session")
+def served_s3(s3: S3Bench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedS3]:
+    """The server on this SeaweedFS bucket's root, so the logged data sits at the same paths.
+
+    As in the conformance suite on SeaweedFS, proxied multipart uploads are advertised and
+    presigned downloads are not (docs/server.md); small files and a 256 MiB file go through it.
+    """
+    environ = {
+        **s3.server.environ(),
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    }
+    server = start_artifact_server(
+        tmp_path_factory.mktemp("served-s3-logs"), f"s3://{BUCKET}", env=environ, name="served-s3"
+    )
+    try:
+        yield ServedS3(server.artifacts_url)
+    finally:
+        server.stop()
+
+
+def _artifacts_only(sizes: dict[str, int]) -> dict[str, int]:
+    """Stored keys without artifact_fs's digest records (``.artifact.digests/``, docs/integrity.md)."""
+    return {key: size for key, size in sizes.items() if DIGEST_DIRECTORY not in key.split("/")}
+
+
 def _expected_sizes(source: Path) -> dict[str, int]:
     if source.is_file():
         return {source.name: source.stat().st_size}
@@ -184,19 +229,24 @@ def mlflow_s3(s3: S3Bench, small: Any, large: Any, workdir: Path) -> dict[str, f
 
 
 # -- artifact_fs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_artifact_fs_s3(
     benchmark: Any,
     request: pytest.FixtureRequest,
     s3: S3Bench,
-    workdir: Path,
     scenario: str,
+    route: str,
 ) -> None:
-    mlflow_s3: dict[str, float] = request.getfixturevalue("mlflow_s3")
+    """artifact_fs on S3, directly (``s3://``) or with its own client through ``artifact-fs serve``
+    on the same bucket, beside tuned boto3 and s3fs going directly (and MLflow's S3 repository)."""
+    mlflow_s3: dict[str, float] = request.getfixturevalue("mlflow_s3") if route == "direct" else {}
+    workdir: Path = request.getfixturevalue("workdir")
     dataset_name, operation = scenario.split("-")
     source: Path = request.getfixturevalue(dataset_name).source
     logged = s3.logged[dataset_name]
-    s3_client, store = s3.client, s3.store
+    s3_client = s3.client
+    store = s3.store if route == "direct" else request.getfixturevalue("served_s3").store
     server = s3.server
     s3fs_fs = s3fs_filesystem(server.endpoint_url, server.access_key, server.secret_key)
     peers = {"boto3_tuned": PeerRounds(WARMUP_ROUNDS), "s3fs": PeerRounds(WARMUP_ROUNDS)}
@@ -225,7 +275,8 @@ def test_artifact_fs_s3(
             upload, setup=upload_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
         for who, remote in remotes.items():
-            assert list_sizes(s3_client, remote.current or "") == _expected_sizes(source), who
+            stored = _artifacts_only(list_sizes(s3_client, remote.current or ""))
+            assert stored == _expected_sizes(source), who
             remote.clear()
     else:
         locals_ = {who: FreshDirs(workdir) for who in ("artifact_fs", *peers)}
@@ -253,10 +304,11 @@ def test_artifact_fs_s3(
 
     ours = benchmark.stats.stats.median
     info = benchmark.extra_info
-    info["scenario"] = f"s3-{scenario}"
+    info["scenario"] = f"s3-{scenario}" if route == "direct" else f"served-s3-{scenario}"
     info["median_s"] = ours
     medians = {peer: rounds.median() for peer, rounds in peers.items()}
-    medians["mlflow"] = mlflow_s3[scenario]
+    if scenario in mlflow_s3:
+        medians["mlflow"] = mlflow_s3[scenario]
     for peer, theirs in medians.items():
         info[f"{peer}_median_s"] = theirs
         info[f"ratio_vs_{peer}"] = ours / theirs
@@ -273,14 +325,19 @@ def listed_prefix(s3: S3Bench) -> str:
     return LISTING_PREFIX
 
 
-def test_list_artifacts_s3(benchmark: Any, s3: S3Bench, listed_prefix: str) -> None:
+@pytest.mark.parametrize("route", ROUTES)
+def test_list_artifacts_s3(
+    benchmark: Any, request: pytest.FixtureRequest, s3: S3Bench, listed_prefix: str, route: str
+) -> None:
+    """``list_artifacts`` of one flat prefix, directly or through ``artifact-fs serve``."""
+    store = s3.store if route == "direct" else request.getfixturevalue("served_s3").store
     boto3_rounds = PeerRounds(WARMUP_ROUNDS)
 
     def boto3_round() -> None:
         boto3_rounds.run(lambda: boto3_list(s3.client, listed_prefix))
 
     infos = benchmark.pedantic(
-        lambda: s3.store(listed_prefix).list_artifacts(),
+        lambda: store(listed_prefix).list_artifacts(),
         setup=boto3_round,
         rounds=S3_ROUNDS,
         iterations=1,
@@ -290,7 +347,7 @@ def test_list_artifacts_s3(benchmark: Any, s3: S3Bench, listed_prefix: str) -> N
     ours = benchmark.stats.stats.median
     benchmark.extra_info.update(
         {
-            "scenario": f"s3-list-{LISTED_OBJECTS}",
+            "scenario": f"{'s3' if route == 'direct' else 'served-s3'}-list-{LISTED_OBJECTS}",
             "median_s": ours,
             "boto3_paginator_median_s": boto3_rounds.median(),
             "ratio_vs_boto3_paginator": ours / boto3_rounds.median(),

@@ -7,6 +7,7 @@ artifact paths relative to the server's artifact root (``0/<run>/artifacts/model
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -83,13 +84,21 @@ class ArtifactsClient(AbstractFileSystem):
             source = f"mlflow-artifacts://{authority}/" if authority else None
             service_url = _resolve_service_url(source, tracking_uri, env)
         self.service_url = service_url.rstrip("/")
-        self.http_settings = af_http.HttpSettings.from_environ(env, policy=policy, **dict(http_options or {}))
+        http_options = dict(http_options or {})
+        self.http_settings = af_http.HttpSettings.from_environ(env, policy=policy, **http_options)
         self.policy: TransferPolicy = self.http_settings.policy
         self.max_workers = max_workers or self.policy.thread_workers
+        if "pool_maxsize" not in http_options and not settings.MLFLOW_HTTP_POOL_MAXSIZE.is_set(env):
+            # A connection per transfer thread, kept alive (MLflow's variable wins when set).
+            pool_size = max(self.max_workers, self.policy.connection_pool_size)
+            self.http_settings = dataclasses.replace(self.http_settings, pool_maxsize=pool_size)
         self.session = af_http.tracking_session(self.http_settings)
+        _read_environment_once(self.session, self.service_url)
         self.transfer_timeout = af_http.transfer_timeout(self.policy)
         """``(connect, read)`` for artifact bodies: ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` when set."""
-        self.presigned_session = af_http.presigned_session(self.http_settings, pool_maxsize=self.max_workers)
+        self.presigned_session = af_http.presigned_session(
+            self.http_settings, pool_maxsize=self.http_settings.pool_maxsize
+        )
         self.enable_multipart_upload = _pick_override(
             enable_multipart_upload, settings.MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, env
         )
@@ -107,6 +116,7 @@ class ArtifactsClient(AbstractFileSystem):
         )
         self.blocksize = block_size or DEFAULT_BLOCK_SIZE
         self._server_info: dict[str, Any] | None = None
+        self._server_info_lock = threading.Lock()
         self._presigned: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.proxy_honours_range: bool | None = None
@@ -152,9 +162,20 @@ class ArtifactsClient(AbstractFileSystem):
 
     # -- server capabilities ------------------------------------------------------------------------
     def server_info(self) -> dict[str, Any]:
-        """``/api/3.0/mlflow/server-info``, cached; a transient failure is not cached (MLflow's rule)."""
+        """``/api/3.0/mlflow/server-info``, asked once per filesystem; a transient failure is not cached
+        (MLflow's rule).
+
+        The transfer threads of a tree start together and all ask; the lock makes the first one ask
+        and the others wait for its answer, instead of one request per thread.
+        """
         if self._server_info is not None:
             return self._server_info
+        with self._server_info_lock:
+            if self._server_info is not None:
+                return self._server_info
+            return self._fetch_server_info()
+
+    def _fetch_server_info(self) -> dict[str, Any]:
         url = f"{deployment_root(self.service_url)}/api/3.0/mlflow/server-info"
         try:
             response = self.session.get(url)
@@ -189,6 +210,26 @@ class ArtifactsClient(AbstractFileSystem):
         if self.enable_multipart_download is not None:
             return self.enable_multipart_download
         return bool(self.server_info().get("multipart_downloads_enabled", False))
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Settle what requests would read from the environment on every request to ``url``'s server.
+
+    With ``trust_env`` requests scans every variable for proxies, reads ``~/.netrc`` and looks up
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` for each request: a sixth of the client's CPU time
+    per small file. The answers are the same for every request to this one server, so they are
+    resolved here, by requests' own functions and precedence, and ``trust_env`` is turned off.
+    """
+    if not session.trust_env:
+        return
+    environ_proxies = requests.utils.get_environ_proxies(url, no_proxy=session.proxies.get("no_proxy"))
+    for scheme, proxy in environ_proxies.items():
+        session.proxies.setdefault(scheme, proxy)
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(url)
+    if session.verify is True:
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
 
 
 def _pick_override(

@@ -1,0 +1,108 @@
+"""Tree transfers through ``artifact-fs serve`` cost N + a constant requests, whatever N (issue #13).
+
+A counting relay in front of the server records every request of ``ArtifactStore.log_artifacts`` and
+``download_artifacts`` for two tree sizes with the same directories. Each file added must add
+exactly one request (its PUT or its GET): no per-file listing, HEAD, server-info or digest record
+round trip. The transfer threads start together, and the server's capabilities
+(``/api/3.0/mlflow/server-info``) are still asked once per filesystem, not once per thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import artifact_fs
+from conformance.backends.mlflow_artifacts import CLIENT_OPTIONS
+from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, random_bytes
+from conformance.servers.artifact_server import ArtifactServer
+
+pytestmark = pytest.mark.mlflow_artifacts
+
+DIRECTORIES = ("", "a", "a/b", "c")
+SMALL, LARGE = 8, 32
+"""Files per directory in the two trees: 32 and 128 files."""
+THREADS = 8
+"""More transfer threads than MLflow's default on two CPUs, so several ask for server-info at once."""
+
+
+@pytest.fixture(params=["artifact_server_local", "artifact_server_s3"])
+def proxy(request: pytest.FixtureRequest) -> Iterator[RequestCountingProxy]:
+    server: ArtifactServer = request.getfixturevalue(request.param)
+    relay = RequestCountingProxy(server.port)
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def _tree(root: Path, per_directory: int) -> int:
+    for directory in DIRECTORIES:
+        for index in range(per_directory):
+            path = root / directory / f"f{index:03d}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(random_bytes(512 + index, seed=index))
+    return per_directory * len(DIRECTORIES)
+
+
+def _fresh_store(url: str) -> artifact_fs.ArtifactStore:
+    """A store on a new filesystem instance: nothing cached from an earlier test (server-info)."""
+    return artifact_fs.ArtifactStore(url, max_workers=THREADS, skip_instance_cache=True, **CLIENT_OPTIONS)
+
+
+def _upload_counts(
+    proxy: RequestCountingProxy, tmp_path: Path, per_directory: int
+) -> tuple[int, Counter[str]]:
+    source = tmp_path / f"source-{per_directory}"
+    files = _tree(source, per_directory)
+    store = _fresh_store(f"{proxy.url}{MLFLOW_ARTIFACTS}/scaling/{uuid.uuid4().hex[:12]}")
+    proxy.reset()
+    store.log_artifacts(str(source))
+    return files, proxy.reset()
+
+
+def _download_counts(
+    proxy: RequestCountingProxy, tmp_path: Path, per_directory: int
+) -> tuple[int, Counter[str]]:
+    source = tmp_path / f"logged-{per_directory}"
+    files = _tree(source, per_directory)
+    url = f"{proxy.url}{MLFLOW_ARTIFACTS}/scaling/{uuid.uuid4().hex[:12]}"
+    _fresh_store(url).log_artifacts(str(source))
+    destination = tmp_path / f"downloaded-{per_directory}"
+    destination.mkdir()
+    store = _fresh_store(url)
+    proxy.reset()
+    store.download_artifacts(dst_path=str(destination))
+    kinds = proxy.reset()
+    assert sum(1 for path in destination.rglob("*") if path.is_file()) == files
+    return files, kinds
+
+
+def test_a_tree_upload_adds_one_request_per_file_and_asks_server_info_once(
+    proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    small_files, small = _upload_counts(proxy, tmp_path, SMALL)
+    large_files, large = _upload_counts(proxy, tmp_path, LARGE)
+
+    assert small["server-info"] == large["server-info"] == 1, (small, large)
+    assert small["PUT other"] == small_files and large["PUT other"] == large_files, (small, large)
+    assert sum(large.values()) - sum(small.values()) == large_files - small_files, (small, large)
+    assert sum(large.values()) == large_files + 1, large
+
+
+def test_a_tree_download_adds_one_request_per_file_and_asks_server_info_once(
+    proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    small_files, small = _download_counts(proxy, tmp_path, SMALL)
+    large_files, large = _download_counts(proxy, tmp_path, LARGE)
+
+    assert small["server-info"] == large["server-info"] == 1, (small, large)
+    # One GET per file: through the proxy, or for a presigning (S3) server the presigned URL's request.
+    per_file = [kinds["download"] + kinds["presigned"] for kinds in (small, large)]
+    assert per_file == [small_files, large_files], (small, large)
+    assert small["list"] == large["list"], (small, large)  # listings depend on directories, not files
+    assert sum(large.values()) - sum(small.values()) == large_files - small_files, (small, large)
