@@ -484,7 +484,7 @@ class ArtifactStore:
             if failure is not None:
                 raise failure
             expected = lookup.result()
-            if expected is not None:
+            if expected is not None:  # CRC-32C from the page cache: 256 MiB in ~0.03 s (integrity.md)
                 await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
         except BaseException:
             _remove_partial(local)

@@ -411,3 +411,34 @@ def _tracking_post(tracking: str, endpoint: str, body: dict[str, Any]) -> dict[s
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
+
+
+@pytest.mark.s3
+def test_a_download_in_concurrent_ranges_is_checked_whole(seaweedfs_server: Any, tmp_path: Path) -> None:
+    """A download made of concurrent ranged GETs is checked as one file: a byte changed in a middle
+    range fails it, the intact file passes."""
+    from conformance.backends.s3 import BUCKET
+
+    part = 256 * 1024
+    environ = {**os.environ, "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(part)}
+    options = {
+        "endpoint_url": seaweedfs_server.endpoint_url,
+        "key": seaweedfs_server.access_key,
+        "secret": seaweedfs_server.secret_key,
+        "skip_instance_cache": True,
+    }
+    prefix = f"integrity-ranges/{uuid.uuid4().hex[:12]}"
+    store = ArtifactStore(f"s3://{BUCKET}/{prefix}", environ=environ, **options)
+    data = random_bytes(5 * part + 1234, seed=21)
+    log(None, tmp_path, "big.bin", data, store=store)  # type: ignore[arg-type]
+    intact = store.download_artifacts("big.bin", str(destination(tmp_path)))
+    assert Path(intact).read_bytes() == data
+
+    changed = bytearray(data)
+    changed[3 * part + 7] ^= 0xFF
+    seaweedfs_server.client().put_object(Bucket=BUCKET, Key=f"{prefix}/big.bin", Body=bytes(changed))
+    local = destination(tmp_path)
+    with pytest.raises(OSError) as raised:
+        store.download_artifacts("big.bin", str(local))
+    assert_mismatch(raised.value, "big.bin")
+    assert not (local / "big.bin").exists()

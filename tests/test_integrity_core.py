@@ -1,0 +1,105 @@
+"""The digest values, records and checksums of artifact_fs.integrity, checked against hashlib and
+google-crc32c (the reference implementations), and the recording writer's commit/discard contract."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import io
+from pathlib import Path
+
+import google_crc32c
+import pytest
+
+from artifact_fs import integrity
+from artifact_fs.integrity import Digest, Record, RecordingWriter
+
+
+def test_a_digest_is_an_rfc_9530_member() -> None:
+    value = hashlib.sha256(b"hello").digest()
+    digest = Digest("sha-256", value)
+    assert digest.header() == f"sha-256=:{base64.b64encode(value).decode()}:"
+    assert Digest.parse(digest.header()) == digest
+    assert Digest.parse(" SHA-256=:" + base64.b64encode(value).decode() + ": ") == digest
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "sha-256",
+        "sha-256=abc",
+        "sha-256=:not base64!:",
+        "sha-256=:" + base64.b64encode(b"x").decode() + ":",
+    ],
+)
+def test_malformed_digests_are_value_errors(text: str) -> None:
+    with pytest.raises(ValueError):
+        Digest.parse(text)
+
+
+def test_a_field_keeps_every_member_and_ignores_parameters() -> None:
+    sha = Digest("sha-256", hashlib.sha256(b"a").digest())
+    md5 = Digest("md5", hashlib.md5(b"a").digest())
+    parsed = integrity.parse_field(f"{sha.header()};p=1, {md5.header()}")
+    assert parsed == {"sha-256": sha, "md5": md5}
+    assert integrity.preferred(parsed) == sha
+    assert integrity.content_md5(base64.b64encode(md5.value).decode()) == md5
+
+
+def test_a_record_shows_its_identity_and_checks_its_quickest(tmp_path: Path) -> None:
+    local = tmp_path / "f"
+    local.write_bytes(b"payload" * 1000)
+    record = integrity.file_digests(local)
+    assert record.identity == Digest("sha-256", hashlib.sha256(local.read_bytes()).digest())
+    assert record.quick == Digest("crc32c", google_crc32c.value(local.read_bytes()).to_bytes(4, "big"))
+    assert Record.parse(record.header()) == record
+    integrity.check_local_file("f", str(local), record)  # matches: nothing happens
+    local.write_bytes(b"payload" * 999 + b"PAYLOAD")
+    with pytest.raises(integrity.DigestMismatchError) as raised:
+        integrity.check_local_file("f", str(local), record)
+    assert raised.value.errno == errno.EIO and "'f'" in str(raised.value)
+    assert not local.exists()  # never a damaged file that looks complete
+
+
+class Discardable(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.discarded = False
+
+    def discard(self) -> None:
+        self.discarded = True
+        super().close()
+
+
+def test_the_recording_writer_commits_and_records_what_passed() -> None:
+    committed: list[Record] = []
+    target = Discardable()
+    with RecordingWriter(target, path="a", on_commit=committed.append) as writer:
+        writer.write(b"hello ")
+        writer.write(memoryview(b"world"))
+    assert target.closed and not target.discarded
+    assert committed[0].identity.value == hashlib.sha256(b"hello world").digest()
+
+
+def test_a_wrong_expected_digest_discards_the_write_before_anything_is_visible() -> None:
+    committed: list[Record] = []
+    target = Discardable()
+    wrong = Digest("sha-256", hashlib.sha256(b"something else").digest())
+    writer = RecordingWriter(target, path="a", on_commit=committed.append, expected=[wrong])
+    writer.write(b"hello world")
+    with pytest.raises(integrity.DigestMismatchError):
+        writer.close()
+    assert target.discarded and committed == []
+
+
+def test_a_failed_with_block_discards() -> None:
+    target = Discardable()
+    with (
+        pytest.raises(RuntimeError),
+        RecordingWriter(target, path="a", on_commit=lambda record: None) as writer,
+    ):
+        writer.write(b"partial")
+        raise RuntimeError("the producer failed")
+    assert target.discarded
