@@ -183,6 +183,19 @@ class Record:
         return self.identity
 
 
+def quick_digest(header: Any) -> Digest | None:
+    """The digest a whole read checks from a record's field (``Repr-Digest``, ``info["digest"]``):
+    its quickest, if it is one artifact_fs computes; ``None`` for no field or a malformed one."""
+    if not isinstance(header, str) or not header:
+        return None
+    try:
+        quick = Record.parse(header).quick
+    except ValueError:
+        logger.warning("ignoring a malformed digest field %r", header[:100])
+        return None
+    return quick if quick.algorithm in PREFERENCE else None
+
+
 # -- hashing ------------------------------------------------------------------------------------------
 class Hasher:
     """Incremental digest of one algorithm (``update`` with bytes as they pass, then ``digest``)."""
@@ -353,10 +366,12 @@ SIDECARS = SidecarDigests()
 
 class TransportDigests:
     """For clients of a server that keeps the records itself (``mlflow-artifacts``): nothing is
-    recorded here, and the client checks the server's ``Repr-Digest`` on whole reads itself, so the
-    store has no second check to make. A listing's ``digest`` field still reaches ``FileInfo``."""
+    recorded here, and the client checks the server's ``Repr-Digest`` on whole reads itself, so a
+    download has no second check to make (``lookup`` without a listing entry is ``None``). A
+    listing's ``digest`` field reaches ``FileInfo``; an entry without one is asked for it (one HEAD,
+    the filesystem's ``repr_digest``) only when a caller wants every digest (``ls --long``)."""
 
-    cheap_lookup = True
+    cheap_lookup = False
 
     def location(self, path: str) -> str:
         return path  # on the server, which keeps it
@@ -365,7 +380,10 @@ class TransportDigests:
         return None
 
     def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
-        return None
+        if info is None or info.get("digest") or not callable(getattr(fs, "repr_digest", None)):
+            return None  # a download (the client checks), or the listing said it already
+        header = fs.repr_digest(path)  # type: ignore[attr-defined]
+        return Record.parse(header) if header else None
 
     def remove(self, fs: AbstractFileSystem, path: str) -> None:
         return None
@@ -525,7 +543,10 @@ class RecordingWriter:
         computed = self.digests()
         for algorithm, expected in self._expected.items():
             if computed[algorithm].value != expected.value:
-                self.discard()
+                # a file that cannot discard (fsspec's autocommitting LocalFileOpener) is left to
+                # the caller's clean-up, which deletes what it wrote (the server's does)
+                with contextlib.suppress(RuntimeError):
+                    self.discard()
                 raise DigestMismatchError(self._path, expected, computed[algorithm])
         self._file.close()
         self._on_commit(Record(tuple(computed[algorithm] for algorithm in RECORDED)))

@@ -375,8 +375,13 @@ class ArtifactStore:
         with errors.translating(self._full(relative)):
             self.fs.makedirs(relative, exist_ok=True)
 
+    @property
+    def _records_uploads(self) -> bool:
+        """Whether uploads are hashed here (not where a server records what it receives)."""
+        return self.root.digests_enabled and integrity.digest_store(self.backend) is not integrity.TRANSPORT
+
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
-        hashing = _hash_beside(source) if self.root.digests_enabled else None
+        hashing = _hash_beside(source) if self._records_uploads else None
         with errors.translating(self._full(destination)):
             self.fs.put_file(source, destination, callback=progress)
         if hashing is not None:
@@ -384,7 +389,7 @@ class ArtifactStore:
         progress.finish()
 
     async def _upload_async(self, source: str, destination: str, progress: FileProgress) -> None:
-        hashing = _hash_beside(source) if self.root.digests_enabled else None
+        hashing = _hash_beside(source) if self._records_uploads else None
         with errors.translating(self._full(destination)):
             await self.fs._put_file(source, destination, callback=progress)
         if hashing is not None:

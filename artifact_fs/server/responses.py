@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
 
-from artifact_fs import errors
+from artifact_fs import errors, integrity
 
 logger = logging.getLogger("artifact_fs.server")
 
@@ -27,6 +27,19 @@ class ArtifactServerError(Exception):
     def __init__(self, error_code: str, message: str) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+def body_mismatch(path: str, exc: integrity.DigestMismatchError) -> ArtifactServerError:
+    """A PUT whose body does not match the digest its client sent: the client's 400, nothing stored.
+
+    (A mismatch on a read is the store's damaged data, MLflow's INTERNAL_ERROR, as
+    :func:`errors.mlflow_error_code` says for every ``EIO``.)
+    """
+    return ArtifactServerError(
+        "INVALID_PARAMETER_VALUE",
+        f"the body sent for {path!r} does not match its digest header: expected {exc.expected}, "
+        f"received {exc.actual}; nothing was stored (send it again)",
+    )
 
 
 def error_response(error_code: str, message: str) -> JSONResponse:

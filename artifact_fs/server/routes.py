@@ -23,18 +23,22 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from artifact_fs.content_headers import content_disposition, guess_mime_type
+from artifact_fs.integrity import DigestMismatchError
 from artifact_fs.server import safety
 from artifact_fs.server.config import ServerConfig
 from artifact_fs.server.responses import (
     MULTIPART_UNSUPPORTED_MESSAGE,
     ArtifactServerError,
+    body_mismatch,
     response_for_exception,
 )
 from artifact_fs.server.transfer import (
     RangeNotSatisfiableError,
+    checkable,
     file_state,
     parse_range,
     read_stream,
+    upload_digests,
     write_stream,
 )
 from artifact_fs.store import ArtifactStore, FileInfo
@@ -164,6 +168,9 @@ async def download_artifact(request: Request) -> Response:
             "Accept-Ranges": "bytes",
             "ETag": state.etag,
         }
+        expected = checkable(info)
+        if isinstance(info.get("digest"), str):
+            headers["Repr-Digest"] = info["digest"]
         if_match = request.headers.get("if-match")
         if if_match and not _etags(if_match) & {state.etag, "*"}:
             return JSONResponse(
@@ -195,7 +202,10 @@ async def download_artifact(request: Request) -> Response:
         headers["Content-Length"] = str(length)
         if request.method == "HEAD" or length == 0:
             return Response(status_code=status, headers=headers)
-        body = read_stream(handle, path, start, length, chunk)
+        # A whole body is checked against its recorded digest as it is sent; ranges are not hashed.
+        body = read_stream(
+            handle, path, start, length, chunk, expected=expected if byte_range is None else None
+        )
         streaming = True  # the body closes the handle
         return StreamingResponse(body, status_code=status, headers=headers)
     finally:
@@ -208,10 +218,17 @@ async def upload_artifact(request: Request) -> Response:
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
+    expected = upload_digests(request.headers)
     uploads = getattr(request.app.state, "uploads", None)
-    await write_stream(store, path, request.stream(), config.upload_batch_size, uploads)
+    try:
+        stored = await write_stream(
+            store, path, request.stream(), config.upload_batch_size, uploads, expected_digests=expected
+        )
+    except DigestMismatchError as exc:
+        raise body_mismatch(path, exc) from exc
     await run_in_threadpool(_fresh, store, posixpath.dirname(path))
-    return JSONResponse({})
+    headers = {"Repr-Digest": stored.digest.header()} if stored.digest is not None else None
+    return JSONResponse({}, headers=headers)
 
 
 @_mlflow_errors
@@ -229,10 +246,16 @@ async def delete_artifact(request: Request) -> Response:
 
 
 def _listed(info: FileInfo) -> dict[str, Any]:
-    """One entry of MLflow's list response: the basename, and a size for non-empty files."""
+    """One entry of MLflow's list response: the basename, and a size for non-empty files.
+
+    ``digest`` (RFC 9530, ``sha-256=:…:``) is an extra field where the store's listing carries one
+    without a lookup per file; MLflow's clients ignore fields they do not know.
+    """
     item: dict[str, Any] = {"path": posixpath.basename(info.path), "is_dir": info.is_dir}
     if not info.is_dir and info.file_size:
         item["file_size"] = info.file_size
+    if not info.is_dir and info.digest:
+        item["digest"] = info.digest
     return item
 
 
@@ -347,13 +370,16 @@ async def presigned_download(request: Request) -> Response:
             "NOT_IMPLEMENTED",
             f"Presigned download is not supported for the current artifact repository ({store.uri.backend})",
         )
-    await run_in_threadpool(store.file_info, path)
+    info = await run_in_threadpool(store.file_info, path)
+    digest = await run_in_threadpool(store.root.recorded_digest, path, info)
     result = await run_in_threadpool(
         store.root.call_hook, "presigned_download_url", path, config.presigned_url_ttl
     )
     reply: dict[str, Any] = {"url": result["url"], "headers": dict(result.get("headers") or {})}
     if result.get("file_size") is not None:
         reply["file_size"] = int(result["file_size"])
+    if digest is not None:  # an extra field MLflow's clients ignore; artifact_fs's checks the bytes
+        reply["digest"] = digest.header()
     return JSONResponse(reply)
 
 

@@ -2,8 +2,9 @@
 
 Built on :mod:`artifact_fs.paths` (MLflow's ``validate_path_is_safe``, stricter on backslashes), plus
 the rules only a server needs: the multipart-upload file name (``_get_multipart_upload_file_name``),
-names reserved for in-flight uploads, a request path that must name a file, and limits on a
-name's and a path's length and depth (so no store answers "File name too long" with a 500).
+names reserved for in-flight uploads and digest records (:func:`artifact_fs.paths.is_hidden`), a
+request path that must name a file, and limits on a name's and a path's length and depth (so no
+store answers "File name too long" with a 500).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import ntpath
 import posixpath
 
 from artifact_fs.errors import InvalidArtifactPathError
-from artifact_fs.paths import RESERVED_PREFIX, validate_path_is_safe
+from artifact_fs.paths import DIGEST_DIRECTORY, RESERVED_PREFIX, is_hidden, validate_path_is_safe
 
 MAX_NAME_BYTES = 255
 """The longest file name local filesystems take (``NAME_MAX``)."""
 MAX_PATH_BYTES = 1024
 """S3, GCS and Azure keys are at most 1,024 bytes; one limit for every destination."""
+RESERVED_MESSAGE = (
+    f"names starting with {RESERVED_PREFIX!r} (uploads in progress) and {DIGEST_DIRECTORY!r} "
+    "(digest records) are reserved"
+)
 MAX_DEPTH = 128
 """Nested directories; far beyond any model layout, far below what recursion or ``PATH_MAX`` allow."""
 
@@ -53,8 +58,8 @@ def artifact_path(raw: str | None) -> str:
     segments = [segment for segment in decoded.split("/") if segment not in {"", "."}]
     _within_limits(raw, segments)
     for segment in segments:
-        if segment.startswith(RESERVED_PREFIX):
-            raise InvalidArtifactPathError(raw, f"names starting with {RESERVED_PREFIX!r} are reserved")
+        if is_hidden(segment):
+            raise InvalidArtifactPathError(raw, RESERVED_MESSAGE)
     return posixpath.join(*segments) if segments else ""
 
 
@@ -77,6 +82,6 @@ def multipart_file_name(raw: object) -> str:
     name = posixpath.basename(validate_path_is_safe(name)) if name else ""
     if name:
         _within_limits(raw, [name])
-    if name in {"", ".", ".."} or name.startswith(RESERVED_PREFIX) or ";" in name:
+    if name in {"", ".", ".."} or is_hidden(name) or ";" in name:
         raise InvalidArtifactPathError(raw, "the request body's 'path' does not name a file")
     return name

@@ -11,6 +11,10 @@ unsatisfiable) for every destination, read in ``chunk_size`` pieces from the one
 ``ArtifactStore.open_version`` opened, whose size and ETag the headers carry: a response is one
 version, or it is cut short (an object store's pinned read fails when the object changed).
 
+Digests (:mod:`artifact_fs.integrity`, RFC 9530): a PUT's ``Content-Digest``/``Repr-Digest``/
+``Content-MD5`` are checked before the write is committed (:func:`upload_digests`); a whole-file
+body is hashed as it is sent and its last chunk withheld when it does not match the recorded digest.
+
 Uploads in flight are registered in :class:`InFlightUploads`, so a graceful shutdown aborts the
 multipart uploads the server started rather than leaving them on the store.
 """
@@ -21,14 +25,16 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import anyio
 from fsspec.spec import AbstractBufferedFile
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import Headers
 
+from artifact_fs import integrity
 from artifact_fs.store import ArtifactStore
 
 logger = logging.getLogger("artifact_fs.server")
@@ -114,15 +120,64 @@ class InFlightUploads:
                 self._changed.notify_all()
 
 
+DIGEST_HEADERS = ("Content-Digest", "Repr-Digest")
+"""RFC 9530 fields a PUT may carry. The server stores the body as sent (no content coding is
+undone), so the content and the representation are the same bytes and both are checked."""
+
+
+def upload_digests(headers: Headers) -> list[integrity.Digest]:
+    """The digests a PUT's body must match: ``Content-Digest``, ``Repr-Digest`` and ``Content-MD5``.
+
+    Every algorithm the server can compute (sha-256, sha-512, md5, crc32c) is checked; others are
+    ignored, as RFC 9530 allows. A malformed field, or two values for one algorithm, is the
+    client's mistake: ``ValueError`` (a 400).
+    """
+    found: dict[str, integrity.Digest] = {}
+    given: list[tuple[str, integrity.Digest]] = []
+    for name in DIGEST_HEADERS:
+        value = ", ".join(headers.getlist(name))
+        try:
+            given += [(name, digest) for digest in integrity.parse_field(value).values()]
+        except ValueError as exc:
+            raise ValueError(f"malformed {name} header: {exc}") from exc
+    try:
+        md5 = integrity.content_md5(headers.get("Content-MD5"))
+    except ValueError as exc:
+        raise ValueError(f"malformed Content-MD5 header (base64 of 16 bytes): {exc}") from exc
+    if md5 is not None:
+        given.append(("Content-MD5", md5))
+    for name, digest in given:
+        if digest.algorithm not in integrity.PREFERENCE:
+            continue
+        known = found.setdefault(digest.algorithm, digest)
+        if known.value != digest.value:
+            raise ValueError(f"{name} gives another {digest.algorithm} digest than the other headers")
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What an upload stored: its size and, when digests are on, its record (SHA-256 and CRC32C)."""
+
+    size: int
+    digest: integrity.Record | None = None
+
+
 async def write_stream(
     store: ArtifactStore,
     path: str,
     chunks: AsyncIterator[bytes],
     batch_size: int = UPLOAD_BATCH_SIZE,
     uploads: InFlightUploads | None = None,
-) -> int:
-    """Write an async byte stream to ``path``; returns the number of bytes written."""
-    handle = await run_in_threadpool(store.open, path, "wb")
+    *,
+    expected_digests: Iterable[integrity.Digest] = (),
+) -> Stored:
+    """Write an async byte stream to ``path``.
+
+    ``expected_digests`` (the request's ``Content-Digest``) are checked before the write is
+    committed: a mismatch is :class:`~artifact_fs.integrity.DigestMismatchError` and nothing is stored.
+    """
+    handle = await run_in_threadpool(store.open, path, "wb", expected_digests=tuple(expected_digests))
     if uploads is not None:
         uploads.add(handle, store, path)
     written = 0
@@ -147,7 +202,11 @@ async def write_stream(
         raise
     if uploads is not None:
         uploads.finished(handle)
-    return written
+    record = None
+    if isinstance(handle, integrity.RecordingWriter):
+        computed = handle.digests()
+        record = integrity.Record(tuple(computed[algorithm] for algorithm in integrity.RECORDED))
+    return Stored(written, record)
 
 
 # -- downloads --------------------------------------------------------------------------------------
@@ -207,9 +266,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _read_chunks(
-    handle: IO[bytes], path: str, start: int, length: int, chunk_size: int
+    handle: IO[bytes],
+    path: str,
+    start: int,
+    length: int,
+    chunk_size: int,
+    *,
+    expected: integrity.Digest | None = None,
 ) -> Generator[bytes, None, None]:
-    """``length`` bytes of the open ``handle`` from ``start`` in ``chunk_size`` pieces; closes it."""
+    """``length`` bytes of the open ``handle`` from ``start`` in ``chunk_size`` pieces; closes it.
+
+    With ``expected`` (a whole-file read of an artifact with a recorded digest) every chunk is
+    hashed and the last one is checked before it is sent: a body that does not match is never
+    delivered complete.
+    """
+    hasher = integrity.Hasher(expected.algorithm) if expected is not None else None
     with handle:
         if start:
             handle.seek(start)
@@ -219,22 +290,48 @@ def _read_chunks(
             if not data:  # the file shrank under us: end the response short, the client sees it
                 raise OSError(f"{path!r} ended {remaining} bytes early while it was being sent")
             remaining -= len(data)
+            if hasher is not None:
+                hasher.update(data)
+                if remaining <= 0:
+                    integrity.check(path, expected, hasher.digest())
             yield data
 
 
+def checkable(info: Mapping[str, Any]) -> integrity.Digest | None:
+    """The digest a whole body is checked against as it is sent: the quickest of the record
+    ``store.open_version`` put in ``info`` (CRC32C beside SHA-256), if the server can compute it."""
+    return integrity.quick_digest(info.get("digest"))
+
+
 async def read_stream(
-    handle: IO[bytes], path: str, start: int, length: int, chunk_size: int = DOWNLOAD_CHUNK_SIZE
+    handle: IO[bytes],
+    path: str,
+    start: int,
+    length: int,
+    chunk_size: int = DOWNLOAD_CHUNK_SIZE,
+    *,
+    expected: integrity.Digest | None = None,
 ) -> AsyncIterator[bytes]:
     """The bytes of :func:`_read_chunks`, each read in a worker thread.
 
     The file is closed (in a thread, even when the client went away mid-response) when the stream
     ends. A read that fails once the headers are sent can only cut the body short (the client
-    sees fewer bytes than ``Content-Length`` and resumes or fails), never send other bytes.
+    sees fewer bytes than ``Content-Length`` and resumes or fails), never send other bytes; so does
+    a whole-file body that does not match ``expected``, the digest recorded for it.
     """
-    chunks = _read_chunks(handle, path, start, length, chunk_size)
+    chunks = _read_chunks(handle, path, start, length, chunk_size, expected=expected)
     try:
         async for data in iterate_in_threadpool(chunks):
             yield data
+    except integrity.DigestMismatchError as exc:
+        logger.warning(
+            "withheld the end of %r: its stored bytes give %s, not the recorded %s "
+            "(changed or damaged in the store)",
+            path,
+            exc.actual,
+            exc.expected,
+        )
+        raise
     except OSError as exc:
         logger.warning("download of %r cut short: %s", path, exc)
         raise

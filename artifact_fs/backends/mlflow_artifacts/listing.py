@@ -99,13 +99,14 @@ class ArtifactsListing(ArtifactsClient):
                 ) from exc
             full = posixpath.join(path, safe) if path else safe
             is_dir = bool(item.get("is_dir", False))
-            entries.append(
-                {
-                    "name": full,
-                    "size": 0 if is_dir else int(item.get("file_size") or 0),
-                    "type": "directory" if is_dir else "file",
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": full,
+                "size": 0 if is_dir else int(item.get("file_size") or 0),
+                "type": "directory" if is_dir else "file",
+            }
+            if not is_dir and isinstance(item.get("digest"), str):
+                entry["digest"] = item["digest"]  # artifact-fs serve's extra field (integrity.md)
+            entries.append(entry)
         return sorted(entries, key=lambda entry: entry["name"])
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:

@@ -24,6 +24,8 @@ import requests
 from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import http as af_http
+from artifact_fs import integrity
+from artifact_fs.backends.mlflow_artifacts.body_digests import WholeBodyDigest
 from artifact_fs.backends.mlflow_artifacts.core import PRESIGNED_URL_REUSE_SECONDS
 from artifact_fs.backends.mlflow_artifacts.listing import ArtifactsListing, Entry
 from artifact_fs.backends.mlflow_artifacts.versions import (
@@ -72,22 +74,32 @@ class ArtifactsReads(ArtifactsListing):
             if response.status_code in (400, 403) and not refresh:  # expired URL: ask again once
                 response.close()
                 continue
+            digest = presigned.get("digest")
+            if isinstance(digest, str) and "Repr-Digest" not in response.headers:
+                response.headers["Repr-Digest"] = digest  # what the server recorded for these bytes
             return response
         return None  # pragma: no cover - the loop always returns
 
     # -- streams ------------------------------------------------------------------------------------
     def open_stream(
-        self, path: str, start: int = 0, end: int | None = None, etag: str | None = None
+        self,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        etag: str | None = None,
+        *,
+        ranged: bool = False,
     ) -> tuple[requests.Response, int]:
         """A streamed GET of ``path`` from ``start``; returns the response and the offset it starts at.
 
         The offset is ``start`` when the server honoured ``Range`` and 0 when it ignored it. With
         ``etag`` the read is pinned to that version (``If-Match``): a changed artifact is
-        :func:`changed_error`, never bytes of another version.
+        :func:`changed_error`, never bytes of another version. ``ranged`` asks with ``Range`` even
+        from 0 (a resumed read: the server hashes only whole 200 bodies, the client checks the whole).
         """
         path = self._checked(path)
         headers = {}
-        if start or end is not None:
+        if start or end is not None or ranged:
             headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         if etag:
             headers["If-Match"] = etag
@@ -198,8 +210,9 @@ class ArtifactsReads(ArtifactsListing):
         if self.multipart_download_enabled():
             presigned = self._presigned_download(path)
             size = presigned.get("file_size") if presigned else None
-            if size is not None and int(size) > self.multipart_download_chunk_size:
-                self._parallel_download(path, lpath, int(size), callback)
+            if presigned and size is not None and int(size) > self.multipart_download_chunk_size:
+                etag = self._parallel_download(path, lpath, int(size), callback)
+                self._check_parallel_download(path, lpath, etag, presigned.get("digest"))
                 return
         try:
             with open(lpath, "wb") as local:
@@ -217,38 +230,105 @@ class ArtifactsReads(ArtifactsListing):
                 raise
 
     def _read_whole(self, path: str, local: Any, callback: Any = None) -> Resumable:
-        """All of ``path`` into ``local``, resumed after cuts within the policy's retries."""
+        """All of ``path`` into ``local``, resumed after cuts within the policy's retries.
+
+        The bytes are hashed as they are written and checked against the first answer's
+        ``Repr-Digest`` (:class:`WholeBodyDigest`): a mismatch is ``DigestMismatchError``.
+        """
         progress = Resumable()
+        digest = WholeBodyDigest(self.digests_enabled)
         for attempt in resuming(self.policy):
             with attempt:
-                self._stream_into(path, local, progress, callback)
+                self._stream_into(path, local, progress, callback, digest)
+        try:
+            digest.check(path)
+        except integrity.DigestMismatchError as exc:
+            self._refuse_if_replaced(path, progress.etag, digest.header, exc)
+            raise
         return progress
 
-    def _stream_into(self, path: str, local: Any, progress: Resumable, callback: Any) -> None:
+    def _refuse_if_replaced(
+        self, path: str, etag: str | None, header: str | None, mismatch: integrity.DigestMismatchError
+    ) -> None:
+        """A mismatch while the artifact was being replaced is a race, not damage: ``ESTALE``.
+
+        The server's record of a digest and the file it describes change one after the other; if
+        either the version (ETag) or the record differs now, the read raced a write (read it again).
+        """
+        self.invalidate_cache(path)  # a presigned answer cached with an older digest goes too
+        try:
+            response = self._request("HEAD", self._artifact_url(path), path)
+        except OSError:
+            return
+        if response.headers.get("ETag") != etag or response.headers.get("Repr-Digest") != header:
+            raise changed_error(path) from mismatch
+
+    def repr_digest(self, path: str) -> str | None:
+        """The digest record the server keeps for ``path`` (its ``Repr-Digest``), with one HEAD."""
+        path = self._checked(path)
+        response = self._request("HEAD", self._artifact_url(path), path)
+        return response.headers.get("Repr-Digest")
+
+    @property
+    def digests_enabled(self) -> bool:
+        """``ARTIFACT_FS_DIGESTS`` (default on) in the environment this filesystem was built with."""
+        environ = self.storage_options.get("environ")
+        return integrity.enabled(os.environ if environ is None else environ)
+
+    def _stream_into(
+        self,
+        path: str,
+        local: Any,
+        progress: Resumable,
+        callback: Any,
+        digest: WholeBodyDigest | None = None,
+    ) -> None:
         """One GET of the rest of ``path`` into ``local``: resumed where an earlier one was cut.
 
         A resumed GET asks for the bytes not yet written of the version first answered
         (``Range`` + ``If-Match``); with no ETag to pin, or a server that ignores ``Range``, the
         download starts over, so the file is always one whole version.
         """
+        digest = digest or WholeBodyDigest(False)
         resume = progress.started and progress.etag is not None
         if progress.started and not resume:
             progress.restart(local)
-        response, offset = self.open_stream(path, progress.written if resume else 0, etag=progress.etag)
+            digest.restart()
+        # A resumed read asks for a range even from 0: artifact-fs serve withholds the end of a whole
+        # body that does not match its digest, and this read checks the whole file itself.
+        response, offset = self.open_stream(
+            path, progress.written if resume else 0, etag=progress.etag, ranged=resume
+        )
         with response:
             if not progress.started:
                 progress.start(response)
+                digest.start(response)
                 if callback is not None and progress.sized:
                     callback.set_size(int(response.headers["Content-Length"]))
             elif offset != progress.written:  # Range ignored: the whole body again
                 progress.restart(local)
+                digest.restart()
             for chunk in iter_body(response, path):
                 local.write(chunk)
+                digest.update(chunk)
                 progress.written += len(chunk)
                 if callback is not None:
                     callback.relative_update(len(chunk))
 
-    def _parallel_download(self, path: str, lpath: str, size: int, callback: Any) -> None:
+    def _check_parallel_download(self, path: str, lpath: str, etag: str | None, header: Any) -> None:
+        """Ranges are not hashed as they come: the assembled file is (from the page cache) against
+        the digest the server gave with the presigned URL; a mismatch removes it."""
+        expected = integrity.quick_digest(header) if self.digests_enabled else None
+        if expected is None:
+            return
+        try:
+            integrity.check_local_file(path, lpath, integrity.Record((expected,)))
+        except integrity.DigestMismatchError as exc:
+            self._refuse_if_replaced(path, etag, header, exc)
+            raise
+
+    def _parallel_download(self, path: str, lpath: str, size: int, callback: Any) -> str | None:
+        """Ranges of one version into ``lpath`` on the pool; returns that version's ETag."""
         chunk = self.multipart_download_chunk_size
         if callback is not None:
             callback.set_size(size)
@@ -273,6 +353,7 @@ class ArtifactsReads(ArtifactsListing):
         except BaseException:
             os.remove(lpath)
             raise
+        return pin.etag
 
 
 def _empty_response() -> requests.Response:
@@ -358,6 +439,8 @@ class MlflowArtifactStreamFile(AbstractBufferedFile):
         if mode != "rb":
             raise ValueError(f"{type(self).__name__} only reads; mode {mode!r}")
         self.response, _ = fs.open_stream(path)
+        self._digest = WholeBodyDigest(fs.digests_enabled)
+        self._digest.start(self.response)
         length = self.response.headers.get("Content-Length")
         if kwargs.get("size") is None and length is not None:
             kwargs["size"] = int(length)
@@ -375,6 +458,10 @@ class MlflowArtifactStreamFile(AbstractBufferedFile):
             data: bytes = self.response.raw.read(
                 None if length is None or length < 0 else length, decode_content=True
             )
+        self._digest.update(data)
+        ended = not data or (self.size is not None and self.loc + len(data) >= self.size)
+        if ended:  # the whole body has been read: its last bytes are returned only if it matches
+            self._digest.check(self.path)
         self.loc += len(data)
         return data
 
