@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from artifact_fs.backends import hdfs, resolve
+from conformance.backends.hdfs import require_pyarrow_engine
 from conformance.servers import hdfs as minidfs
 from conformance.servers.faulty_proxy import FaultyProxy
 from conformance.servers.launcher import ServerProcess
@@ -63,15 +64,8 @@ def proxied_hdfs(server_log_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def engine_available(engine: str) -> None:
-    if engine != "pyarrow":
-        return
-    for name, value in minidfs.libhdfs_environ().items():  # read once, when libhdfs starts the JVM
-        os.environ.setdefault(name, value)
-    reason = hdfs.pyarrow_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"pyarrow HDFS engine unavailable in CI (scripts/install/45-libhdfs.sh): {reason}")
-        pytest.skip(f"pyarrow HDFS engine unavailable here: {reason}")
+    if engine == "pyarrow":
+        require_pyarrow_engine()
 
 
 def proxied_filesystem(cluster: ProxiedHdfs, engine: str, root: str) -> Any:

@@ -175,6 +175,17 @@ def assert_mismatch(error: BaseException, name: str) -> None:
     assert name in str(cause)
 
 
+def assert_changed_fails_and_intact_passes(store: Any, tmp_path: Path, *, intact_seed: int) -> None:
+    """``d/changed.bin`` fails its download (no local file left); ``d/intact.bin`` still downloads."""
+    local = destination(tmp_path)
+    with pytest.raises(OSError) as raised:
+        store.download_artifacts("d/changed.bin", str(local))
+    assert_mismatch(raised.value, "d/changed.bin")
+    assert not (local / "d" / "changed.bin").exists()
+    intact = store.download_artifacts("d/intact.bin", str(destination(tmp_path)))
+    assert Path(intact).read_bytes() == random_bytes(SIZE, seed=intact_seed)
+
+
 def test_bytes_changed_in_the_store_fail_the_next_download(
     target: Target, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -185,14 +196,7 @@ def test_bytes_changed_in_the_store_fail_the_next_download(
     behind(target).change("d/changed.bin")
     store = target.store()
 
-    local = destination(tmp_path)
-    with pytest.raises(OSError) as raised:
-        store.download_artifacts("d/changed.bin", str(local))
-    assert_mismatch(raised.value, "d/changed.bin")
-    assert not (local / "d" / "changed.bin").exists()
-
-    intact = store.download_artifacts("d/intact.bin", str(destination(tmp_path)))
-    assert Path(intact).read_bytes() == random_bytes(SIZE, seed=19)
+    assert_changed_fails_and_intact_passes(store, tmp_path, intact_seed=19)
 
 
 def test_a_truncated_artifact_fails_the_next_download(
@@ -397,13 +401,7 @@ def test_a_runs_uri_checks_the_digests_of_the_runs_own_store(
     assert stored.record_exists("d/changed.bin")
     stored.change("d/changed.bin")
 
-    local = destination(tmp_path)
-    with pytest.raises(OSError) as raised:
-        store.download_artifacts("d/changed.bin", str(local))
-    assert_mismatch(raised.value, "d/changed.bin")
-    assert not (local / "d" / "changed.bin").exists()
-    intact = store.download_artifacts("d/intact.bin", str(destination(tmp_path)))
-    assert Path(intact).read_bytes() == random_bytes(SIZE, seed=41)
+    assert_changed_fails_and_intact_passes(store, tmp_path, intact_seed=41)
 
 
 def _tracking_post(tracking: str, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

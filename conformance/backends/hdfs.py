@@ -95,8 +95,8 @@ def backend_hdfs_native(minidfs_server: ServerProcess) -> BackendUnderTest:
     return _under_test(HDFS_NATIVE, minidfs_server, "hdfs-native")
 
 
-@pytest.fixture(scope="session")
-def backend_hdfs_pyarrow(request: pytest.FixtureRequest) -> BackendUnderTest:
+def require_pyarrow_engine() -> None:
+    """libhdfs's environment set, or the test fails in CI (skips elsewhere) naming what is missing."""
     # The JVM reads these when libhdfs starts it (once per process); values the user set win.
     for name, value in minidfs.libhdfs_environ().items():
         os.environ.setdefault(name, value)
@@ -105,6 +105,11 @@ def backend_hdfs_pyarrow(request: pytest.FixtureRequest) -> BackendUnderTest:
         if os.environ.get("CI") == "true":
             pytest.fail(f"pyarrow HDFS engine unavailable in CI (scripts/install/45-libhdfs.sh): {reason}")
         pytest.skip(f"pyarrow HDFS engine unavailable here: {reason}")
+
+
+@pytest.fixture(scope="session")
+def backend_hdfs_pyarrow(request: pytest.FixtureRequest) -> BackendUnderTest:
+    require_pyarrow_engine()
     server: ServerProcess = request.getfixturevalue("minidfs_server")
     return _under_test(HDFS_PYARROW, server, "pyarrow")
 
