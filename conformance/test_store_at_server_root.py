@@ -123,9 +123,7 @@ def _plant_tree(root: Path) -> None:
 
 
 def _server_listing(server: ArtifactServer, path: str) -> list[dict[str, Any]]:
-    response = requests.get(
-        f"{server.artifacts_url}", params={"path": path} if path else None, timeout=30
-    )
+    response = requests.get(f"{server.artifacts_url}", params={"path": path} if path else None, timeout=30)
     response.raise_for_status()
     files: list[dict[str, Any]] = response.json().get("files", [])
     return files
@@ -165,4 +163,3 @@ def test_the_server_and_the_store_delete_identically(
     assert _tree(destination) == _tree(twin)
     assert path.split("/", maxsplit=1)[0] == "missing" or not (destination / path).exists()
     assert (destination / "model-sibling" / "keep.txt").exists()
-
