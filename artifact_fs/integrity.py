@@ -23,11 +23,12 @@ import asyncio
 import base64
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -252,6 +253,66 @@ def file_digests(local_path: str | os.PathLike[str], algorithms: Iterable[str] =
 def file_digest(local_path: str | os.PathLike[str], algorithm: str = ALGORITHM) -> Digest:
     """One digest of a local file."""
     return file_digests(local_path, (algorithm,)).digests[0]
+
+
+CRC32C_POLYNOMIAL = 0x82F63B78
+"""CRC-32C (Castagnoli), reflected: the polynomial of ``google-crc32c``, GCS and S3."""
+
+
+def _gf2_times(matrix: Sequence[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: Sequence[int]) -> list[int]:
+    return [_gf2_times(matrix, matrix[row]) for row in range(32)]
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_bytes_operator(length: int) -> tuple[int, ...]:
+    """The GF(2) matrix moving a CRC past ``length`` zero bytes (parts share a length: cached)."""
+    power = [CRC32C_POLYNOMIAL] + [1 << bit for bit in range(31)]  # one zero bit
+    for _ in range(3):
+        power = _gf2_square(power)  # 2, 4, then 8 zero bits: one zero byte
+    result = [1 << bit for bit in range(32)]  # identity
+    while length:
+        if length & 1:
+            result = [_gf2_times(power, row) for row in result]
+        length >>= 1
+        if length:
+            power = _gf2_square(power)
+    return tuple(result)
+
+
+def crc32c_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC-32C of ``A + B`` from ``crc(A)``, ``crc(B)`` and ``len(B)``, without the bytes.
+
+    zlib's ``crc32_combine`` method for the Castagnoli polynomial: a multipart upload whose parts
+    are read concurrently, out of order, still knows its whole file's CRC-32C at the end.
+    """
+    if second_length <= 0:
+        return first
+    return _gf2_times(_zero_bytes_operator(second_length), first) ^ second
+
+
+def crc32c_of(data: bytes) -> int:
+    """One buffer's CRC-32C as an integer (what :func:`combined_crc32c` combines)."""
+    hasher = Hasher("crc32c")
+    hasher.update(data)
+    return int.from_bytes(hasher.digest().value, "big")
+
+
+def combined_crc32c(parts: Iterable[tuple[int, int]]) -> Digest:
+    """The whole file's CRC-32C digest from its parts' ``(crc, length)`` in file order."""
+    total = 0
+    for index, (crc, length) in enumerate(parts):
+        total = crc if index == 0 else crc32c_combine(total, crc, length)
+    return Digest("crc32c", total.to_bytes(4, "big"))
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -106,6 +106,7 @@ class ArtifactsWrites(ArtifactsReads):
                 path,
                 self.multipart_upload_chunk_size,
                 self.max_workers,
+                digests=self.digests_enabled and "crc32c" in integrity.RECORDED,
             )
             on_part = callback.relative_update if callback is not None else None
             try:
