@@ -11,9 +11,11 @@ from pathlib import Path
 
 import google_crc32c
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from artifact_fs import integrity
-from artifact_fs.integrity import Digest, Record, RecordingWriter
+from artifact_fs.integrity import Digest, Record, RecordingWriter, combined_crc32c, crc32c_combine
 
 
 def test_a_digest_is_an_rfc_9530_member() -> None:
@@ -61,6 +63,21 @@ def test_a_record_shows_its_identity_and_checks_its_quickest(tmp_path: Path) -> 
         integrity.check_local_file("f", str(local), record)
     assert raised.value.errno == errno.EIO and "'f'" in str(raised.value)
     assert not local.exists()  # never a damaged file that looks complete
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000), st.binary(max_size=3000))
+def test_crc32c_combine_equals_the_checksum_of_the_concatenation(first: bytes, second: bytes) -> None:
+    combined = crc32c_combine(google_crc32c.value(first), google_crc32c.value(second), len(second))
+    assert combined == google_crc32c.value(first + second)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=1, max_size=20_000), st.integers(min_value=1, max_value=4096))
+def test_parts_combine_into_the_whole_files_crc32c(data: bytes, size: int) -> None:
+    parts = [data[offset : offset + size] for offset in range(0, len(data), size)]
+    whole = combined_crc32c((integrity.crc32c_of(part), len(part)) for part in parts)
+    assert whole == Digest("crc32c", google_crc32c.value(data).to_bytes(4, "big"))
 
 
 class Discardable(io.BytesIO):
