@@ -13,18 +13,21 @@ import json
 import logging
 import os
 import posixpath
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from artifact_fs import integrity
 from artifact_fs.content_headers import content_disposition, guess_mime_type
 from artifact_fs.integrity import DigestMismatchError
-from artifact_fs.server import safety
+from artifact_fs.server import completion, safety
 from artifact_fs.server.config import ServerConfig
 from artifact_fs.server.responses import (
     MULTIPART_UNSUPPORTED_MESSAGE,
@@ -35,9 +38,11 @@ from artifact_fs.server.responses import (
 from artifact_fs.server.transfer import (
     RangeNotSatisfiableError,
     checkable,
+    cut_short,
     file_state,
     parse_range,
     read_stream,
+    read_whole,
     upload_digests,
     write_stream,
 )
@@ -146,75 +151,110 @@ def _etags(header: str) -> set[str]:
     return {tag.strip() for tag in header.split(",")}
 
 
+@dataclass(frozen=True)
+class _Body:
+    """A body still to read: ``length`` bytes from ``start``; a whole one is checked against ``expected``."""
+
+    status: int
+    headers: dict[str, str]
+    start: int
+    length: int
+    expected: integrity.Digest | None
+
+
+def _answer(path: str, method: str, asked: Headers, info: Mapping[str, Any]) -> Response | _Body:
+    """What a GET or HEAD of the version ``info`` describes gets: a complete answer, or a body to read.
+
+    ``If-Match`` (412 when the artifact changed) lets a client resume or continue ranged reads of
+    the version it started with.
+    """
+    state = file_state(info)
+    headers = {
+        "Content-Type": guess_mime_type(path),
+        "Content-Disposition": content_disposition(path),
+        "X-Content-Type-Options": "nosniff",
+        "Accept-Ranges": "bytes",
+        "ETag": state.etag,
+    }
+    if isinstance(info.get("digest"), str):
+        headers["Repr-Digest"] = info["digest"]
+    if_match = asked.get("if-match")
+    if if_match and not _etags(if_match) & {state.etag, "*"}:
+        return JSONResponse(
+            {"error_code": "RESOURCE_CONFLICT", "message": f"'{path}' changed: it no longer has that ETag"},
+            status_code=412,
+            headers={"ETag": state.etag},
+        )
+    if_none_match = asked.get("if-none-match")
+    if if_none_match and _etags(if_none_match) & {state.etag, "*"}:
+        return Response(status_code=304, headers={"ETag": state.etag})
+    byte_range = None
+    if_range = asked.get("if-range")
+    if if_range is None or if_range.strip() == state.etag:
+        try:
+            byte_range = parse_range(asked.get("range"), state.size)
+        except RangeNotSatisfiableError:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{state.size}"})
+    start, end, status = 0, state.size - 1, 200
+    if byte_range is not None:
+        start, end = byte_range
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{state.size}"
+    length = end - start + 1
+    headers["Content-Length"] = str(length)
+    if method == "HEAD" or length == 0:
+        return Response(status_code=status, headers=headers)
+    # A whole body is checked against its recorded digest as it is sent; ranges are not hashed.
+    return _Body(status, headers, start, length, checkable(info) if byte_range is None else None)
+
+
+def _open_answer(
+    store: ArtifactStore, path: str, method: str, asked: Headers, chunk: int
+) -> Response | tuple[_Body, IO[bytes]]:
+    """Open, answer and, for a body of at most one chunk, read it: one worker-thread call per
+    small GET. A larger body comes back with its open handle, to be streamed chunk by chunk."""
+    handle, info = store.open_version(path, block_size=chunk, cache_type="none")
+    streamed = False
+    try:
+        answer = _answer(path, method, asked, info)
+        if not isinstance(answer, _Body):
+            return answer
+        if answer.length > chunk:
+            streamed = True  # the stream closes the handle
+            return answer, handle
+        try:
+            data = read_whole(handle, path, answer.start, answer.length, expected=answer.expected)
+        except OSError as exc:  # damaged, or changed under us: as a streamed body would be, cut short
+            return StreamingResponse(cut_short(path, exc), status_code=answer.status, headers=answer.headers)
+        return Response(data, status_code=answer.status, headers=answer.headers)
+    finally:
+        if not streamed:
+            handle.close()
+
+
 @_mlflow_errors
 async def download_artifact(request: Request) -> Response:
     """One version per response: headers and body come from one opened handle.
 
-    ``If-Match`` (412 when the artifact changed) lets a client resume or continue ranged reads of
-    the version it started with; the body reads exactly the bytes it sends (no read-ahead).
+    A body of at most one chunk is read in the call that opened the file; a larger one is streamed,
+    reading exactly the bytes it sends (no read-ahead).
     """
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
     chunk = config.download_chunk_size
-    handle, info = await run_in_threadpool(store.open_version, path, block_size=chunk, cache_type="none")
-    streaming = False
-    try:
-        state = file_state(info)
-        headers = {
-            "Content-Type": guess_mime_type(path),
-            "Content-Disposition": content_disposition(path),
-            "X-Content-Type-Options": "nosniff",
-            "Accept-Ranges": "bytes",
-            "ETag": state.etag,
-        }
-        expected = checkable(info)
-        if isinstance(info.get("digest"), str):
-            headers["Repr-Digest"] = info["digest"]
-        if_match = request.headers.get("if-match")
-        if if_match and not _etags(if_match) & {state.etag, "*"}:
-            return JSONResponse(
-                {
-                    "error_code": "RESOURCE_CONFLICT",
-                    "message": f"'{path}' changed: it no longer has that ETag",
-                },
-                status_code=412,
-                headers={"ETag": state.etag},
-            )
-        if_none_match = request.headers.get("if-none-match")
-        if if_none_match and _etags(if_none_match) & {state.etag, "*"}:
-            return Response(status_code=304, headers={"ETag": state.etag})
-        byte_range = None
-        if_range = request.headers.get("if-range")
-        if if_range is None or if_range.strip() == state.etag:
-            try:
-                byte_range = parse_range(request.headers.get("range"), state.size)
-            except RangeNotSatisfiableError:
-                return Response(
-                    status_code=416, headers={**headers, "Content-Range": f"bytes */{state.size}"}
-                )
-        start, end, status = 0, state.size - 1, 200
-        if byte_range is not None:
-            start, end = byte_range
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{state.size}"
-        length = end - start + 1
-        headers["Content-Length"] = str(length)
-        if request.method == "HEAD" or length == 0:
-            return Response(status_code=status, headers=headers)
-        # A whole body is checked against its recorded digest as it is sent; ranges are not hashed.
-        body = read_stream(
-            handle, path, start, length, chunk, expected=expected if byte_range is None else None
-        )
-        streaming = True  # the body closes the handle
-        return StreamingResponse(body, status_code=status, headers=headers)
-    finally:
-        if not streaming:
-            await run_in_threadpool(handle.close)
+    answer = await run_in_threadpool(_open_answer, store, path, request.method, request.headers, chunk)
+    if isinstance(answer, Response):
+        return answer
+    body, handle = answer
+    stream = read_stream(handle, path, body.start, body.length, chunk, expected=body.expected)
+    return StreamingResponse(stream, status_code=body.status, headers=body.headers)
 
 
 @_mlflow_errors
 async def upload_artifact(request: Request) -> Response:
+    """A body that fits one upload batch is opened, written, committed and its parent's cached
+    listing dropped in one worker-thread call; a larger one is written batch by batch."""
     store, config = _context(request)
     _refuse_proxied_bytes(config)
     path = safety.file_path(request.path_params["path"])
@@ -222,11 +262,16 @@ async def upload_artifact(request: Request) -> Response:
     uploads = getattr(request.app.state, "uploads", None)
     try:
         stored = await write_stream(
-            store, path, request.stream(), config.upload_batch_size, uploads, expected_digests=expected
+            store,
+            path,
+            request.stream(),
+            config.upload_batch_size,
+            uploads,
+            expected_digests=expected,
+            then=functools.partial(_fresh, store, posixpath.dirname(path)),
         )
     except DigestMismatchError as exc:
         raise body_mismatch(path, exc) from exc
-    await run_in_threadpool(_fresh, store, posixpath.dirname(path))
     headers = {"Repr-Digest": stored.digest.header()} if stored.digest is not None else None
     return JSONResponse({}, headers=headers)
 
@@ -347,9 +392,18 @@ async def complete_multipart_upload(request: Request) -> Response:
     path = _multipart_target(request, body)
     parts = _parts(body)
     upload_id = _upload_id(body)
+    claimed = completion.claimed_digest(body)  # a malformed claim is a 400 before anything completes
     await run_in_threadpool(store.root.call_hook, "complete_multipart_upload", path, upload_id, parts)
     await run_in_threadpool(_fresh, store, posixpath.dirname(path))
-    return JSONResponse({})
+    if not store.root.digests_enabled:
+        return JSONResponse({})
+    try:  # the parts never passed here: read the completed file back once, record it, check the claim
+        record = await run_in_threadpool(completion.record_completed, store, path, claimed)
+    except DigestMismatchError as exc:
+        raise body_mismatch(path, exc) from exc
+    finally:
+        await run_in_threadpool(_fresh, store, posixpath.dirname(path))
+    return JSONResponse({}, headers={"Repr-Digest": record.header()})
 
 
 @_mlflow_errors

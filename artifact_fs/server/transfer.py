@@ -2,14 +2,16 @@
 
 Uploads: request chunks are gathered into batches of ``batch_size`` bytes and written to
 ``ArtifactStore.open(path, "wb")`` in a worker thread, so the server never holds a whole body in
-memory or in a temp dir (MLflow spools every non-local upload to disk first). A failed or aborted upload is
-abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the multipart upload), or the
-partial file is removed, so nothing is left behind.
+memory or in a temp dir (MLflow spools every non-local upload to disk first). A body that fits
+one batch (most artifacts) is opened, written and committed in a single worker-thread call. A
+failed or aborted upload is abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the
+multipart upload), or the partial file is removed, so nothing is left behind.
 
 Downloads: ``Content-Length``, ``ETag`` and a single HTTP ``Range`` (206, ``Content-Range``; 416 when
 unsatisfiable) for every destination, read in ``chunk_size`` pieces from the one handle
 ``ArtifactStore.open_version`` opened, whose size and ETag the headers carry: a response is one
-version, or it is cut short (an object store's pinned read fails when the object changed).
+version, or it is cut short (an object store's pinned read fails when the object changed). A body
+of at most one chunk is read by the call that opened the file (:func:`read_whole`).
 
 Digests (:mod:`artifact_fs.integrity`, RFC 9530): a PUT's ``Content-Digest``/``Repr-Digest``/
 ``Content-MD5`` are checked before the write is committed (:func:`upload_digests`); a whole-file
@@ -25,7 +27,7 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -69,8 +71,9 @@ class InFlightUploads:
     """The uploads this process has open, so a graceful shutdown aborts (abandons) them.
 
     Whoever takes an upload first abandons it: the failed request, or the shutdown, which also
-    waits for abandons already running (uvicorn cancels requests just before the app shuts down,
-    and the process must not exit with a multipart upload half aborted).
+    waits for abandons already running and for one-call uploads being committed (uvicorn cancels
+    requests just before the app shuts down, and the process must not exit with an upload half
+    aborted or half written).
     """
 
     def __init__(self) -> None:
@@ -110,6 +113,18 @@ class InFlightUploads:
         with self._changed:
             self._changed.wait_for(lambda: self._busy == 0, timeout=wait)
         return len(pending)
+
+    @contextlib.contextmanager
+    def completing(self) -> Iterator[None]:
+        """An upload written whole in one worker-thread call: nothing to abort, a shutdown waits for it."""
+        with self._changed:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
 
     def _run(self, entry: tuple[Any, ArtifactStore, str]) -> None:
         try:
@@ -163,6 +178,85 @@ class Stored:
     digest: integrity.Record | None = None
 
 
+class _Upload:
+    """One PUT's file, driven from worker threads; whoever fails first abandons it, once.
+
+    ``done`` is set in the thread that committed, so a request cancelled while that thread ran
+    (its ``await`` ends only after it) never abandons what it has just stored.
+    """
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        path: str,
+        expected: tuple[integrity.Digest, ...],
+        uploads: InFlightUploads | None,
+    ) -> None:
+        self.store, self.path, self.expected, self.uploads = store, path, expected, uploads
+        self.handle: Any = None
+        self.registered = self.done = False
+        self.written = 0
+
+    def _open(self) -> None:
+        self.handle = self.store.open(self.path, "wb", expected_digests=self.expected)
+
+    def write(self, data: bytes | bytearray) -> None:
+        if data:
+            self.handle.write(data)
+            self.written += len(data)
+
+    def start(self, first: bytes | bytearray) -> None:
+        """Open, register (a shutdown aborts it from now on) and write the first batch."""
+        self._open()
+        if self.uploads is not None:
+            self.uploads.add(self.handle, self.store, self.path)
+            self.registered = True
+        self.write(first)
+
+    def finish(self, tail: bytes | bytearray, then: Callable[[], object] | None) -> Stored:
+        """Write the last bytes, commit (digests are checked here), then ``then`` (e.g. drop a listing)."""
+        self.write(tail)
+        self.handle.close()
+        self.done = True
+        if self.registered and self.uploads is not None:
+            self.uploads.finished(self.handle)
+        if then is not None:
+            then()
+        return self._stored()
+
+    def whole(self, body: bytes | bytearray, then: Callable[[], object] | None) -> Stored:
+        """A body that fits one batch: open, write, commit and ``then`` in this one thread call.
+
+        It is not registered for a shutdown to abort: no other thread may touch a handle in use
+        here, and with the whole body in hand finishing is quicker than aborting. A shutdown waits
+        for it instead (:meth:`InFlightUploads.completing`).
+        """
+        with self.uploads.completing() if self.uploads is not None else contextlib.nullcontext():
+            try:
+                self._open()
+                return self.finish(body, then)
+            except BaseException:
+                self.abandon()
+                raise
+
+    def abandon(self) -> None:
+        """Leave nothing behind of a failed upload (at most once; never after its commit)."""
+        handle, self.handle = self.handle, None
+        if handle is None or self.done:
+            return
+        if self.registered and self.uploads is not None:
+            self.uploads.abandon(handle)
+        else:
+            _abandon(handle, self.store, self.path)
+
+    def _stored(self) -> Stored:
+        record = None
+        if isinstance(self.handle, integrity.RecordingWriter):
+            computed = self.handle.digests()
+            record = integrity.Record(tuple(computed[algorithm] for algorithm in integrity.RECORDED))
+        return Stored(self.written, record)
+
+
 async def write_stream(
     store: ArtifactStore,
     path: str,
@@ -171,42 +265,38 @@ async def write_stream(
     uploads: InFlightUploads | None = None,
     *,
     expected_digests: Iterable[integrity.Digest] = (),
+    then: Callable[[], object] | None = None,
 ) -> Stored:
-    """Write an async byte stream to ``path``.
+    """Write an async byte stream to ``path``; ``then`` runs in the committing thread once stored.
 
     ``expected_digests`` (the request's ``Content-Digest``) are checked before the write is
     committed: a mismatch is :class:`~artifact_fs.integrity.DigestMismatchError` and nothing is stored.
+    The first batch is read before anything is opened: a body that fits it (most artifacts) is
+    opened, written and committed in one worker-thread call, not one per step.
     """
-    handle = await run_in_threadpool(store.open, path, "wb", expected_digests=tuple(expected_digests))
-    if uploads is not None:
-        uploads.add(handle, store, path)
-    written = 0
+    upload = _Upload(store, path, tuple(expected_digests), uploads)
+    stream = aiter(chunks)
+    pending = bytearray()
     try:
+        async for chunk in stream:
+            pending += chunk
+            if len(pending) > batch_size:
+                break
+        else:
+            return await run_in_threadpool(upload.whole, pending, then)
+        await run_in_threadpool(upload.start, pending)
         pending = bytearray()
-        async for chunk in chunks:
+        async for chunk in stream:
             pending += chunk
             if len(pending) >= batch_size:
                 batch, pending = pending, bytearray()
-                await run_in_threadpool(handle.write, batch)
-                written += len(batch)
-        if pending:
-            await run_in_threadpool(handle.write, pending)
-            written += len(pending)
-        await run_in_threadpool(handle.close)
+                await run_in_threadpool(upload.write, batch)
+        return await run_in_threadpool(upload.finish, pending, then)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            if uploads is not None:
-                await run_in_threadpool(uploads.abandon, handle)
-            else:
-                await run_in_threadpool(_abandon, handle, store, path)
+            if upload.handle is not None and not upload.done:
+                await run_in_threadpool(upload.abandon)
         raise
-    if uploads is not None:
-        uploads.finished(handle)
-    record = None
-    if isinstance(handle, integrity.RecordingWriter):
-        computed = handle.digests()
-        record = integrity.Record(tuple(computed[algorithm] for algorithm in integrity.RECORDED))
-    return Stored(written, record)
 
 
 # -- downloads --------------------------------------------------------------------------------------
@@ -303,6 +393,37 @@ def checkable(info: Mapping[str, Any]) -> integrity.Digest | None:
     return integrity.quick_digest(info.get("digest"))
 
 
+def read_whole(
+    handle: IO[bytes], path: str, start: int, length: int, *, expected: integrity.Digest | None = None
+) -> bytes:
+    """:func:`_read_chunks` as one piece, for a body of at most one chunk read in the thread that
+    opened it (a small GET is one worker-thread call); closes ``handle``. A body that does not match
+    ``expected`` raises :class:`~artifact_fs.integrity.DigestMismatchError` instead (:func:`cut_short`)."""
+    return b"".join(_read_chunks(handle, path, start, length, max(length, 1), expected=expected))
+
+
+def _report_cut(path: str, exc: BaseException) -> None:
+    if isinstance(exc, integrity.DigestMismatchError):
+        logger.warning(
+            "withheld the end of %r: its stored bytes give %s, not the recorded %s "
+            "(changed or damaged in the store)",
+            path,
+            exc.actual,
+            exc.expected,
+        )
+    elif isinstance(exc, OSError):
+        logger.warning("download of %r cut short: %s", path, exc)
+
+
+async def cut_short(path: str, failure: Exception) -> AsyncIterator[bytes]:
+    """The body of a one-chunk response whose read or check failed: the headers go, then the
+    connection is cut, as :func:`read_stream` withholds a streamed body's last chunk (clients resume
+    with a range, and check the whole)."""
+    _report_cut(path, failure)
+    raise failure
+    yield b""  # pragma: no cover - makes this an async generator
+
+
 async def read_stream(
     handle: IO[bytes],
     path: str,
@@ -323,17 +444,8 @@ async def read_stream(
     try:
         async for data in iterate_in_threadpool(chunks):
             yield data
-    except integrity.DigestMismatchError as exc:
-        logger.warning(
-            "withheld the end of %r: its stored bytes give %s, not the recorded %s "
-            "(changed or damaged in the store)",
-            path,
-            exc.actual,
-            exc.expected,
-        )
-        raise
-    except OSError as exc:
-        logger.warning("download of %r cut short: %s", path, exc)
+    except OSError as exc:  # DigestMismatchError included
+        _report_cut(path, exc)
         raise
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
