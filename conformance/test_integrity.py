@@ -13,6 +13,7 @@ check against: those deployments are strict xfails for the checks (never silentl
 from __future__ import annotations
 
 import errno
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -22,12 +23,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from click.testing import CliRunner
 from fsspec.implementations.local import LocalFileSystem
 
 from artifact_fs import backends, integrity, uris
 from artifact_fs.backends.local_digests import ATTRIBUTE
 from artifact_fs.backends.object_store import record_path
 from artifact_fs.backends.runs import RunsFileSystem
+from artifact_fs.cli import main
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.store import ArtifactStore
 from conformance.backends.mlflow_artifacts import BUCKET as MLFLOW_BUCKET
@@ -211,6 +214,30 @@ def test_a_truncated_artifact_fails_the_next_download(
         target.store().download_artifacts("short.bin", str(local))
     assert_mismatch(raised.value, "short.bin")
     assert not (local / "short.bin").exists()
+
+
+def test_verify_names_the_changed_and_the_truncated_artifact(
+    target: Target, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``artifact-fs verify`` on every backend: exit 1, one DAMAGED line per file changed or cut
+    behind artifact_fs's back, nothing said of the intact one."""
+    unrecorded(request, target.backend)
+    log(target, tmp_path, "v/changed.bin", random_bytes(SIZE, seed=23))
+    log(target, tmp_path, "v/short.bin", random_bytes(SIZE, seed=24))
+    log(target, tmp_path, "v/intact.bin", random_bytes(SIZE, seed=25))
+    behind(target).change("v/changed.bin")
+    behind(target).truncate("v/short.bin", SIZE // 2)
+
+    options = [
+        arg
+        for key, value in target.backend.storage_options.items()
+        for arg in ("-o", f"{key}={json.dumps(value)}")
+    ]
+    runner = CliRunner(env=target.backend.environ)
+    result = runner.invoke(main, ["verify", target.url, "-q", *options], catch_exceptions=False)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    lines = sorted(result.stdout.splitlines())
+    assert [line.split(":")[0] for line in lines] == ["DAMAGED v/changed.bin", "DAMAGED v/short.bin"], lines
 
 
 def test_a_whole_root_download_names_the_changed_artifact(
