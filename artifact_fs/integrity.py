@@ -361,9 +361,10 @@ class DigestStore(Protocol):
         """Where the record of ``path`` is kept (for tests and tools; the file itself for xattrs)."""
         ...
 
-    # optional: ``remove_tree(fs, path)`` for records that do not live inside the directory they
-    # describe (a deleted directory's records go with it otherwise); ``arecord``/``alookup`` for
-    # async filesystems.
+    # optional: ``checks_gets = True`` where the filesystem's own ``get_file`` checks whole
+    # downloads (the store then does not check twice); ``remove_tree(fs, path)`` for records that do
+    # not live inside the directory they describe (a deleted directory's records go with it
+    # otherwise); ``arecord``/``alookup`` for async filesystems.
 
 
 def sidecar_path(path: str) -> str:
@@ -425,6 +426,11 @@ class SidecarDigests:
 SIDECARS = SidecarDigests()
 
 
+def checks_gets(backend: Any) -> bool:
+    """Whether the backend's filesystem checks whole downloads itself (``runs:/``, the proxied client)."""
+    return bool(getattr(digest_store(backend), "checks_gets", False))
+
+
 class TransportDigests:
     """For clients of a server that keeps the records itself (``mlflow-artifacts``): nothing is
     recorded here, and the client checks the server's ``Repr-Digest`` on whole reads itself, so a
@@ -433,6 +439,7 @@ class TransportDigests:
     the filesystem's ``repr_digest``) only when a caller wants every digest (``ls --long``)."""
 
     cheap_lookup = False
+    checks_gets = True
 
     def location(self, path: str) -> str:
         return path  # on the server, which keeps it

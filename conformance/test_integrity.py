@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import fsspec
 import pytest
 import requests
 from click.testing import CliRunner
@@ -429,6 +430,15 @@ def test_a_runs_uri_checks_the_digests_of_the_runs_own_store(
     stored.change("d/changed.bin")
 
     assert_changed_fails_and_intact_passes(store, tmp_path, intact_seed=41)
+
+    # fsspec's own get on runs:/// (what pandas, dask or a user's fs.get does) checks the same way
+    fs = fsspec.filesystem("runs")
+    local = tmp_path / "fsspec-get.bin"
+    with pytest.raises(integrity.DigestMismatchError):
+        fs.get_file(f"runs:///{run['run_id']}/d/changed.bin", str(local))
+    assert not local.exists()
+    fs.get_file(f"runs:///{run['run_id']}/d/intact.bin", str(local))
+    assert local.read_bytes() == random_bytes(SIZE, seed=41)
 
 
 def _tracking_post(tracking: str, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

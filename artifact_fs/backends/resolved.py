@@ -261,7 +261,14 @@ class ResolvedRootsFileSystem(AbstractFileSystem):
         return self._reading(path, read)
 
     def get_file(self, rpath: str, lpath: str, **kwargs: Any) -> None:
-        self._reading(rpath, lambda at: at.fs.get_file(at.relative, lpath, **kwargs))
+        """The resolved root's download, checked against the artifact's record (fsspec's ``get``)."""
+
+        def fetch(at: Located) -> None:
+            expected = at.root.recorded_digest(at.relative)  # None behind a server: its client checks
+            at.fs.get_file(at.relative, lpath, **kwargs)
+            integrity.check_local_file(rpath, lpath, expected)
+
+        self._reading(rpath, fetch)
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         """The root's backend opens the file with its own file class (writes land, reads use its reader)."""
@@ -335,6 +342,8 @@ class ResolvedDigests:
     """Digest records of ``runs:/`` and ``models:/`` paths live where the resolved root keeps them."""
 
     cheap_lookup = False
+    checks_gets = True
+    """``get_file`` checks whole downloads itself (fsspec users get it too): no second check."""
 
     @staticmethod
     def _at(fs: Any, path: str) -> tuple[ArtifactRoot, str]:
