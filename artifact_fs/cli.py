@@ -395,13 +395,9 @@ def _verify_file(store: ArtifactStore, path: str, record: bool, bar: progress.Fi
             recorded = integrity.Record.parse(info["digest"]) if info.get("digest") else None
             if recorded is None and not record:
                 return Verdict(path, "no-digest")
-            algorithms = [d.algorithm for d in recorded.digests] if recorded else list(integrity.RECORDED)
-            hashers = [integrity.Hasher(algorithm) for algorithm in algorithms]
-            while chunk := handle.read(VERIFY_CHUNK_SIZE):
-                for hasher in hashers:
-                    hasher.update(chunk)
-                bar.relative_update(len(chunk))
-        actual = integrity.Record(tuple(hasher.digest() for hasher in hashers))
+            algorithms = [d.algorithm for d in recorded.digests] if recorded else integrity.RECORDED
+            computed = integrity.read_digests(handle, algorithms, VERIFY_CHUNK_SIZE, bar.relative_update)
+        actual = integrity.Record(tuple(computed.values()))
         if recorded is None:
             store.root.record_digest(path, actual)
             if store.root.recorded_digest(path) != actual:

@@ -2,12 +2,13 @@
 
 One idea, used by the store, the server and the CLI (docs/integrity.md):
 
-* **A digest** is an RFC 9530 value, ``sha-256=:<base64>:``. SHA-256 is what artifact_fs records
-  (a content identity, 2 GB/s with the CPU's SHA extensions); ``crc32c`` and ``md5`` are accepted
-  where a store computes them itself (GCS's CRC32C, Azure's Content-MD5).
+* **A digest** is an RFC 9530 value, ``sha-256=:<base64>:``. artifact_fs records two per artifact
+  (a :class:`Record`): SHA-256, the content identity (2 GB/s with the CPU's SHA extensions), and
+  CRC-32C, which downloads check (14 GB/s); ``md5`` and the others are accepted where a store
+  computes them itself (GCS's CRC32C and MD5, Azure's Content-MD5) and nothing is recorded.
 * **Where it lives** is the backend's choice, through an optional module attribute ``DIGESTS``
-  (a :class:`DigestStore`): a local file's extended attribute, an object store's own checksum, or by
-  default a *sidecar* ``<dir>/.artifact.digests/<name>`` holding the header value. Every listing
+  (a :class:`DigestStore`): a local file's extended attribute, an object in the bucket's hidden tree,
+  or by default a *sidecar* ``<dir>/.artifact.digests/<name>`` holding the field. Every listing
   hides :data:`artifact_fs.paths.DIGEST_DIRECTORY`.
 * **When**: uploads hash the bytes they send and record the digest once the artifact is complete;
   whole-file reads hash what they received and compare (:func:`check`). A mismatch is
@@ -28,14 +29,15 @@ import hashlib
 import logging
 import os
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+import google_crc32c
 from fsspec import AbstractFileSystem
-from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import errors, settings
+from artifact_fs.backends.buffered import discard_write
 from artifact_fs.paths import DIGEST_DIRECTORY
 
 logger = logging.getLogger("artifact_fs.integrity")
@@ -206,8 +208,6 @@ class Hasher:
         self._crc: Any = None
         self._hash: Any = None
         if algorithm == "crc32c":
-            import google_crc32c  # GCS's checksum; installed with the gcs extra, needed only there
-
             self._crc = google_crc32c.Checksum()
         elif algorithm in {"sha-256", "sha-512", "md5"}:
             self._hash = hashlib.new(algorithm.replace("-", ""))
@@ -228,31 +228,47 @@ class Hasher:
         return Digest(self.algorithm, self._hash.digest())
 
 
-def recorded_algorithms() -> tuple[str, ...]:
-    """SHA-256, and CRC32C where ``google-crc32c`` is installed (every extra but the bare install)."""
-    try:
-        import google_crc32c  # noqa: F401
-    except ImportError:
-        return (ALGORITHM,)
-    return (ALGORITHM, "crc32c")
+RECORDED = (ALGORITHM, "crc32c")
+"""What every record holds (``google-crc32c`` is a dependency of the package)."""
 
 
-RECORDED = recorded_algorithms()
+def recorded_of(computed: Mapping[str, Digest]) -> Record:
+    """The record of :data:`RECORDED` digests out of those computed (which may hold more)."""
+    return Record(tuple(computed[algorithm] for algorithm in RECORDED))
+
+
+def read_digests(
+    file: IO[bytes],
+    algorithms: Iterable[str] = RECORDED,
+    chunk_size: int = READ_CHUNK,
+    progress: Callable[[int], object] | None = None,
+) -> dict[str, Digest]:
+    """Read ``file`` to its end once, hashing every chunk with each algorithm (``progress(n)`` per chunk)."""
+    hashers = [Hasher(algorithm) for algorithm in dict.fromkeys(algorithms)]
+    while chunk := file.read(chunk_size):
+        for hasher in hashers:
+            hasher.update(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return {hasher.algorithm: hasher.digest() for hasher in hashers}
 
 
 def file_digests(local_path: str | os.PathLike[str], algorithms: Iterable[str] = RECORDED) -> Record:
     """The digests of a local file in one read (hashlib releases the GIL: this runs beside a transfer)."""
-    hashers = [Hasher(algorithm) for algorithm in algorithms]
     with open(local_path, "rb") as file:
-        while chunk := file.read(READ_CHUNK):
-            for hasher in hashers:
-                hasher.update(chunk)
-    return Record(tuple(hasher.digest() for hasher in hashers))
+        return Record(tuple(read_digests(file, algorithms).values()))
 
 
 def file_digest(local_path: str | os.PathLike[str], algorithm: str = ALGORITHM) -> Digest:
     """One digest of a local file."""
     return file_digests(local_path, (algorithm,)).digests[0]
+
+
+def digest_of(data: bytes, algorithm: str = ALGORITHM) -> Digest:
+    """One digest of a buffer."""
+    hasher = Hasher(algorithm)
+    hasher.update(data)
+    return hasher.digest()
 
 
 CRC32C_POLYNOMIAL = 0x82F63B78
@@ -302,9 +318,7 @@ def crc32c_combine(first: int, second: int, second_length: int) -> int:
 
 def crc32c_of(data: bytes) -> int:
     """One buffer's CRC-32C as an integer (what :func:`combined_crc32c` combines)."""
-    hasher = Hasher("crc32c")
-    hasher.update(data)
-    return int.from_bytes(hasher.digest().value, "big")
+    return int.from_bytes(digest_of(data, "crc32c").value, "big")
 
 
 def combined_crc32c(parts: Iterable[tuple[int, int]]) -> Digest:
@@ -362,9 +376,10 @@ class DigestStore(Protocol):
         ...
 
     # optional: ``checks_gets = True`` where the filesystem's own ``get_file`` checks whole
-    # downloads (the store then does not check twice); ``remove_tree(fs, path)`` for records that do
-    # not live inside the directory they describe (a deleted directory's records go with it
-    # otherwise); ``arecord``/``alookup`` for async filesystems.
+    # downloads (the store then does not check twice); ``records_uploads = False`` where the
+    # receiving server records (the store then does not hash uploads); ``remove_tree(fs, path)``
+    # for records that do not live inside the directory they describe (a deleted directory's
+    # records go with it otherwise); ``arecord``/``alookup`` for async filesystems.
 
 
 def sidecar_path(path: str) -> str:
@@ -431,6 +446,11 @@ def checks_gets(backend: Any) -> bool:
     return bool(getattr(digest_store(backend), "checks_gets", False))
 
 
+def records_uploads(backend: Any) -> bool:
+    """Whether an upload's digests are recorded on this side (not by a server that receives it)."""
+    return bool(getattr(digest_store(backend), "records_uploads", True))
+
+
 class TransportDigests:
     """For clients of a server that keeps the records itself (``mlflow-artifacts``): nothing is
     recorded here, and the client checks the server's ``Repr-Digest`` on whole reads itself, so a
@@ -440,6 +460,7 @@ class TransportDigests:
 
     cheap_lookup = False
     checks_gets = True
+    records_uploads = False
 
     def location(self, path: str) -> str:
         return path  # on the server, which keeps it
@@ -512,9 +533,12 @@ def recorded(
             digest = digest_store(backend).lookup(fs, path, info)
     except ValueError as exc:
         raise errors.translate(exc, path) from exc
-    if digest is not None:
-        return digest
-    return Record.of(preferred(native_digests(info)))
+    return _or_native(digest, info)
+
+
+def _or_native(digest: Record | None, info: Mapping[str, Any] | None) -> Record | None:
+    """A store's record, else the strongest checksum the store computed itself (in ``info``)."""
+    return digest if digest is not None else Record.of(preferred(native_digests(info)))
 
 
 async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | None = None) -> Record | None:
@@ -528,7 +552,7 @@ async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | 
             digest: Record | None = await alookup(fs, path, info)
     except ValueError as exc:
         raise errors.translate(exc, path) from exc
-    return digest if digest is not None else Record.of(preferred(native_digests(info)))
+    return _or_native(digest, info)
 
 
 async def arecord(backend: Any, fs: Any, path: str, digest: Record) -> None:
@@ -617,19 +641,15 @@ class RecordingWriter:
                     self.discard()
                 raise DigestMismatchError(self._path, expected, computed[algorithm])
         self._file.close()
-        self._on_commit(Record(tuple(computed[algorithm] for algorithm in RECORDED)))
+        self._on_commit(recorded_of(computed))
 
     def discard(self) -> None:
         """Abandon the write through the backend's ``discard``: nothing is published."""
         if self._file.closed:
             return
-        discard = getattr(self._file, "discard", None)
-        if discard is None:
+        if not callable(getattr(self._file, "discard", None)):
             raise RuntimeError(f"{type(self._file).__name__} cannot discard a write")
-        discard()
-        if isinstance(self._file, AbstractBufferedFile):  # fsspec's discard leaves the file open
-            self._file.buffer = None
-            self._file.closed = True
+        discard_write(self._file)
 
     @property
     def closed(self) -> bool:

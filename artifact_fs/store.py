@@ -190,9 +190,7 @@ class ArtifactStore:
         ``digests``, each file's recorded digest too (a lookup per file where the store keeps them
         apart from its listing); without, only what the listing itself carries.
         """
-        relative = self._relative(path)
-        listed = self._list_children(relative, digests=digests)
-        return listed
+        return self._list_children(self._relative(path), digests=digests)
 
     def _list_children(self, relative: str, *, digests: bool = False) -> list[FileInfo]:
         full = self._full(relative)
@@ -378,7 +376,7 @@ class ArtifactStore:
     @property
     def _records_uploads(self) -> bool:
         """Whether uploads are hashed here (not where a server records what it receives)."""
-        return self.root.digests_enabled and integrity.digest_store(self.backend) is not integrity.TRANSPORT
+        return self.root.digests_enabled and integrity.records_uploads(self.backend)
 
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
         hashing = _hash_beside(source) if self._records_uploads else None

@@ -41,7 +41,7 @@ class DiscardOnError:
     def __exit__(self, exc_type: Any, *args: Any) -> None:
         file = cast(_Discardable, self)
         if exc_type is not None and _pending(file):
-            _discard(file)
+            discard_write(file)
             return
         file.close()
 
@@ -54,7 +54,7 @@ class DiscardOnError:
         file = cast(_Discardable, self)
         with contextlib.suppress(Exception):
             if _pending(file):
-                _discard(file)
+                discard_write(file)
 
 
 def _pending(file: _Discardable) -> bool:
@@ -65,7 +65,9 @@ def _pending(file: _Discardable) -> bool:
         return False
 
 
-def _discard(file: _Discardable) -> None:
+def discard_write(file: Any) -> None:
+    """Abandon a write through the file's own ``discard`` (nothing is published), and mark an fsspec
+    buffered file closed, which its ``discard`` does not, so neither ``close`` nor ``__del__`` commits."""
     file.discard()
     if isinstance(file, AbstractBufferedFile):  # fsspec's discard leaves the file open
         file.buffer = None

@@ -38,21 +38,17 @@ def record_completed(store: ArtifactStore, path: str, claimed: integrity.Digest 
 
     A mismatch deletes the object and raises :class:`integrity.DigestMismatchError`.
     """
-    algorithms = list(dict.fromkeys([*integrity.RECORDED, *([claimed.algorithm] if claimed else [])]))
-    hashers = [integrity.Hasher(algorithm) for algorithm in algorithms]
+    algorithms = [*integrity.RECORDED, *([claimed.algorithm] if claimed else [])]
     handle, _info = store.open_version(path, block_size=READ_SIZE, cache_type="none")
     with handle:
-        while chunk := handle.read(READ_SIZE):
-            for hasher in hashers:
-                hasher.update(chunk)
-    computed = {hasher.algorithm: hasher.digest() for hasher in hashers}
+        computed = integrity.read_digests(handle, algorithms, READ_SIZE)
     if claimed is not None and computed[claimed.algorithm].value != claimed.value:
         logger.warning(
             "deleting the multipart upload of %r: it does not match the digest its client sent", path
         )
         store.delete_artifacts(path)
         raise integrity.DigestMismatchError(path, claimed, computed[claimed.algorithm])
-    record = integrity.Record(tuple(computed[algorithm] for algorithm in integrity.RECORDED))
+    record = integrity.recorded_of(computed)
     store.root.record_digest(path, record)
     return record
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import anyio
-from fsspec.spec import AbstractBufferedFile
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import Headers
 
 from artifact_fs import integrity
+from artifact_fs.backends.buffered import discard_write
 from artifact_fs.store import ArtifactStore
 
 logger = logging.getLogger("artifact_fs.server")
@@ -54,12 +54,10 @@ def _abandon(handle: Any, store: ArtifactStore, path: str) -> None:
         if discard is not None:
             try:
                 # s3fs / gcsfs abort their multipart upload; atomic local files drop their temp file
-                discard()
+                discard_write(handle)
             except RuntimeError:
                 pass  # fsspec's plain LocalFileOpener cannot discard an autocommitting file
             else:
-                if isinstance(handle, AbstractBufferedFile):
-                    handle.closed = True  # so neither close() nor __del__ commits what was received
                 return
         handle.close()  # a non-transactional file: close it, then remove what it wrote
         store.delete_artifacts(path)
@@ -253,7 +251,7 @@ class _Upload:
         record = None
         if isinstance(self.handle, integrity.RecordingWriter):
             computed = self.handle.digests()
-            record = integrity.Record(tuple(computed[algorithm] for algorithm in integrity.RECORDED))
+            record = integrity.recorded_of(computed)
         return Stored(self.written, record)
 
 

@@ -27,11 +27,9 @@ from artifact_fs.backends.mlflow_artifacts.core import SPOOL_IN_MEMORY
 from artifact_fs.backends.mlflow_artifacts.reads import ArtifactsReads
 from artifact_fs.content_headers import guess_mime_type
 
-UPLOAD_ALGORITHM = next(
-    algorithm for algorithm in integrity.QUICK_PREFERENCE if algorithm in integrity.RECORDED
-)
-"""What a PUT's ``Content-Digest`` carries: the quickest digest the server records too (CRC32C where
-``google-crc32c`` is installed): it catches a body damaged on the way at a fraction of SHA-256's cost."""
+UPLOAD_ALGORITHM = "crc32c"
+"""What a PUT's ``Content-Digest`` carries: the quickest digest the server records too; it catches a
+body damaged on the way at a fraction of SHA-256's cost."""
 
 
 class _Body(io.RawIOBase):
@@ -106,7 +104,7 @@ class ArtifactsWrites(ArtifactsReads):
                 path,
                 self.multipart_upload_chunk_size,
                 self.max_workers,
-                digests=self.digests_enabled and "crc32c" in integrity.RECORDED,
+                digests=self.digests_enabled,
             )
             on_part = callback.relative_update if callback is not None else None
             try:
@@ -137,7 +135,7 @@ class ArtifactsWrites(ArtifactsReads):
         conditional PUT)."""
         if mode == "create" and self.exists(path):
             raise FileExistsError(errno.EEXIST, f"{self._strip_protocol(path)!r} already exists", path)
-        digest = _digest_of(value) if self.digests_enabled else None
+        digest = integrity.digest_of(value, UPLOAD_ALGORITHM) if self.digests_enabled else None
         self.upload(path, io.BytesIO(value), len(value), digest=digest)
 
     def put_file(
@@ -256,9 +254,3 @@ class MlflowArtifactWriter(DiscardOnError, AbstractBufferedFile):
             self._spool.close()
             self._spool = None
         self.buffer = io.BytesIO()
-
-
-def _digest_of(value: bytes) -> integrity.Digest:
-    hasher = integrity.Hasher(UPLOAD_ALGORITHM)
-    hasher.update(value)
-    return hasher.digest()
