@@ -8,6 +8,7 @@ through the MLflow server's own REST API, on disk, and with boto3.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from artifact_fs import ArtifactStore
+from artifact_fs import ArtifactStore, integrity
 from artifact_fs.backends.mlflow_artifacts import MlflowArtifactsFileSystem
 from artifact_fs.backends.runs import RunsFileSystem
 from artifact_fs.cli import main
@@ -81,6 +82,19 @@ def _stored_bytes(tracking: dict[str, Any], kind: str, run: dict[str, Any], rela
     return body
 
 
+def _assert_recorded(run: dict[str, Any], relative: str, stored: bytes) -> None:
+    """The write recorded the SHA-256 of the bytes the store holds (read without artifact_fs).
+
+    Behind ``mlflow server`` (the proxied run) nothing keeps records: MLflow's server records none.
+    """
+    if run["kind"] == "proxied":
+        return
+    directory = relative.rsplit("/", 1)[0]
+    listed = ArtifactStore(f"runs:/{run['run_id']}").list_artifacts(directory, digests=True)
+    digests = {info.path: info.digest for info in listed}
+    assert digests[relative] == integrity.Digest("sha-256", hashlib.sha256(stored).digest()).header()
+
+
 @pytest.fixture(params=["proxied", "local", "s3"])
 def run(request: pytest.FixtureRequest, tracking: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     kind = request.param
@@ -99,6 +113,7 @@ def test_pandas_writes_through_runs_land_in_the_runs_store(
     TABLE.to_parquet(f"runs:///{run_id}/tables/pandas.parquet")
     stored = _stored_bytes(tracking, run["kind"], run, "tables/pandas.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(stored)), TABLE)
+    _assert_recorded(run, "tables/pandas.parquet", stored)
     pd.testing.assert_frame_equal(pd.read_parquet(f"runs:///{run_id}/tables/pandas.parquet"), TABLE)
 
 
@@ -111,6 +126,7 @@ def test_pyarrow_writes_through_runs_land_in_the_runs_store(
     pq.write_table(table, f"{run_id}/tables/arrow.parquet", filesystem=fs)
     stored = _stored_bytes(tracking, run["kind"], run, "tables/arrow.parquet")
     assert pq.read_table(io.BytesIO(stored)).equals(table)
+    _assert_recorded(run, "tables/arrow.parquet", stored)
     assert pq.read_table(f"{run_id}/tables/arrow.parquet", filesystem=fs).equals(table)
 
 
