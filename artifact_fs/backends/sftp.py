@@ -407,6 +407,8 @@ _ACTIONS = {
 }  # fmt: skip
 for _name, _action in _ACTIONS.items():
     setattr(ArtifactSFTPFileSystem, _name, _translated(getattr(ArtifactSFTPFileSystem, _name), _action))
-# sshfs binds these to its own (untranslated) coroutines at class level
+# sshfs binds these to its own (untranslated) coroutines at class level; fsspec mirrors no sync
+# ``rmdir`` for ``_rmdir`` (not one of its async methods), so without this one it is a silent no-op.
 ArtifactSFTPFileSystem.mkdir = sync_wrapper(ArtifactSFTPFileSystem._mkdir)
 ArtifactSFTPFileSystem.makedirs = sync_wrapper(ArtifactSFTPFileSystem._makedirs)
+ArtifactSFTPFileSystem.rmdir = sync_wrapper(ArtifactSFTPFileSystem._rmdir)
