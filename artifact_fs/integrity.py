@@ -8,8 +8,10 @@ One idea, used by the store, the server and the CLI (docs/integrity.md):
   computes them itself (GCS's CRC32C and MD5, Azure's Content-MD5) and nothing is recorded.
 * **Where it lives** is the backend's choice, through an optional module attribute ``DIGESTS``
   (a :class:`DigestStore`): a local file's extended attribute, an object in the bucket's hidden tree,
-  or by default a *sidecar* ``<dir>/.artifact.digests/<name>`` holding the field. Every listing
-  hides :data:`artifact_fs.paths.DIGEST_DIRECTORY`.
+  or by default a small file holding the field (:func:`sidecar_path`: for a run's or logged model's
+  artifacts ``<id>/.artifact.digests/artifacts/<path>``, outside the artifact root MLflow lists;
+  elsewhere ``<dir>/.artifact.digests/<name>``). Every listing hides
+  :data:`artifact_fs.paths.DIGEST_DIRECTORY`.
 * **When**: uploads hash the bytes they send and record the digest once the artifact is complete;
   whole-file reads hash what they received and compare (:func:`check`). A mismatch is
   :class:`DigestMismatchError` (an ``OSError``, ``EIO``) naming the artifact. Ranged reads are not
@@ -29,6 +31,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -382,10 +385,38 @@ class DigestStore(Protocol):
     # records go with it otherwise); ``arecord``/``alookup`` for async filesystems.
 
 
+MLFLOW_ID = re.compile(r"(?:m-)?[0-9a-f]{32}")
+"""A run's ID (a UUID's 32 hex digits) or a logged model's (``m-`` and 32 hex digits)."""
+
+
+def _apart(path: str, *, below: bool) -> str | None:
+    """``<id>/.artifact.digests/artifacts/<rest>`` for ``path`` in MLflow's layout, ``…/<run or model
+    id>/artifacts/<rest>`` (``below``: only for a path strictly inside ``artifacts``), else ``None``."""
+    parts = path.rstrip("/").split("/")
+    for index in range(1, len(parts) - (1 if below else 0)):
+        if parts[index] == "artifacts" and MLFLOW_ID.fullmatch(parts[index - 1]):
+            return "/".join([*parts[:index], DIGEST_DIRECTORY, *parts[index:]])
+    return None
+
+
 def sidecar_path(path: str) -> str:
-    """``<dir>/.artifact.digests/<name>``: beside the file, so a directory's delete takes it along."""
+    """Where a file's record lives when the store has no place of its own for one (FTP, SFTP, HDFS).
+
+    In MLflow's layout, ``<id>/artifacts/<rest>`` is recorded at ``<id>/.artifact.digests/artifacts/<rest>``:
+    inside the run's (or logged model's) directory, so the directory MLflow's own repositories list, the
+    run's artifact root, never holds a record. Anywhere else, beside the file:
+    ``<dir>/.artifact.digests/<name>``, so a directory's delete takes its records along.
+    """
+    apart = _apart(path, below=True)
+    if apart is not None:
+        return apart
     directory, name = posixpath.split(path.rstrip("/"))
     return posixpath.join(directory, DIGEST_DIRECTORY, name) if directory else f"{DIGEST_DIRECTORY}/{name}"
+
+
+def sidecar_tree(path: str) -> str | None:
+    """The records of a directory that are kept apart from it (MLflow's layout), else ``None``."""
+    return _apart(path, below=False)
 
 
 class SidecarDigests:
@@ -434,8 +465,28 @@ class SidecarDigests:
         sidecar = sidecar_path(path)
         with contextlib.suppress(FileNotFoundError):
             fs.rm_file(sidecar)
-        with contextlib.suppress(OSError, NotImplementedError):  # still holds records: stays
-            fs.rmdir(posixpath.dirname(sidecar))
+        self.prune(fs, posixpath.dirname(sidecar))
+
+    def remove_tree(self, fs: AbstractFileSystem, path: str) -> None:
+        """A deleted directory's records, where they are not inside it (MLflow's layout)."""
+        tree = sidecar_tree(path)
+        if tree is not None:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(tree, recursive=True)
+            self.prune(fs, posixpath.dirname(tree))
+
+    @staticmethod
+    def prune(fs: AbstractFileSystem, directory: str) -> None:
+        """Remove emptied record directories, up to the ``.artifact.digests`` one (a run's directory
+        holding nothing else can then go, as ``artifact-fs gc`` does)."""
+        while directory:
+            try:
+                fs.rmdir(directory)
+            except (OSError, NotImplementedError):
+                return  # still holds records
+            if posixpath.basename(directory) == DIGEST_DIRECTORY:
+                return
+            directory = posixpath.dirname(directory)
 
 
 SIDECARS = SidecarDigests()

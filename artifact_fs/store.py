@@ -513,16 +513,17 @@ class ArtifactStore:
                     is_file = not self.fs.isdir(relative)
                     self.fs.rm(relative, recursive=True)
                     self.root.forget_digest(relative, tree=not is_file)
-            elif self.capabilities.empty_directories:
-                if self.backend_fs.exists(full):
-                    self.backend_fs.rm(full, recursive=True)
             else:
-                # Object stores: delete what is under the prefix, never the prefix "itself" (which
-                # for a bucket-root store would be the bucket); the root's digest records too.
-                children = [info.path for info in self._list_children("")]
-                if children:
-                    self.fs.rm(children, recursive=True)
-                self.root.forget_digest("", tree=True)
+                if self.capabilities.empty_directories:
+                    if self.backend_fs.exists(full):
+                        self.backend_fs.rm(full, recursive=True)
+                else:
+                    # Object stores: delete what is under the prefix, never the prefix "itself"
+                    # (which for a bucket-root store would be the bucket).
+                    children = [info.path for info in self._list_children("")]
+                    if children:
+                        self.fs.rm(children, recursive=True)
+                self.root.forget_digest("", tree=True)  # records kept apart from the root
         self.backend_fs.invalidate_cache(full)
 
     # -- one file ---------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+import artifact_fs
+from artifact_fs.paths import DIGEST_DIRECTORY
+from artifact_fs.store import ArtifactStore
 from conformance.harness import BackendUnderTest
 from conformance.servers.artifact_server import start_artifact_server
 from conformance.servers.mlflow_env import mlflow_bin, run_mlflow_python
@@ -107,6 +110,12 @@ def run_rows(database: Path, run_ids: list[str]) -> set[str]:
             row[0] for row in db.execute(f"SELECT run_uuid FROM params WHERE run_uuid IN ({marks})", run_ids)
         }
     return found
+
+
+def record_source(directory: Path) -> Path:
+    source = directory / "recorded.txt"
+    source.write_bytes(b"logged by artifact_fs, with a digest record")
+    return source
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -249,7 +258,10 @@ def test_gc_uploads_removes_an_abandoned_temporary_file(gc_server: MlflowServer,
 @pytest.mark.s3
 @pytest.mark.ftp
 def test_gc_finishes_where_mlflow_gc_fails_on_s3_and_ftp(
-    gc_server: MlflowServer, backend_s3_seaweedfs: BackendUnderTest, backend_ftp: BackendUnderTest
+    gc_server: MlflowServer,
+    backend_s3_seaweedfs: BackendUnderTest,
+    backend_ftp: BackendUnderTest,
+    tmp_path: Path,
 ) -> None:
     s3_env = backend_s3_seaweedfs.environ
     ftp_root = backend_ftp.details["url_with_password"] + "/gc"
@@ -278,12 +290,25 @@ def test_gc_finishes_where_mlflow_gc_fails_on_s3_and_ftp(
     client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"p" * 1024)
 
     deleted = [r for spec in (s3, ftp) for r, v in spec["runs"].items() if v["deleted"]]
+    # Artifacts artifact_fs logs carry digest records kept apart from the run's root (issue #18):
+    # on FTP in the run's directory, on S3 in the bucket's hidden tree. gc removes them with the run.
+    for spec, options in ((s3, backend_s3_seaweedfs.storage_options), (ftp, backend_ftp.storage_options)):
+        uri = next(v["uri"] for v in spec["runs"].values() if v["deleted"])
+        ArtifactStore(uri, **options).log_artifact(str(record_source(tmp_path)), "recorded")
+    ftp_fs, ftp_run_root = artifact_fs.url_to_fs(ftp["runs"][ftp_run]["uri"], **backend_ftp.storage_options)
+    ftp_run_directory = ftp_run_root.rstrip("/").rsplit("/", 1)[0]
+    assert ftp_fs.exists(f"{ftp_run_directory}/{DIGEST_DIRECTORY}/artifacts/recorded/recorded.txt")
+    assert client.list_objects_v2(Bucket=bucket, Prefix=f"{DIGEST_DIRECTORY}/suite/gc/")["KeyCount"] == 1
+
     done = artifact_fs_gc(*store, "--run-ids", ",".join(deleted), env=env)
     assert done.returncode == 0, done.stderr + done.stdout
     assert run_rows(database, deleted) == set()
     listed = client.list_objects_v2(Bucket=bucket, Prefix="suite/gc/")
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert not [k for k in keys if any(d in k for d in deleted)] and len(keys) == 3
+    assert client.list_objects_v2(Bucket=bucket, Prefix=f"{DIGEST_DIRECTORY}/suite/gc/")["KeyCount"] == 0
+    ftp_fs.invalidate_cache()
+    assert not ftp_fs.exists(ftp_run_directory)  # records and all: nothing of the run is left
 
     only = ["--experiment-ids", s3["experiment_id"]]
     uploads = artifact_fs_gc(*store, *only, "--uploads", "--older-than", "0s", env=env)

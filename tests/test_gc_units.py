@@ -75,6 +75,7 @@ def test_object_store_roots_are_deleted_in_one_batch_per_bucket() -> None:
     from artifact_fs.gc.report import FAILED, Outcome
 
     fs = RecordingStore()
+    forgotten: list[tuple[str, str, bool]] = []
 
     def item(path: str) -> PendingRoot:
         root = SimpleNamespace(
@@ -82,6 +83,7 @@ def test_object_store_roots_are_deleted_in_one_batch_per_bucket() -> None:
             backend_fs=fs,
             capabilities=SimpleNamespace(empty_directories=False),
             uri=SimpleNamespace(backend="s3"),
+            forget_digest=lambda relative, tree=False: forgotten.append((path, relative, tree)),
         )
         found = roots.Contents({f"{path}/a": 1, f"{path}/b/c": 2}, [])
         run_id = path.split("/")[-2]
@@ -93,3 +95,5 @@ def test_object_store_roots_are_deleted_in_one_batch_per_bucket() -> None:
         ["b1/1/r1/artifacts/a", "b1/1/r1/artifacts/b/c", "b1/1/r2/artifacts/a", "b1/1/r2/artifacts/b/c"],
         ["b2/1/r3/artifacts/a", "b2/1/r3/artifacts/b/c"],
     ]
+    # Each deleted root's digest records (kept apart from it, issue #18) go too.
+    assert sorted(forgotten) == [(f"{p}/artifacts", "", True) for p in ("b1/1/r1", "b1/1/r2", "b2/1/r3")]

@@ -120,3 +120,36 @@ def test_a_failed_with_block_discards() -> None:
         writer.write(b"partial")
         raise RuntimeError("the producer failed")
     assert target.discarded
+
+
+RUN = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("path", "record"),
+    [
+        # MLflow's layout: inside the run's (or logged model's) directory, outside its artifact root.
+        (f"/srv/1/{RUN}/artifacts/model.bin", f"/srv/1/{RUN}/.artifact.digests/artifacts/model.bin"),
+        (f"/srv/1/{RUN}/artifacts/a/b.txt", f"/srv/1/{RUN}/.artifact.digests/artifacts/a/b.txt"),
+        (
+            f"/srv/1/models/m-{RUN}/artifacts/MLmodel",
+            f"/srv/1/models/m-{RUN}/.artifact.digests/artifacts/MLmodel",
+        ),
+        # A root named "artifacts" above the run is not the run's: the run's own segment decides.
+        (f"/artifacts/1/{RUN}/artifacts/x", f"/artifacts/1/{RUN}/.artifact.digests/artifacts/x"),
+        # Anywhere else: beside the file.
+        ("/srv/artifacts/z.txt", "/srv/artifacts/.artifact.digests/z.txt"),
+        (f"/srv/{RUN[:31]}/artifacts/z.txt", f"/srv/{RUN[:31]}/artifacts/.artifact.digests/z.txt"),
+        ("top.txt", ".artifact.digests/top.txt"),
+    ],
+)
+def test_where_a_sidecar_record_lives(path: str, record: str) -> None:
+    assert integrity.sidecar_path(path) == record
+
+
+def test_a_directory_in_mlflows_layout_has_its_records_apart() -> None:
+    assert integrity.sidecar_tree(f"/srv/1/{RUN}/artifacts") == f"/srv/1/{RUN}/.artifact.digests/artifacts"
+    assert (
+        integrity.sidecar_tree(f"/srv/1/{RUN}/artifacts/d") == f"/srv/1/{RUN}/.artifact.digests/artifacts/d"
+    )
+    assert integrity.sidecar_tree("/srv/reports/d") is None  # its sidecars are inside it

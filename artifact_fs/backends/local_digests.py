@@ -70,5 +70,9 @@ class XattrDigests:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             SIDECARS.remove(fs, path)
 
+    def remove_tree(self, fs: AbstractFileSystem, path: str) -> None:
+        """Fallback sidecars kept apart from a deleted directory (MLflow's layout) go too."""
+        SIDECARS.remove_tree(fs, path)
+
 
 __all__ = ["ATTRIBUTE", "XattrDigests"]

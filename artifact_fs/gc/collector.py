@@ -311,6 +311,9 @@ def delete_batched(items: list[PendingRoot]) -> list[PendingRoot]:
             roots.delete_files(group[0].root.backend_fs, [f for i in group for f in i.found.files])  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - retried root by root, so each failure is its own
             singles += group
+            continue
+        for item in group:  # their digest records, in the bucket's hidden tree (one listing a root)
+            item.root.forget_digest("", tree=True)  # type: ignore[union-attr]
     return singles
 
 

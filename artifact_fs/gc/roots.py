@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec.asyn
 
-from artifact_fs import errors, uris
+from artifact_fs import errors, integrity, uris
 from artifact_fs.root import ArtifactRoot, open_root
 
 PROXY_SCHEMES = ("mlflow-artifacts:",)
@@ -155,11 +155,12 @@ def delete(root: ArtifactRoot, found: Contents, *, run_directory_uri: str | None
             with contextlib.suppress(FileNotFoundError):
                 if fs.exists(root.path):
                     fs.rm(root.path, recursive=True)
-            if run_directory_uri is not None:
-                # A root of its own: the root's filesystem may refuse paths outside the root.
-                parent = open_root(run_directory_uri, environ=root.environ, policy=root.policy)
-                with contextlib.suppress(FileNotFoundError, OSError):
-                    parent.backend_fs.rmdir(parent.path)  # only if empty: never another thing's files
+        integrity.forget(root.backend, fs, root.path, tree=True)  # records kept apart from the root
+        if root.capabilities.empty_directories and run_directory_uri is not None:
+            # A root of its own: the root's filesystem may refuse paths outside the root.
+            parent = open_root(run_directory_uri, environ=root.environ, policy=root.policy)
+            with contextlib.suppress(FileNotFoundError, OSError):
+                parent.backend_fs.rmdir(parent.path)  # only if empty: never another thing's files
         fs.invalidate_cache(root.path)
 
 
