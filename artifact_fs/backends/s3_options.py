@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from artifact_fs import qualify, settings
-from artifact_fs.policy import TransferPolicy
+from artifact_fs.policy import DOWNLOAD_PART_SIZE, TransferPolicy, download_part_size
 from artifact_fs.uris import ArtifactURI
 
 DEFAULT_MAX_CONCURRENCY = 8
@@ -51,8 +51,7 @@ DEFAULT_READ_TIMEOUT = 60
 DEFAULT_RETRIES = 2
 """botocore ``standard`` mode's 3 attempts: throttling (SlowDown, 503) and transient errors back off,
 and an unreachable endpoint is reported within seconds."""
-DEFAULT_DOWNLOAD_PART_SIZE = 16 * settings.MIB
-"""Range size of downloads (``MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE`` when set): boto3's tuned 16 MiB."""
+DEFAULT_DOWNLOAD_PART_SIZE = DOWNLOAD_PART_SIZE
 DEFAULT_READ_BLOCK_SIZE = 512 * settings.KIB
 """Read-ahead of files opened for reading; small so columnar readers fetch little beyond their ranges."""
 
@@ -156,9 +155,7 @@ def _download_part_size(environ: Mapping[str, str]) -> int:
     """MLflow's multipart-download variables as a range size (0: one plain GET per file)."""
     if not settings.MLFLOW_ENABLE_MULTIPART_DOWNLOAD.get(environ):
         return 0
-    if settings.MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE.is_set(environ):
-        return int(settings.MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE.get(environ))
-    return DEFAULT_DOWNLOAD_PART_SIZE
+    return download_part_size(environ)
 
 
 CREDENTIAL_SOURCES = {

@@ -5,7 +5,8 @@ A read is ranged: a presigned URL with ``Range`` when the server advertises mult
 sequential reads. :class:`MlflowArtifactFile` is the random-access file (fsspec's ``HTTPFile``),
 :class:`MlflowArtifactStreamFile` the forward-only one for ``block_size=0`` (``HTTPStreamFile``);
 fsspec's own classes need its aiohttp event loop, so these are written on ``AbstractBufferedFile``.
-Downloads (``get_file``) never list: the GET's answer tells a directory from a file.
+Downloads (``get_file``) never list: the GET's answer tells a directory from a file; a large file
+comes as concurrent ranges when the server honours ``Range`` (:mod:`.ranged`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import io
 import os
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +28,12 @@ from artifact_fs import integrity
 from artifact_fs.backends.mlflow_artifacts.body_digests import WholeBodyDigest
 from artifact_fs.backends.mlflow_artifacts.core import PRESIGNED_URL_REUSE_SECONDS
 from artifact_fs.backends.mlflow_artifacts.listing import ArtifactsListing, Entry
+from artifact_fs.backends.mlflow_artifacts.ranged import (
+    RangedDownload,
+    can_continue,
+    empty_answer,
+    range_size,
+)
 from artifact_fs.backends.mlflow_artifacts.versions import (
     Resumable,
     VersionPin,
@@ -111,7 +117,7 @@ class ArtifactsReads(ArtifactsListing):
                 response = self.session.get(url, headers=headers, stream=True, timeout=self.transfer_timeout)
         if response.status_code == 416:  # the range starts at or after the end: no bytes
             response.close()
-            return _empty_response(), start
+            return empty_answer(response), start
         if response.status_code == 412 and etag:
             response.close()
             raise changed_error(path)
@@ -188,7 +194,8 @@ class ArtifactsReads(ArtifactsListing):
     def get_file(
         self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any
     ) -> None:
-        """Download to ``lpath``: parallel presigned ranges for big files when enabled, else one stream.
+        """Download to ``lpath``: concurrent pinned ranges (presigned or proxied) for a file larger than
+        one range where the server honours ``Range``, else one stream.
 
         No listing: a directory is known from the caller's listing (``get``'s snapshot) or from the
         server's answer to the GET, and becomes a local directory, as in fsspec's ``get_file``.
@@ -205,18 +212,25 @@ class ArtifactsReads(ArtifactsListing):
             os.makedirs(lpath, exist_ok=True)
 
     def _download(self, path: str, lpath: str, callback: Any) -> None:
+        """The first request asks for the first range (:mod:`.ranged`): a ``206`` of a larger file goes
+        on as concurrent pinned ranges; a server that ignores ``Range`` answers the whole file, read as
+        one stream. Either way a failure leaves no local file."""
         if not path:
             raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", path)
-        if self.multipart_download_enabled():
-            presigned = self._presigned_download(path)
-            size = presigned.get("file_size") if presigned else None
-            if presigned and size is not None and int(size) > self.multipart_download_chunk_size:
-                etag = self._parallel_download(path, lpath, int(size), callback)
-                self._check_parallel_download(path, lpath, etag, presigned.get("digest"))
-                return
+        part_size = range_size(self.storage_options, self.multipart_download_chunk_size)
+        first: requests.Response | None
+        first, _ = self.open_stream(path, 0, part_size)
+        if first.status_code == 206 and can_continue(first, part_size):
+            self._ranged_download(path, lpath, first, part_size, callback)
+            return
+        if first.status_code == 206 or (first.raw is None and "Content-Length" not in first.headers):
+            # ranges it cannot pin (no strong ETag), or a 416 that does not say the file is empty
+            # (S3 refuses any range of an empty object): one whole GET instead
+            first.close()
+            first = None
         try:
             with open(lpath, "wb") as local:
-                progress = self._read_whole(path, local, callback)
+                progress = self._read_whole(path, local, callback, first)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(lpath)  # neither a partial file nor one for a missing artifact
@@ -229,8 +243,31 @@ class ArtifactsReads(ArtifactsListing):
                 os.remove(lpath)
                 raise
 
-    def _read_whole(self, path: str, local: Any, callback: Any = None) -> Resumable:
+    def _ranged_download(
+        self, path: str, lpath: str, first: requests.Response, part_size: int, callback: Any
+    ) -> None:
+        download = RangedDownload(
+            path,
+            lpath,
+            lambda start, end, etag: self.open_stream(path, start, end, etag=etag)[0],
+            part_size=part_size,
+            workers=self.max_workers,
+            policy=self.policy,
+            digests=self.digests_enabled,
+            callback=callback,
+        )
+        try:
+            download.run(first)
+        except integrity.DigestMismatchError as exc:
+            self._refuse_if_replaced(path, download.etag, download.header, exc)
+            raise
+
+    def _read_whole(
+        self, path: str, local: Any, callback: Any = None, first: requests.Response | None = None
+    ) -> Resumable:
         """All of ``path`` into ``local``, resumed after cuts within the policy's retries.
+
+        ``first`` is an answer already open (a whole body from a server that ignored ``Range``).
 
         The bytes are hashed as they are written and checked against the first answer's
         ``Repr-Digest`` (:class:`WholeBodyDigest`): a mismatch is ``DigestMismatchError``.
@@ -239,7 +276,8 @@ class ArtifactsReads(ArtifactsListing):
         digest = WholeBodyDigest(self.digests_enabled)
         for attempt in resuming(self.policy):
             with attempt:
-                self._stream_into(path, local, progress, callback, digest)
+                answer, first = first, None  # a retry opens its own GET
+                self._stream_into(path, local, progress, callback, digest, first=answer)
         try:
             digest.check(path)
         except integrity.DigestMismatchError as exc:
@@ -282,6 +320,8 @@ class ArtifactsReads(ArtifactsListing):
         progress: Resumable,
         callback: Any,
         digest: WholeBodyDigest | None = None,
+        *,
+        first: requests.Response | None = None,
     ) -> None:
         """One GET of the rest of ``path`` into ``local``: resumed where an earlier one was cut.
 
@@ -296,9 +336,12 @@ class ArtifactsReads(ArtifactsListing):
             digest.restart()
         # A resumed read asks for a range even from 0: artifact-fs serve withholds the end of a whole
         # body that does not match its digest, and this read checks the whole file itself.
-        response, offset = self.open_stream(
-            path, progress.written if resume else 0, etag=progress.etag, ranged=resume
-        )
+        if first is not None and not progress.started:
+            response, offset = first, 0
+        else:
+            response, offset = self.open_stream(
+                path, progress.written if resume else 0, etag=progress.etag, ranged=resume
+            )
         with response:
             if not progress.started:
                 progress.start(response)
@@ -314,52 +357,6 @@ class ArtifactsReads(ArtifactsListing):
                 progress.written += len(chunk)
                 if callback is not None:
                     callback.relative_update(len(chunk))
-
-    def _check_parallel_download(self, path: str, lpath: str, etag: str | None, header: Any) -> None:
-        """Ranges are not hashed as they come: the assembled file is (from the page cache) against
-        the digest the server gave with the presigned URL; a mismatch removes it."""
-        expected = integrity.quick_digest(header) if self.digests_enabled else None
-        if expected is None:
-            return
-        try:
-            integrity.check_local_file(path, lpath, integrity.Record((expected,)))
-        except integrity.DigestMismatchError as exc:
-            self._refuse_if_replaced(path, etag, header, exc)
-            raise
-
-    def _parallel_download(self, path: str, lpath: str, size: int, callback: Any) -> str | None:
-        """Ranges of one version into ``lpath`` on the pool; returns that version's ETag."""
-        chunk = self.multipart_download_chunk_size
-        if callback is not None:
-            callback.set_size(size)
-        with open(lpath, "wb") as local:
-            local.truncate(size)
-        pin = VersionPin(size)
-        try:
-            descriptor = os.open(lpath, os.O_WRONLY)
-            try:
-
-                def fetch(offset: int) -> None:
-                    data = self.fetch_range(path, offset, min(size, offset + chunk), pin)
-                    os.pwrite(descriptor, data, offset)
-                    if callback is not None:
-                        callback.relative_update(len(data))
-
-                fetch(0)  # the first range pins the version every other range must match
-                with ThreadPoolExecutor(self.max_workers, thread_name_prefix="mlflow-download") as pool:
-                    list(pool.map(fetch, range(chunk, size, chunk)))
-            finally:
-                os.close(descriptor)
-        except BaseException:
-            os.remove(lpath)
-            raise
-        return pin.etag
-
-
-def _empty_response() -> requests.Response:
-    empty = requests.Response()
-    empty.status_code, empty._content, empty._content_consumed = 200, b"", True  # type: ignore[attr-defined]
-    return empty
 
 
 class MlflowArtifactFile(AbstractBufferedFile):
