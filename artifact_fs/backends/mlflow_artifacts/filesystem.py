@@ -12,7 +12,7 @@ from typing import Any
 
 from fsspec.spec import AbstractBufferedFile
 
-from artifact_fs.backends.mlflow_artifacts.reads import MlflowArtifactFile, MlflowArtifactStreamFile
+from artifact_fs.backends.mlflow_artifacts.files import MlflowArtifactFile, MlflowArtifactStreamFile
 from artifact_fs.backends.mlflow_artifacts.resolve import service_url
 from artifact_fs.backends.mlflow_artifacts.writes import ArtifactsWrites, MlflowArtifactWriter
 
