@@ -114,6 +114,14 @@ def backend_hdfs_pyarrow(request: pytest.FixtureRequest) -> BackendUnderTest:
     return _under_test(HDFS_PYARROW, server, "pyarrow")
 
 
+@pytest.fixture(params=["hdfs-native", "pyarrow"])
+def backend_hdfs_either(request: pytest.FixtureRequest) -> BackendUnderTest:
+    """artifact_fs on the one MiniDFSCluster through each engine, for tests that run on both."""
+    name = "backend_hdfs_native" if request.param == "hdfs-native" else "backend_hdfs_pyarrow"
+    backend: BackendUnderTest = request.getfixturevalue(name)
+    return backend
+
+
 @dataclass
 class KerberizedDeployment:
     """The Kerberized cluster as its tests see it: where it is, and tickets on demand."""
