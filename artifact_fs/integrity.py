@@ -399,17 +399,18 @@ def _apart(path: str, *, below: bool) -> str | None:
     return None
 
 
-def sidecar_path(path: str) -> str:
+def sidecar_path(path: str, *, apart: bool = True) -> str:
     """Where a file's record lives when the store has no place of its own for one (FTP, SFTP, HDFS).
 
     In MLflow's layout, ``<id>/artifacts/<rest>`` is recorded at ``<id>/.artifact.digests/artifacts/<rest>``:
     inside the run's (or logged model's) directory, so the directory MLflow's own repositories list, the
     run's artifact root, never holds a record. Anywhere else, beside the file:
-    ``<dir>/.artifact.digests/<name>``, so a directory's delete takes its records along.
+    ``<dir>/.artifact.digests/<name>``, so a directory's delete takes its records along (always,
+    with ``apart=False``: for a filesystem confined to its root, as local ones are).
     """
-    apart = _apart(path, below=True)
-    if apart is not None:
-        return apart
+    kept_apart = _apart(path, below=True) if apart else None
+    if kept_apart is not None:
+        return kept_apart
     directory, name = posixpath.split(path.rstrip("/"))
     return posixpath.join(directory, DIGEST_DIRECTORY, name) if directory else f"{DIGEST_DIRECTORY}/{name}"
 
@@ -420,21 +421,25 @@ def sidecar_tree(path: str) -> str | None:
 
 
 class SidecarDigests:
-    """The default: a small file per artifact under the hidden ``.artifact.digests`` directory."""
+    """The default: a small file per artifact under the hidden ``.artifact.digests`` directory
+    (:func:`sidecar_path`; ``apart=False`` keeps every record beside its file)."""
 
     cheap_lookup = False
 
+    def __init__(self, *, apart: bool = True) -> None:
+        self.apart = apart
+
     def location(self, path: str) -> str:
-        return sidecar_path(path)
+        return sidecar_path(path, apart=self.apart)
 
     def record(self, fs: AbstractFileSystem, path: str, digest: Record) -> None:
-        sidecar = sidecar_path(path)
+        sidecar = self.location(path)
         with contextlib.suppress(OSError, NotImplementedError):
             fs.makedirs(posixpath.dirname(sidecar), exist_ok=True)
         fs.pipe_file(sidecar, digest.header().encode())
 
     def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
-        sidecar = sidecar_path(path)
+        sidecar = self.location(path)
         try:
             raw = fs.cat_file(sidecar)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -443,17 +448,17 @@ class SidecarDigests:
 
     async def arecord(self, fs: Any, path: str, digest: Record) -> None:
         """:meth:`record` on an async filesystem's own loop (no thread per record)."""
-        sidecar = sidecar_path(path)
+        sidecar = self.location(path)
         with contextlib.suppress(OSError, NotImplementedError):
             await fs._makedirs(posixpath.dirname(sidecar), exist_ok=True)
         await fs._pipe_file(sidecar, digest.header().encode())
 
     async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Record | None:
         try:
-            raw = await fs._cat_file(sidecar_path(path))
+            raw = await fs._cat_file(self.location(path))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return self.parsed(sidecar_path(path), raw)
+        return self.parsed(self.location(path), raw)
 
     @staticmethod
     def parsed(sidecar: str, raw: bytes) -> Record:
@@ -462,14 +467,14 @@ class SidecarDigests:
         return Record.parse(raw.decode("ascii", errors="replace"))
 
     def remove(self, fs: AbstractFileSystem, path: str) -> None:
-        sidecar = sidecar_path(path)
+        sidecar = self.location(path)
         with contextlib.suppress(FileNotFoundError):
             fs.rm_file(sidecar)
         self.prune(fs, posixpath.dirname(sidecar))
 
     def remove_tree(self, fs: AbstractFileSystem, path: str) -> None:
         """A deleted directory's records, where they are not inside it (MLflow's layout)."""
-        tree = sidecar_tree(path)
+        tree = sidecar_tree(path) if self.apart else None
         if tree is not None:
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(tree, recursive=True)

@@ -81,6 +81,31 @@ def test_without_extended_attributes_the_record_falls_back_to_a_sidecar(
     assert not sidecar.exists()
 
 
+def test_without_extended_attributes_a_runs_records_stay_inside_its_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store rooted at a run's ``…/artifacts`` is confined to it: the fallback sidecar is beside the
+    file (inside the root), never in ``<run>/.artifact.digests`` (outside it), and is checked."""
+
+    def unsupported(*args: object) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    run = tmp_path / "mlruns" / "1" / ("0123456789abcdef" * 2)
+    store = ArtifactStore(str(run / "artifacts"))
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    store.log_artifact(str(source), "d")
+
+    assert (run / "artifacts" / "d" / ".artifact.digests" / "model.bin").exists()
+    assert not (run / ".artifact.digests").exists()
+    assert store.list_artifacts("d")[0].digest == str(integrity.file_digests(source).identity)
+    (run / "artifacts" / "d" / "model.bin").write_bytes(b"Weights")  # changed behind its back
+    with pytest.raises(OSError, match="recorded digest"):
+        store.download_artifacts("d/model.bin", str(tmp_path))
+
+
 def test_another_attribute_error_is_not_hidden(
     fs: local.ArtifactLocalFileSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

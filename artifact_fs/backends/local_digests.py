@@ -19,13 +19,18 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from artifact_fs.integrity import SIDECAR_LIMIT, SIDECARS, Record
+from artifact_fs.integrity import SIDECAR_LIMIT, Record, SidecarDigests
 
 ATTRIBUTE = "user.artifact_fs.digest"
 NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 """What a filesystem without user extended attributes answers (ENOTSUP and EOPNOTSUPP are one on Linux)."""
 NO_ATTRIBUTE = frozenset({getattr(errno, "ENODATA", errno.ENOENT), getattr(errno, "ENOATTR", errno.ENOENT)})
 HAS_XATTRS = all(hasattr(os, name) for name in ("getxattr", "setxattr"))
+
+
+SIDECARS = SidecarDigests(apart=False)
+"""The fallback: a local filesystem is confined to its root (a run's ``…/artifacts``), so a record
+kept apart from the root (``<id>/.artifact.digests``) could be neither written nor read there."""
 
 
 class XattrDigests:
@@ -69,10 +74,6 @@ class XattrDigests:
         """The attribute went with the file; a fallback sidecar (if any) goes now."""
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             SIDECARS.remove(fs, path)
-
-    def remove_tree(self, fs: AbstractFileSystem, path: str) -> None:
-        """Fallback sidecars kept apart from a deleted directory (MLflow's layout) go too."""
-        SIDECARS.remove_tree(fs, path)
 
 
 __all__ = ["ATTRIBUTE", "XattrDigests"]
