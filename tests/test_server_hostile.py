@@ -1,7 +1,8 @@
 """The artifact server against hostile input: every bad request is a 4xx in MLflow's JSON shape.
 
 In-process (httpx's ASGI transport) for the property-based corpus, and a real uvicorn with the
-server's h11 protocol (``server/protocol.py``) on a socket for what only a socket shows: a slow
+server's guarded h11 protocol (``server/protocol.py``; ``tests/test_server_protocol.py`` runs the
+socket-level guards against the httptools one too) on a socket for what only a socket shows: a slow
 header sender is dropped, oversized headers are a 431, password guessing does not stall others.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+import uvicorn_thread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -225,24 +226,8 @@ class FastDeadline(GuardedH11Protocol):
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[int]:
     """uvicorn in a thread, with the server's protocol (a short header deadline), on a free port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=FastDeadline, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with uvicorn_thread.serving(app, FastDeadline, lifespan="on") as (port, _):
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally by name
     import uvicorn
 
     from artifact_fs.server.app import create_app
+    from artifact_fs.server.protocol import default_protocol
 
     settings.exit_if_environment_is_invalid(PROGRAM)  # before any work: one line, exit 2
     if bool(tls_cert) != bool(tls_key):
@@ -156,8 +157,8 @@ def serve(  # noqa: PLR0917 - click passes every option positionally by name
         "ssl_certfile": tls_cert,
         "ssl_keyfile": tls_key,
         "timeout_graceful_shutdown": 5,
-        # h11 with a header deadline and MLflow-shaped 400/431s (server/protocol.py)
-        "http": "artifact_fs.server.protocol:GuardedH11Protocol",
+        # httptools (h11 without it) with a header deadline and MLflow-shaped 400/431s (server/protocol.py)
+        "http": default_protocol(),
     }
     signal.signal(signal.SIGTERM, _stopped)  # SIGINT already ends uvicorn.run with status 0
     if workers == 1:

@@ -1,22 +1,26 @@
-"""uvicorn's h11 protocol with the two limits a public server needs and uvicorn leaves out.
+"""uvicorn's HTTP protocols with the limits a public server needs and uvicorn leaves out.
 
 * A deadline for a request's headers: uvicorn times out only idle keep-alive connections, and
   every byte received resets even that, so a client sending one header byte a second holds its
   connection (and a slot of ``--limit-concurrency``) forever (slowloris). Here the headers of each
-  request must be complete within :attr:`GuardedH11Protocol.header_timeout` seconds.
-* MLflow's JSON error shape for what h11 refuses: headers over h11's 16 KiB limit are a 431, a
-  malformed request a 400, each with ``{"error_code", "message"}`` instead of uvicorn's plain text.
+  request must be complete within :attr:`ProtocolGuards.header_timeout` seconds.
+* MLflow's JSON error shape for what the parser refuses: a request head over 16 KiB (h11's own
+  limit, which httptools lacks and is enforced here for both) is a 431, a malformed request a 400,
+  each with ``{"error_code", "message"}`` instead of uvicorn's plain text.
 * A request still running when a graceful shutdown gives up on it (SIGTERM, after
   ``timeout_graceful_shutdown``) is one warning line, not uvicorn's traceback of the cancelled task:
   the client gets a 503 if no response has started, else the connection is closed. The route's own
   clean-up (aborting its multipart upload) has run by then; the app's lifespan aborts the rest.
 
-``artifact-fs serve`` runs uvicorn with ``http="artifact_fs.server.protocol:GuardedH11Protocol"``.
+:class:`ProtocolGuards` holds all of it; each parser contributes only where it keeps a request's
+head. ``artifact-fs serve`` runs :func:`default_protocol`: httptools (C parser, about half h11's
+cost a request) when installed, else h11.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 from typing import Any
@@ -32,24 +36,44 @@ HEADER_TIMEOUT = 10.0
 """Seconds a client has to send a request's headers, from its connection or its previous response."""
 H11_HEADER_LIMIT = 16 * 1024
 """h11's own limit on a request's head (``max_incomplete_event_size``), which uvicorn keeps."""
+HEAD_TOO_LARGE = "request headers too large"
 
 
-class GuardedH11Protocol(H11Protocol):
-    """:class:`H11Protocol` with a header-read deadline and MLflow-shaped protocol errors."""
+class ProtocolGuards:
+    """Header deadline, head size limit, MLflow-shaped errors and a quiet shutdown for a uvicorn protocol.
+
+    Mixed in before uvicorn's ``H11Protocol`` or ``HttpToolsProtocol``; a subclass says whether it
+    awaits a request's head (:meth:`_awaiting_head`) and what of it has arrived (:meth:`_partial_head`).
+    """
 
     header_timeout: float = HEADER_TIMEOUT
+    # set by uvicorn's protocol classes
+    app: Any
+    cycle: Any
+    client: tuple[str, int] | None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
     def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
+        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_limit = config.h11_max_incomplete_event_size or H11_HEADER_LIMIT
         self._shutting_down = False
         self._application = self.app
         self.app = self._cancellable_by_shutdown
 
+    def _awaiting_head(self) -> bool:
+        raise NotImplementedError
+
+    def _partial_head(self) -> bytes:
+        raise NotImplementedError
+
+    def _keep_head(self, pending: bytes) -> None:
+        """Remember the head received so far (h11 keeps its own)."""
+
     def shutdown(self) -> None:
         self._shutting_down = True
-        super().shutdown()
+        super().shutdown()  # type: ignore[misc]
 
     async def _cancellable_by_shutdown(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app; when the server's shutdown cancels it, one warning and a clean end instead."""
@@ -76,28 +100,30 @@ class GuardedH11Protocol(H11Protocol):
                 self.transport.close()
                 cycle.disconnected = True
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
+        if self._awaiting_head():
             if self._header_deadline is None:
                 self._arm_header_deadline()  # a keep-alive connection starting its next request
-            # h11 limits only a head that arrives in pieces; one that arrives whole is checked here
-            pending = self.conn.trailing_data[0] + data
+            # h11 limits only a head that arrives in pieces, httptools none: check every head here
+            head = self._partial_head()
+            pending = head + data if head else data
             end = pending.find(b"\r\n\r\n")
             if end > self._header_limit or (end == -1 and len(pending) > self._header_limit):
                 self._disarm_header_deadline()
-                self.send_400_response("request headers too large")
+                self.send_400_response(HEAD_TOO_LARGE)
                 return
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
+            self._keep_head(pending)
+        super().data_received(data)  # type: ignore[misc]
+        if not self._awaiting_head():
             self._disarm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
@@ -110,8 +136,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            if self.conn.trailing_data[0]:  # some headers came: say why, once, then hang up
+        if self._awaiting_head() and not self.transport.is_closing():
+            if self._partial_head():  # some headers came: say why, once, then hang up
                 logger.warning(
                     "%s: request headers not complete within %ss; closing", self._peer(), self.header_timeout
                 )
@@ -125,7 +151,7 @@ class GuardedH11Protocol(H11Protocol):
         return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
 
     def send_400_response(self, msg: str) -> None:
-        if msg == "request headers too large" or len(self.conn.trailing_data[0]) > self._header_limit:
+        if msg == HEAD_TOO_LARGE or len(self._partial_head()) > self._header_limit:
             self._send_error(
                 431, "INVALID_PARAMETER_VALUE", "request headers are larger than the server accepts"
             )
@@ -133,7 +159,7 @@ class GuardedH11Protocol(H11Protocol):
             self._send_error(400, "BAD_REQUEST", msg)
 
     def _send_error(self, status: int, error_code: str, message: str) -> None:
-        """An MLflow error body on a connection h11 may already consider broken; then close it."""
+        """An MLflow error body on a connection the parser may already consider broken; then close it."""
         body = json.dumps({"error_code": error_code, "message": message}).encode()
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
@@ -144,6 +170,23 @@ class GuardedH11Protocol(H11Protocol):
 
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+class GuardedH11Protocol(ProtocolGuards, H11Protocol):
+    """uvicorn's pure-Python h11 protocol with :class:`ProtocolGuards`; the fallback without httptools."""
+
+    def _awaiting_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+    def _partial_head(self) -> bytes:
+        return bytes(self.conn.trailing_data[0])
+
+
+def default_protocol() -> str:
+    """The protocol ``artifact-fs serve`` gives uvicorn: httptools' when it is installed, else h11's."""
+    if importlib.util.find_spec("httptools") is not None:
+        return "artifact_fs.server.httptools_protocol:GuardedHttpToolsProtocol"
+    return "artifact_fs.server.protocol:GuardedH11Protocol"
 
 
 class _OneLinePerCancelledRequest(logging.Filter):
