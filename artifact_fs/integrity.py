@@ -497,6 +497,28 @@ class SidecarDigests:
 SIDECARS = SidecarDigests()
 
 
+METADATA_KEY = "artifact-fs-digest"
+"""The object metadata key (``x-amz-meta-artifact-fs-digest`` on S3) of a record carried by the
+object itself (:func:`carried`)."""
+
+
+def carried(backend: Any) -> bool:
+    """Whether the backend's objects carry a copy of their record in their metadata: its filesystem
+    then takes ``digest=`` on ``_put_file`` and fills ``digest_sink`` on ``_get_file``."""
+    return bool(getattr(digest_store(backend), "carried", False))
+
+
+def carried_record(header: str | None) -> Record | None:
+    """The record an object's metadata carries; ``None`` when it carries none, or nothing readable
+    (the hidden record is then asked, as for an object written by another tool)."""
+    if not header or len(header) > SIDECAR_LIMIT:
+        return None
+    try:
+        return Record.parse(header)
+    except ValueError:
+        return None
+
+
 def checks_gets(backend: Any) -> bool:
     """Whether the backend's filesystem checks whole downloads itself (``runs:/``, the proxied client)."""
     return bool(getattr(digest_store(backend), "checks_gets", False))

@@ -381,18 +381,25 @@ class ArtifactStore:
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
         hashing = _hash_beside(source, progress.size) if self._records_uploads else None
         with errors.translating(self._full(destination)):
-            self.fs.put_file(source, destination, callback=progress)
+            self.fs.put_file(source, destination, callback=progress, **self._carried(hashing, progress))
         if hashing is not None:
             self.root.record_digest(destination, hashing.result())
         progress.finish()
 
     async def _upload_async(self, source: str, destination: str, progress: FileProgress) -> None:
         hashing = _hash_beside(source, progress.size) if self._records_uploads else None
+        carried = self._carried(hashing, progress)
         with errors.translating(self._full(destination)):
-            await self.fs._put_file(source, destination, callback=progress)
+            await self.fs._put_file(source, destination, callback=progress, **carried)
         if hashing is not None:
             await self.root.arecord_digest(destination, await asyncio.wrap_future(hashing))
         progress.finish()
+
+    def _carried(self, hashing: Future[integrity.Record] | None, progress: FileProgress) -> dict[str, Any]:
+        """``digest=``: a small file's record, to ride in its object's metadata where objects carry one."""
+        if hashing is None or not _hashed_first(progress.size) or not integrity.carried(self.backend):
+            return {}
+        return {"digest": hashing.result()}
 
     # -- download -------------------------------------------------------------------------------
     def download_artifacts(
@@ -474,7 +481,9 @@ class ArtifactStore:
         progress.finish()
 
     async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
-        loop = asyncio.get_running_loop()
+        if self.root.digests_enabled and integrity.carried(self.backend):
+            await self._download_carried(remote, local, progress)
+            return
         try:
             # the record and the bytes are fetched side by side: one round trip of latency, not two
             failure: BaseException | None = None
@@ -486,20 +495,41 @@ class ArtifactStore:
                 failure = failed.exceptions[0]
             if failure is not None:
                 raise failure
-            expected = lookup.result()
-            small = progress.size is not None and progress.size <= INLINE_HASH_LIMIT
-            if expected is not None and small:
-                integrity.check_local_file(remote, local, expected)  # microseconds: no hand-off
-            elif expected is not None:  # CRC-32C from the page cache: 256 MiB in ~0.03 s (integrity.md)
-                await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
+            await self._check_downloaded(remote, local, progress, lookup.result())
         except BaseException:
             _remove_partial(local)
             raise
         progress.finish()
 
-    async def _get_async(self, remote: str, local: str, progress: FileProgress) -> None:
+    async def _download_carried(self, remote: str, local: str, progress: FileProgress) -> None:
+        """The object's GET answer carries its record (one request, not two); the hidden record is
+        asked only when it carries none (a large file, or one written by another tool)."""
+        try:
+            sink: dict[str, str | None] = {}
+            await self._get_async(remote, local, progress, digest_sink=sink)
+            expected = integrity.carried_record(sink.get("digest"))
+            if expected is None:
+                expected = await self.root.arecorded_digest(remote)
+            await self._check_downloaded(remote, local, progress, expected)
+        except BaseException:
+            _remove_partial(local)
+            raise
+        progress.finish()
+
+    async def _check_downloaded(
+        self, remote: str, local: str, progress: FileProgress, expected: integrity.Record | None
+    ) -> None:
+        if expected is None:
+            return
+        if _hashed_first(progress.size):
+            integrity.check_local_file(remote, local, expected)  # microseconds: no hand-off
+        else:  # CRC-32C from the page cache: 256 MiB in ~0.03 s (integrity.md)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(_HASHING, integrity.check_local_file, remote, local, expected)
+
+    async def _get_async(self, remote: str, local: str, progress: FileProgress, **options: Any) -> None:
         with errors.translating(self._full(remote)):
-            await self.fs._get_file(remote, local, callback=progress)
+            await self.fs._get_file(remote, local, callback=progress, **options)
 
     # -- delete ---------------------------------------------------------------------------------
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
@@ -686,9 +716,14 @@ future, a thread woken, the GIL passed back and forth) costs far more than the h
 0.15 ms for 256 KiB), and made a local tree of small files 4x slower with digests on."""
 
 
+def _hashed_first(size: int | None) -> bool:
+    """Whether a file this size is hashed before its upload starts (so its record can go with it)."""
+    return size is not None and size <= INLINE_HASH_LIMIT
+
+
 def _hash_beside(source: str, size: int | None) -> Future[integrity.Record]:
     """The file's digests: hashed on the pool beside a large upload, at once for a small file."""
-    if size is None or size > INLINE_HASH_LIMIT:
+    if not _hashed_first(size):
         return _HASHING.submit(integrity.file_digests, source)
     done: Future[integrity.Record] = Future()
     try:

@@ -6,10 +6,11 @@ object requests plus a constant, a tree upload lists nothing, a large download i
 nothing more (no abandoned whole-object GET), and a one-column Parquet read moves at most 1.2x the
 column's bytes.
 
-With digests on (issue #18, the default) each file also costs one request for its digest record
-(a PUT of the sidecar on upload, a GET on download): those are counted apart (``digest-put``,
-``digest-get``), so the per-file bounds on the artifacts' own requests stay exactly as they were, and
-every tree guard also runs with ``ARTIFACT_FS_DIGESTS=false``.
+With digests on (issue #18, the default) each uploaded file also costs one PUT of its record in
+the bucket's hidden tree (``digest-put``, counted apart). A small file's object carries a copy of
+its record in its metadata, so downloading it costs nothing more: the record comes with the GET.
+A file without one (large, or written by another tool) costs one GET of the hidden record
+(``digest-get``). Every tree guard also runs with ``ARTIFACT_FS_DIGESTS=false``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import artifact_fs
-from artifact_fs import settings
+from artifact_fs import integrity, settings
 from artifact_fs.backends.s3_options import DEFAULT_DOWNLOAD_PART_SIZE
 from artifact_fs.paths import DIGEST_DIRECTORY
 from conformance.backends.s3 import BUCKET
@@ -141,12 +142,11 @@ def test_tree_download_is_one_listing_and_one_get_per_file(
     _store(root, digests=digests).download_artifacts(dst_path=str(tmp_path / "all"))
 
     kinds = proxy.reset()
-    records = FILES if digests else 0
     assert _downloaded(tmp_path / "all") == expected
     assert kinds["get"] == FILES, kinds
-    assert digest_requests(kinds) == ({"digest-get": FILES} if digests else {}), kinds
+    assert digest_requests(kinds) == {}, kinds  # each record came with its object's GET
     assert 1 <= kinds["list"] <= SLACK and kinds["head"] == 0, kinds
-    assert sum(kinds.values()) <= FILES + records + SLACK, kinds
+    assert sum(kinds.values()) <= FILES + SLACK, kinds
 
     _store(root, digests=digests).download_artifacts("a", dst_path=str(tmp_path / "a"))
 
@@ -154,7 +154,7 @@ def test_tree_download_is_one_listing_and_one_get_per_file(
     in_a = {name: data for name, data in expected.items() if name.startswith("a/")}
     assert _downloaded(tmp_path / "a") == in_a
     assert kinds["get"] == len(in_a), kinds
-    assert digest_requests(kinds) == ({"digest-get": len(in_a)} if digests else {}), kinds
+    assert digest_requests(kinds) == {}, kinds
     assert 1 <= kinds["list"] <= SLACK, kinds  # the sub-tree is listed once, not once more per level
 
 
@@ -241,3 +241,38 @@ def test_a_streamed_write_sends_its_parts_concurrently(
     assert kinds["upload-part"] == 5, kinds
     assert peak >= 2, f"parts went up one at a time: {kinds}"
     assert fs.cat_file(path) == data
+
+
+def test_a_carried_record_is_checked_and_a_replaced_object_falls_back_to_the_hidden_one(
+    root: tuple[str, dict[str, Any]], seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """The copy of a record in an object's metadata is what a download checks, for free; an object
+    replaced through the SDK carries none, and the hidden record (one GET) still catches it."""
+    source = tmp_path / "model.bin"
+    source.write_bytes(random_bytes(4096, seed=7))
+    store = _store(root)
+    store.log_artifact(str(source))
+    uri, _ = root
+    key = f"{uri.split('/', 3)[3]}/model.bin"
+    client = seaweedfs_server.client()
+    carried = client.head_object(Bucket=BUCKET, Key=key)["Metadata"][integrity.METADATA_KEY]
+    assert integrity.Record.parse(carried) == integrity.file_digests(source)
+
+    # Other bytes under the same carried record: the GET's own record fails them, nothing else asked.
+    client.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 4096, Metadata={integrity.METADATA_KEY: carried})
+    (tmp_path / "one").mkdir()
+    proxy.reset()
+    with pytest.raises(OSError, match="recorded digest"):
+        store.download_artifacts("model.bin", str(tmp_path / "one"))
+    kinds = proxy.reset()
+    assert kinds["get"] == 1 and digest_requests(kinds) == {}, kinds
+    assert not (tmp_path / "one" / "model.bin").exists()
+
+    # Replaced without metadata (any other tool): the hidden record is asked, and fails it too.
+    client.put_object(Bucket=BUCKET, Key=key, Body=b"y" * 4096)
+    (tmp_path / "two").mkdir()
+    with pytest.raises(OSError, match="recorded digest"):
+        store.download_artifacts("model.bin", str(tmp_path / "two"))
+    kinds = proxy.reset()
+    assert kinds["get"] == 1 and digest_requests(kinds) == {"digest-get": 1}, kinds
+    assert not (tmp_path / "two" / "model.bin").exists()

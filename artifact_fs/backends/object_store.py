@@ -183,6 +183,22 @@ class ObjectSidecars(SidecarDigests):
 DIGESTS = ObjectSidecars()
 
 
+class CarriedObjectSidecars(ObjectSidecars):
+    """:class:`ObjectSidecars`, and a copy of the record in the object's own metadata
+    (:data:`~artifact_fs.integrity.METADATA_KEY`) where the digest is known before the upload starts
+    (a small file, hashed first). A download then finds the record in its own GET's answer and asks
+    the hidden tree only when the object carries none. The hidden record stays the one that counts
+    for an object replaced behind artifact_fs's back: a new object has no copy in its metadata.
+
+    The backend's filesystem takes ``digest=`` (a :class:`Record`) in ``_put_file`` and fills
+    ``digest_sink["digest"]`` (the carried header, if any) in ``_get_file``."""
+
+    carried = True
+
+
+CARRIED_DIGESTS = CarriedObjectSidecars()
+
+
 class Presigner(abc.ABC):
     """One store's presigned multipart upload and download; one instance serves one hook call.
 

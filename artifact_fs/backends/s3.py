@@ -22,7 +22,7 @@ from fsspec.asyn import sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
-from artifact_fs import errors, settings
+from artifact_fs import errors, integrity, settings
 from artifact_fs.backends import object_store, s3_download
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
@@ -44,7 +44,7 @@ from artifact_fs.backends.s3_presign import S3Presigner
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, write_parts_min_size=settings.S3_MIN_PART)
-DIGESTS = object_store.DIGESTS
+DIGESTS = object_store.CARRIED_DIGESTS
 
 # S3's presign hooks, which the artifact server calls (artifact_fs.root); object_store checks and shapes.
 create_multipart_upload = object_store.create_multipart_upload
@@ -259,10 +259,19 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
 
     # -- uploads ------------------------------------------------------------------------------------
     async def _put_file(
-        self, lpath: str, rpath: str, *args: Any, chunksize: int | None = None, **kwargs: Any
+        self,
+        lpath: str,
+        rpath: str,
+        *args: Any,
+        chunksize: int | None = None,
+        digest: integrity.Record | None = None,
+        **kwargs: Any,
     ) -> Any:
+        """``digest``: the file's record, carried in the object's metadata (``CarriedObjectSidecars``)."""
         # MLflow guesses from the local file's name; extra args (added in _call_s3) still override.
         kwargs = {**guess_content_headers(str(lpath)), **self.upload_extra_args, **kwargs}
+        if digest is not None:
+            kwargs["Metadata"] = {**kwargs.get("Metadata", {}), integrity.METADATA_KEY: digest.header()}
         return await super()._put_file(lpath, rpath, *args, chunksize=chunksize or self.chunk_size, **kwargs)
 
     async def _pipe_file(
@@ -272,8 +281,12 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:
-        """Concurrent ranged GETs into a preallocated ``lpath``, parents made (:mod:`.s3_download`)."""
-        await s3_download.get_file(self, rpath, lpath, callback, version_id=kw.get("version_id"))
+        """Concurrent ranged GETs into a preallocated ``lpath``, parents made (:mod:`.s3_download`);
+        ``digest_sink["digest"]`` gets the record the object carries in its metadata, if any."""
+        first = await s3_download.get_file(self, rpath, lpath, callback, version_id=kw.get("version_id"))
+        sink = kw.get("digest_sink")
+        if sink is not None and first is not None:
+            sink["digest"] = (first.get("Metadata") or {}).get(integrity.METADATA_KEY)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> Any:
         """Delete one object; a missing one is ``FileNotFoundError`` (S3 itself answers 204)."""

@@ -70,8 +70,9 @@ async def download(
     part_size: int,
     concurrency: int,
     callback: Callback = DEFAULT_CALLBACK,
-) -> None:
-    """Download one object to ``lpath`` with ranges of ``part_size`` bytes, ``concurrency`` at a time.
+) -> Mapping[str, Any]:
+    """Download one object to ``lpath`` with ranges of ``part_size`` bytes, ``concurrency`` at a time;
+    returns the first answer (its headers and metadata describe the version downloaded).
 
     ``part_size=0`` downloads with one plain GET (``MLFLOW_ENABLE_MULTIPART_DOWNLOAD=false``).
     """
@@ -94,7 +95,7 @@ async def download(
         starts = range(part_size, size, part_size) if part_size > 0 else range(0)
         if not starts:
             await _write_body(first, descriptor, 0, callback)
-            return
+            return first
         slots = asyncio.Semaphore(max(concurrency, 1) - 1 or 1)
         conditions = {"IfMatch": etag} if etag else {}
 
@@ -117,16 +118,18 @@ async def download(
             raise
         if sum(written) != size:
             raise OSError(f"downloaded {sum(written)} of {size} bytes to {lpath!r}: the object changed size")
+        return first
     finally:
         os.close(descriptor)
 
 
 async def get_file(
     fs: Any, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK, *, version_id: str | None = None
-) -> None:
-    """``S3FileSystem._get_file`` as :func:`download`; a local directory is left as it is (s3fs's rule)."""
+) -> Mapping[str, Any] | None:
+    """``S3FileSystem._get_file`` as :func:`download` (its first answer, ``None`` for a local
+    directory, which is left as it is: s3fs's rule)."""
     if os.path.isdir(lpath):
-        return
+        return None
     os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
     bucket, key, version = fs.split_path(rpath)
     fixed = {"Bucket": bucket, "Key": key, **fs.req_kw}
@@ -137,6 +140,6 @@ async def get_file(
         response: Mapping[str, Any] = await fs._call_s3("get_object", **fixed, **request)
         return response
 
-    await download(
+    return await download(
         get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
     )
