@@ -454,11 +454,12 @@ class SidecarDigests:
         await fs._pipe_file(sidecar, digest.header().encode())
 
     async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Record | None:
+        sidecar = self.location(path)
         try:
-            raw = await fs._cat_file(self.location(path))
+            raw = await fs._cat_file(sidecar)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return self.parsed(self.location(path), raw)
+        return self.parsed(sidecar, raw)
 
     @staticmethod
     def parsed(sidecar: str, raw: bytes) -> Record:

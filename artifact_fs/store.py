@@ -399,6 +399,8 @@ class ArtifactStore:
         """``digest=``: a small file's record, to ride in its object's metadata where objects carry one."""
         if hashing is None or not _hashed_first(progress.size) or not integrity.carried(self.backend):
             return {}
+        if hashing.exception() is not None:
+            return {}  # an unreadable file: its upload reports why, as on every other store
         return {"digest": hashing.result()}
 
     # -- download -------------------------------------------------------------------------------
@@ -481,40 +483,39 @@ class ArtifactStore:
         progress.finish()
 
     async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
-        if self.root.digests_enabled and integrity.carried(self.backend):
-            await self._download_carried(remote, local, progress)
-            return
         try:
-            # the record and the bytes are fetched side by side: one round trip of latency, not two
-            failure: BaseException | None = None
-            try:
-                async with asyncio.TaskGroup() as group:  # a failure of either cancels the other
-                    lookup = group.create_task(self.root.arecorded_digest(remote))
-                    group.create_task(self._get_async(remote, local, progress))
-            except BaseExceptionGroup as failed:  # the caller sees the failure itself, cause kept
-                failure = failed.exceptions[0]
-            if failure is not None:
-                raise failure
-            await self._check_downloaded(remote, local, progress, lookup.result())
-        except BaseException:
-            _remove_partial(local)
-            raise
-        progress.finish()
-
-    async def _download_carried(self, remote: str, local: str, progress: FileProgress) -> None:
-        """The object's GET answer carries its record (one request, not two); the hidden record is
-        asked only when it carries none (a large file, or one written by another tool)."""
-        try:
-            sink: dict[str, str | None] = {}
-            await self._get_async(remote, local, progress, digest_sink=sink)
-            expected = integrity.carried_record(sink.get("digest"))
-            if expected is None:
-                expected = await self.root.arecorded_digest(remote)
+            if self.root.digests_enabled and integrity.carried(self.backend):
+                expected = await self._get_carried(remote, local, progress)
+            else:
+                expected = await self._get_beside_record(remote, local, progress)
             await self._check_downloaded(remote, local, progress, expected)
         except BaseException:
             _remove_partial(local)
             raise
         progress.finish()
+
+    async def _get_beside_record(
+        self, remote: str, local: str, progress: FileProgress
+    ) -> integrity.Record | None:
+        """The bytes and the record side by side: one round trip of latency, not two."""
+        failure: BaseException | None = None
+        try:
+            async with asyncio.TaskGroup() as group:  # a failure of either cancels the other
+                lookup = group.create_task(self.root.arecorded_digest(remote))
+                group.create_task(self._get_async(remote, local, progress))
+        except BaseExceptionGroup as failed:  # the caller sees the failure itself, cause kept
+            failure = failed.exceptions[0]
+        if failure is not None:
+            raise failure
+        return lookup.result()
+
+    async def _get_carried(self, remote: str, local: str, progress: FileProgress) -> integrity.Record | None:
+        """The object's GET answer carries its record (one request, not two); the hidden record is
+        asked only when it carries none (a large file, or one written by another tool)."""
+        sink: dict[str, str | None] = {}
+        await self._get_async(remote, local, progress, digest_sink=sink)
+        carried = integrity.carried_record(sink.get("digest"))
+        return carried if carried is not None else await self.root.arecorded_digest(remote)
 
     async def _check_downloaded(
         self, remote: str, local: str, progress: FileProgress, expected: integrity.Record | None

@@ -31,8 +31,8 @@ import pytest
 
 import artifact_fs
 from artifact_fs import integrity, settings
-from artifact_fs.backends.s3_options import DEFAULT_DOWNLOAD_PART_SIZE
 from artifact_fs.paths import DIGEST_DIRECTORY
+from artifact_fs.policy import DOWNLOAD_PART_SIZE
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes, s3_kind
 from conformance.servers.seaweedfs import SeaweedFS
@@ -161,7 +161,7 @@ def test_tree_download_is_one_listing_and_one_get_per_file(
 def test_large_download_is_its_ranges_and_no_abandoned_get(
     root: tuple[str, dict[str, Any]], proxy: RequestCountingProxy, tmp_path: Path, digests: bool
 ) -> None:
-    size = 2 * DEFAULT_DOWNLOAD_PART_SIZE + 3 * settings.MIB
+    size = 2 * DOWNLOAD_PART_SIZE + 3 * settings.MIB
     data = os.urandom(size)
     uri, options = root
     fs, path = artifact_fs.url_to_fs(f"{uri}/large.bin", **options)
@@ -172,7 +172,7 @@ def test_large_download_is_its_ranges_and_no_abandoned_get(
 
     received, kinds = proxy.received["get"], proxy.reset()
     assert Path(local).read_bytes() == data
-    assert kinds["get"] == math.ceil(size / DEFAULT_DOWNLOAD_PART_SIZE), kinds
+    assert kinds["get"] == math.ceil(size / DOWNLOAD_PART_SIZE), kinds
     # Nothing fetched twice, nothing started and dropped: the bodies add up to the object.
     assert received == size
     # Written behind the store's back, so it has no record: looking for one is one GET (a 404).

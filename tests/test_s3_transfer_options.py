@@ -9,8 +9,9 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from artifact_fs import uris
 from artifact_fs.backends import s3_download
-from artifact_fs.backends.s3_options import DEFAULT_DOWNLOAD_PART_SIZE, options, parse_timestamp
+from artifact_fs.backends.s3_options import options, parse_timestamp
 from artifact_fs.backends.s3_parts import parts_in_flight
+from artifact_fs.policy import DOWNLOAD_PART_SIZE
 
 URI = uris.parse("s3://bucket/root")
 
@@ -18,7 +19,7 @@ URI = uris.parse("s3://bucket/root")
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, DEFAULT_DOWNLOAD_PART_SIZE),
+        ({}, DOWNLOAD_PART_SIZE),
         ({"MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(8 * 1024 * 1024)}, 8 * 1024 * 1024),
         ({"MLFLOW_ENABLE_MULTIPART_DOWNLOAD": "false"}, 0),
     ],

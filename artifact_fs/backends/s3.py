@@ -28,7 +28,6 @@ from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.s3_options import (
     CREDENTIAL_SOURCES,
-    DEFAULT_DOWNLOAD_PART_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_READ_BLOCK_SIZE,
     DEFAULT_READ_TIMEOUT,
@@ -41,7 +40,7 @@ from artifact_fs.backends.s3_options import (
 )
 from artifact_fs.backends.s3_parts import ConcurrentParts
 from artifact_fs.backends.s3_presign import S3Presigner
-from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT
+from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, write_parts_min_size=settings.S3_MIN_PART)
 DIGESTS = object_store.CARRIED_DIGESTS
@@ -134,7 +133,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         expected_bucket_owner: str | None = None,
         chunk_size: int = 10 * settings.MIB,
         read_block_size: int = DEFAULT_READ_BLOCK_SIZE,
-        download_part_size: int = DEFAULT_DOWNLOAD_PART_SIZE,
+        download_part_size: int = DOWNLOAD_PART_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float | None = DEFAULT_READ_TIMEOUT,

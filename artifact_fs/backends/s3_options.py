@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from artifact_fs import qualify, settings
-from artifact_fs.policy import DOWNLOAD_PART_SIZE, TransferPolicy, download_part_size
+from artifact_fs.policy import TransferPolicy, download_part_size
 from artifact_fs.uris import ArtifactURI
 
 DEFAULT_MAX_CONCURRENCY = 8
@@ -51,7 +51,6 @@ DEFAULT_READ_TIMEOUT = 60
 DEFAULT_RETRIES = 2
 """botocore ``standard`` mode's 3 attempts: throttling (SlowDown, 503) and transient errors back off,
 and an unreachable endpoint is reported within seconds."""
-DEFAULT_DOWNLOAD_PART_SIZE = DOWNLOAD_PART_SIZE
 DEFAULT_READ_BLOCK_SIZE = 512 * settings.KIB
 """Read-ahead of files opened for reading; small so columnar readers fetch little beyond their ranges."""
 
