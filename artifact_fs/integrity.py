@@ -499,8 +499,11 @@ SIDECARS = SidecarDigests()
 
 
 METADATA_KEY = "artifact-fs-digest"
-"""The object metadata key (``x-amz-meta-artifact-fs-digest`` on S3) of a record carried by the
-object itself (:func:`carried`)."""
+"""The object metadata key (``x-amz-meta-artifact-fs-digest`` on S3, ``x-goog-meta-artifact-fs-digest``
+on GCS) of a record carried by the object itself (:func:`carried`)."""
+IDENTIFIER_METADATA_KEY = "artifact_fs_digest"
+""":data:`METADATA_KEY` where metadata names must be C# identifiers
+(Azure: ``x-ms-meta-artifact_fs_digest``)."""
 
 
 def carried(backend: Any) -> bool:
@@ -632,6 +635,20 @@ async def arecorded(backend: Any, fs: Any, path: str, info: Mapping[str, Any] | 
     except ValueError as exc:
         raise errors.translate(exc, path) from exc
     return _or_native(digest, info)
+
+
+async def arecorded_under(backend: Any, fs: Any, path: str) -> frozenset[str] | None:
+    """The paths under the directory ``path`` that have a record, from one listing of the records
+    (the hidden tree of an object store), so a tree download asks only for records that exist.
+    ``None`` where the store keeps no such listing (or it fails): each file's record is looked up."""
+    listing = getattr(digest_store(backend), "arecorded_under", None)
+    if listing is None:
+        return None
+    try:
+        return frozenset(await listing(fs, path))
+    except (OSError, ValueError) as exc:
+        logger.debug("could not list the records under %r, looking each up: %s", path, exc)
+        return None
 
 
 async def arecord(backend: Any, fs: Any, path: str, digest: Record) -> None:

@@ -10,8 +10,9 @@ import sys
 import textwrap
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +22,19 @@ from conformance.servers.launcher import free_port
 def random_bytes(size: int, seed: int = 0) -> bytes:
     """Reproducible incompressible data."""
     return random.Random(seed).randbytes(size)
+
+
+def write_tree(source: Path, tree: Mapping[str, int]) -> dict[str, bytes]:
+    """Small files of distinct sizes under ``source`` (``{directory: count}``), by relative path."""
+    expected = {}
+    for directory, count in tree.items():
+        for index in range(count):
+            relative = f"{directory}/f{index:03d}.bin".lstrip("/")
+            data = random_bytes(1024 + index, seed=index)
+            (source / relative).parent.mkdir(parents=True, exist_ok=True)
+            (source / relative).write_bytes(data)
+            expected[relative] = data
+    return expected
 
 
 def run_python(code: str, timeout: float = 120.0, **values: Any) -> None:

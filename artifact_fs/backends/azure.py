@@ -19,6 +19,11 @@ Timeouts and retries come from the transfer policy: its connect timeout,
 ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (MLflow's Azure default 600 s otherwise) for each transfer,
 and its retries when ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` chose them. Presigned multipart uploads and
 downloads are in :mod:`artifact_fs.backends.azure_presign`.
+
+Downloads are the SDK's: a first ranged GET, then concurrent ranges pinned to its ETag, all of
+``MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE`` (16 MiB by default). A small file's blob carries a copy of its
+digest record in its metadata (``x-ms-meta-artifact_fs_digest``, set in the same upload), which the
+download's first answer brings back.
 """
 
 from __future__ import annotations
@@ -26,25 +31,27 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from adlfs import AzureBlobFile, AzureBlobFileSystem
-from adlfs.spec import _USER_AGENT
+from adlfs.spec import _USER_AGENT, make_callback
 from azure.storage.blob.aio import BlobServiceClient
 from fsspec.asyn import AsyncFileSystem
 
-from artifact_fs import settings
+from artifact_fs import integrity, settings
 from artifact_fs.backends import object_store
 from artifact_fs.backends.azure_presign import AzurePresigner
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
-from artifact_fs.policy import TransferPolicy
+from artifact_fs.backends.ranged_download import discarding
+from artifact_fs.policy import TransferPolicy, download_part_size
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, exclusive_create=True)
-DIGESTS = object_store.DIGESTS
+DIGESTS = object_store.IDENTIFIER_CARRIED_DIGESTS
 
 DEFAULT_TRANSFER_TIMEOUT = 600
 """MLflow's Azure default for ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (seconds)."""
@@ -78,6 +85,10 @@ class AzureOptions(TypedDict, total=False):
     """Block size of ``put_file`` / ``pipe_file`` uploads (SDK default 4 MiB)."""
     max_single_put_size: int
     """Uploads up to this size are one request (SDK default 64 MiB); larger ones are staged blocks."""
+    max_single_get_size: int
+    """The first ranged GET of a download (SDK default 32 MiB); the rest follow concurrently."""
+    max_chunk_get_size: int
+    """The later ranges of a download (SDK default 4 MiB)."""
     retry_total: int
     initial_backoff: float
     increment_base: float
@@ -92,6 +103,8 @@ _CREDENTIAL_OPTIONS = ("connection_string", "account_key", "sas_token", "credent
 _SDK_CLIENT_OPTIONS = (
     "max_block_size",
     "max_single_put_size",
+    "max_single_get_size",
+    "max_chunk_get_size",
     "retry_total",
     "initial_backoff",
     "increment_base",
@@ -138,6 +151,8 @@ def options(
         "batch_size": policy.async_concurrency,
         "connection_verify": settings.http_tls_verify(environ),
         "retry_total": policy.max_retries_or(DEFAULT_RETRIES),
+        "max_single_get_size": download_part_size(environ),
+        "max_chunk_get_size": download_part_size(environ),
         "random_jitter_range": policy.backoff_jitter,
         **DEFAULT_BACKOFF,  # type: ignore[typeddict-item]
     }
@@ -281,11 +296,64 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
         finally:
             self.invalidate_cache(path)
 
-    async def _put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+    async def _put_file(
+        self, lpath: str, rpath: str, *args: Any, digest: integrity.Record | None = None, **kwargs: Any
+    ) -> Any:
+        """``digest``: the file's record, carried in the blob's metadata (same upload request)."""
         try:
-            return await super()._put_file(lpath, rpath, *args, **kwargs)
+            if digest is None or os.path.isdir(lpath):
+                return await super()._put_file(lpath, rpath, *args, **kwargs)
+            return await self._put_carrying(lpath, rpath, digest, **kwargs)
         finally:
             self.invalidate_cache(rpath)
+
+    async def _put_carrying(
+        self, lpath: str, rpath: str, digest: integrity.Record, *, callback: Any = None, **kwargs: Any
+    ) -> None:
+        """adlfs's upload of one file (which fixes the metadata it sends), with the record in it."""
+        overwrite = kwargs.pop("overwrite", True)
+        if kwargs.pop("mode", "overwrite") == "create":
+            overwrite = False
+        container, key, _ = self.split_path(rpath)
+        metadata = {"is_directory": "false", DIGESTS.metadata_key: digest.header()}
+        with open(lpath, "rb") as source:
+            async with self.service_client.get_blob_client(container, key) as blob:
+                await blob.upload_blob(
+                    source,
+                    overwrite=overwrite,
+                    metadata=metadata,
+                    raw_response_hook=make_callback("upload_stream_current", callback),
+                    max_concurrency=kwargs.pop("max_concurrency", None) or self.max_concurrency,
+                    **self._timeout_kwargs,
+                    **kwargs,
+                )
+
+    async def _get_file(
+        self,
+        rpath: str,
+        lpath: str,
+        callback: Any = None,
+        digest_sink: dict[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """adlfs's download (the SDK's first range, then the rest concurrently); ``digest_sink["digest"]``
+        gets the record the blob's metadata carries, which came with the first answer."""
+        if os.path.isdir(lpath):
+            return
+        container, key, version_id = self.split_path(rpath)
+        with discarding(lpath):
+            async with self.service_client.get_blob_client(container, key.rstrip("/")) as blob:
+                stream = await blob.download_blob(
+                    raw_response_hook=make_callback("download_stream_current", callback),
+                    version_id=version_id,
+                    max_concurrency=max_concurrency or self.max_concurrency,
+                    **self._timeout_kwargs,
+                )
+                with open(lpath, "wb") as target:
+                    await stream.readinto(target)
+        if digest_sink is not None:
+            digest_sink["digest"] = (stream.properties.metadata or {}).get(DIGESTS.metadata_key)
 
     async def _rm_file(self, path: str, **kwargs: Any) -> None:
         try:
@@ -297,14 +365,14 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
         """adlfs's find with ``maxdepth`` honoured (adlfs ignores it; depth-limited copies went deep)."""
         if maxdepth is not None and maxdepth < 1:
             raise ValueError("maxdepth must be at least 1")
-        names = await super()._find(path, **kwargs)
+        found = await super()._find(path, detail=True, **kwargs)  # the listing's own entries
+        if not isinstance(found, dict):  # a blob's own path: adlfs answers its name alone
+            infos = await asyncio.gather(*(self._info(name) for name in found))
+            found = dict(zip(found, infos, strict=True))
         if maxdepth is not None:
             depth = self._strip_protocol(path).strip("/").count("/")
-            names = [name for name in names if name.count("/") - depth <= maxdepth]
-        if not detail:
-            return names
-        infos = await asyncio.gather(*(self._info(name) for name in names))
-        return dict(zip(names, infos, strict=True))
+            found = {name: info for name, info in found.items() if name.count("/") - depth <= maxdepth}
+        return found if detail else list(found)
 
     # adlfs's own expansion drops glob results and answers ``[]`` for literal directories; fsspec's
     # generic one (find + glob + exists) gives the paths fsspec's copy, get and mv expect.

@@ -2,6 +2,11 @@
 
 * ``MLFLOW_GCS_UPLOAD_CHUNK_SIZE`` / ``MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE``: chunk of resumable uploads and
   of ranged reads (multiples of 256 KiB; settings refuses anything else).
+* Downloads are concurrent ranged GETs (:mod:`artifact_fs.backends.gcs_download`) of
+  ``MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE``, else ``MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE`` (16 MiB by default;
+  ``MLFLOW_ENABLE_MULTIPART_DOWNLOAD=false``: one GET per file).
+* Digest records: a small file's object carries a copy of its record in its custom metadata
+  (``x-goog-meta-artifact-fs-digest``, set in the same upload), read back from the download's own answer.
 * ``MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT`` (through the transfer policy): default 60 s as
   google-cloud-storage's, ``-1`` for none. The deprecated ``MLFLOW_GCS_DEFAULT_TIMEOUT`` is still
   honoured, with a ``DeprecationWarning``. Like the ``requests`` timeout MLflow passes, it bounds
@@ -22,29 +27,33 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from artifact_fs import settings
+from artifact_fs import integrity, settings
 
 os.environ.setdefault(settings.GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT.name, "false")
 
 import aiohttp
+from fsspec.callbacks import DEFAULT_CALLBACK
 from gcsfs.core import GCSFile, GCSFileSystem
 from gcsfs.retry import retry_request
 
-from artifact_fs.backends import object_store
+from artifact_fs.backends import gcs_download, object_store
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
-from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, TransferPolicy
+from artifact_fs.backends.ranged_download import discarding
+from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE, TransferPolicy, download_part_size
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = object_store.CAPABILITIES
-DIGESTS = object_store.DIGESTS
 """Multipart uploads are parallel composite uploads (:mod:`artifact_fs.backends.gcs_presign`)."""
+DIGESTS = object_store.CARRIED_DIGESTS
 
 DEFAULT_TRANSFER_TIMEOUT = 60.0
 """google-cloud-storage's default timeout, which MLflow keeps when the variable is unset (seconds)."""
 DEFAULT_RETRIES = 6
 """Attempts per request (gcsfs's default); transient errors back off 1, 2, 4 ... seconds."""
+DEFAULT_MAX_CONCURRENCY = 8
+"""Ranged GETs in flight per file download: memory stays ``8 x 1 MiB`` of bodies being read."""
 
 
 class GCSOptions(TypedDict, total=False):
@@ -56,6 +65,10 @@ class GCSOptions(TypedDict, total=False):
     endpoint_url: str
     upload_chunk_size: int | None
     download_chunk_size: int | None
+    download_part_size: int
+    """Range size of file downloads; 0 for one plain GET (``MLFLOW_ENABLE_MULTIPART_DOWNLOAD=false``)."""
+    max_concurrency: int
+    """Ranged GETs in flight per file download."""
     transfer_timeout: float | None
     """Seconds for each read (and for connecting, when shorter than ``connect_timeout``); None for none."""
     connect_timeout: float
@@ -99,6 +112,7 @@ def options(
     result: GCSOptions = {
         "upload_chunk_size": settings.MLFLOW_GCS_UPLOAD_CHUNK_SIZE.get(environ),
         "download_chunk_size": settings.MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE.get(environ),
+        "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         "transfer_timeout": _transfer_timeout(policy, environ),
         "connect_timeout": policy.connect_timeout,
         "retries": policy.max_retries_or(DEFAULT_RETRIES - 1) + 1,
@@ -111,9 +125,18 @@ def options(
     if key_file:
         result["token"] = key_file
     result.update(overrides)  # type: ignore[typeddict-item]
+    if "download_part_size" not in result:
+        result["download_part_size"] = _download_part_size(environ, result.get("download_chunk_size"))
     _check_chunk_size("upload_chunk_size", result.get("upload_chunk_size"))
     _check_chunk_size("download_chunk_size", result.get("download_chunk_size"))
     return result
+
+
+def _download_part_size(environ: Mapping[str, str], chunk_size: int | None) -> int:
+    """The GCS download chunk, else MLflow's multipart-download variables (0: one GET per file)."""
+    if not settings.MLFLOW_ENABLE_MULTIPART_DOWNLOAD.get(environ):
+        return 0
+    return chunk_size or download_part_size(environ)
 
 
 def default_token() -> str:
@@ -168,6 +191,8 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         *,
         upload_chunk_size: int | None = None,
         download_chunk_size: int | None = None,
+        download_part_size: int | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         transfer_timeout: float | None = DEFAULT_TRANSFER_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
@@ -177,6 +202,8 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         _check_chunk_size("download_chunk_size", download_chunk_size)
         if retries < 1:
             raise ValueError(f"retries must be at least 1 (one attempt), got {retries}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency={max_concurrency!r} must be at least 1")
         connect = connect_timeout if transfer_timeout is None else min(connect_timeout, transfer_timeout)
         kwargs.setdefault(
             "requests_timeout",
@@ -185,6 +212,10 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         super().__init__(**kwargs)
         self.upload_chunk_size = upload_chunk_size
         self.download_chunk_size = download_chunk_size
+        self.download_part_size = download_chunk_size or DOWNLOAD_PART_SIZE
+        if download_part_size is not None:
+            self.download_part_size = download_part_size
+        self.max_concurrency = max_concurrency
         self.transfer_timeout = transfer_timeout
         self.retries = retries
 
@@ -202,15 +233,30 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
             kwargs["chunksize"] = self.upload_chunk_size
         return await super()._pipe_file(path, data, *args, **kwargs)
 
-    async def _put_file(self, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+    async def _put_file(
+        self, lpath: str, rpath: str, *args: Any, digest: integrity.Record | None = None, **kwargs: Any
+    ) -> Any:
+        """``digest``: the file's record, carried in the object's custom metadata (same upload request)."""
         if self.upload_chunk_size:
             kwargs.setdefault("chunksize", self.upload_chunk_size)
+        if digest is not None:
+            kwargs["metadata"] = {**(kwargs.get("metadata") or {}), DIGESTS.metadata_key: digest.header()}
         return await super()._put_file(lpath, rpath, *args, **kwargs)
 
-    async def _get_file(self, rpath: str, lpath: str, callback: Any = None, **kwargs: Any) -> Any:
-        if self.download_chunk_size:
-            kwargs.setdefault("chunk_size", self.download_chunk_size)
-        return await super()._get_file(rpath, lpath, callback=callback, **kwargs)
+    async def _get_file(
+        self,
+        rpath: str,
+        lpath: str,
+        callback: Any = None,
+        digest_sink: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Concurrent ranged GETs into a preallocated ``lpath`` (:mod:`.gcs_download`), no metadata
+        asked first; ``digest_sink["digest"]`` gets the record the object carries, if any."""
+        with discarding(lpath):
+            first = await gcs_download.get_file(self, rpath, lpath, callback or DEFAULT_CALLBACK)
+        if digest_sink is not None:
+            digest_sink["digest"] = gcs_download.carried_metadata(first, DIGESTS.metadata_key)
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, **kwargs: Any) -> GCSFile:
         if block_size is None:

@@ -26,7 +26,7 @@ from fsspec.asyn import AsyncFileSystem, sync_wrapper
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import is_invalid_range, translate_errors
-from artifact_fs.integrity import Record, SidecarDigests
+from artifact_fs.integrity import IDENTIFIER_METADATA_KEY, METADATA_KEY, Record, SidecarDigests
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.uris import ArtifactURI
 
@@ -170,6 +170,14 @@ class ObjectSidecars(SidecarDigests):
             return None
         return self.parsed(record_path(path), raw)
 
+    async def arecorded_under(self, fs: Any, path: str) -> set[str]:
+        """The objects under the prefix ``path`` that have a record: one listing of the hidden tree."""
+        bucket = path.strip("/").partition("/")[0]
+        hidden = f"{bucket}/{DIGEST_DIRECTORY}/"
+        prefix = record_path(path).rstrip("/")
+        names = await fs._find(prefix + "/")
+        return {f"{bucket}/{name[len(hidden) :]}" for name in names if name.startswith(hidden)}
+
     def remove(self, fs: AbstractFileSystem, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             fs.rm_file(record_path(path))
@@ -184,19 +192,29 @@ DIGESTS = ObjectSidecars()
 
 
 class CarriedObjectSidecars(ObjectSidecars):
-    """:class:`ObjectSidecars`, and a copy of the record in the object's own metadata
-    (:data:`~artifact_fs.integrity.METADATA_KEY`) where the digest is known before the upload starts
-    (a small file, hashed first). A download then finds the record in its own GET's answer and asks
-    the hidden tree only when the object carries none. The hidden record stays the one that counts
-    for an object replaced behind artifact_fs's back: a new object has no copy in its metadata.
+    """:class:`ObjectSidecars`, and a copy of the record in the object's own metadata under
+    ``metadata_key`` where the digest is known before the upload starts (a small file, hashed
+    first). A download then finds the record in its own GET's answer and asks the hidden tree only
+    when the object carries none. The hidden record stays the one that counts for an object
+    replaced behind artifact_fs's back: a new object has no copy in its metadata.
 
     The backend's filesystem takes ``digest=`` (a :class:`Record`) in ``_put_file`` and fills
     ``digest_sink["digest"]`` (the carried header, if any) in ``_get_file``."""
 
     carried = True
 
+    def __init__(self, *, metadata_key: str = METADATA_KEY) -> None:
+        super().__init__()
+        self.metadata_key = metadata_key
+        """The metadata name the record rides under: :data:`~artifact_fs.integrity.METADATA_KEY`
+        (S3, GCS), or :data:`~artifact_fs.integrity.IDENTIFIER_METADATA_KEY` where names must be
+        identifiers (Azure)."""
+
 
 CARRIED_DIGESTS = CarriedObjectSidecars()
+"""S3's and GCS's (``x-amz-meta-artifact-fs-digest``, ``x-goog-meta-artifact-fs-digest``)."""
+IDENTIFIER_CARRIED_DIGESTS = CarriedObjectSidecars(metadata_key=IDENTIFIER_METADATA_KEY)
+"""Azure's: metadata names are C# identifiers (``x-ms-meta-artifact_fs_digest``)."""
 
 
 class Presigner(abc.ABC):

@@ -1,0 +1,144 @@
+"""Large object downloads: concurrent ranged GETs written in place into a preallocated file.
+
+The SDKs' own ``_get_file`` open a whole-object GET and abandon it for a large object (s3fs), or ask
+the object's size first (gcsfs), and fetch ranges in batches that each wait for their slowest member.
+Here the first request is already the first range: its ``Content-Range`` gives the object's size,
+the other ranges follow at once with at most ``concurrency`` requests in flight (a semaphore, not
+batches), and each body is streamed to its offset with ``os.pwrite``, so memory stays at
+``concurrency x READ_SIZE``. The later ranges are pinned to the version the first answer named
+(S3's ``If-Match`` ETag, a GCS generation), so an object replaced mid-download fails the download
+instead of mixing two versions. A small object is one GET; an empty one (a store may refuse any
+range of it) one more.
+
+A store plugs in with one coroutine, ``get_object(Range=..., IfMatch=...)``, whose answer is shaped
+as S3's: ``ContentRange``, ``ContentLength``, ``ETag`` (the version later ranges pass back as
+``IfMatch``) and a ``Body`` with ``read(n)`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+
+from artifact_fs import errors, settings
+
+READ_SIZE = settings.MIB
+"""Bytes read from a response body at a time (and so held per request in flight)."""
+
+GetObject = Callable[..., Awaitable[Mapping[str, Any]]]
+"""One ranged GET of the object: keyword arguments are ``Range`` and ``IfMatch`` (see the module)."""
+
+
+def object_size(response: Mapping[str, Any]) -> int:
+    """The whole object's size: ``Content-Range: bytes a-b/SIZE`` of a 206, else the 200's length."""
+    content_range = response.get("ContentRange")
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        if total != "*":
+            return int(total)
+    return int(response.get("ContentLength") or 0)
+
+
+@contextlib.contextmanager
+def discarding(lpath: str) -> Iterator[None]:
+    """Remove what a failed download left at ``lpath`` (a partial or preallocated file)."""
+    try:
+        yield
+    except BaseException:
+        if os.path.isfile(lpath):
+            os.remove(lpath)
+        raise
+
+
+def preallocated(lpath: str, size: int) -> int:
+    """A descriptor of ``lpath``, created or truncated, already ``size`` bytes long."""
+    descriptor = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        os.ftruncate(descriptor, size)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+async def write_body(response: Mapping[str, Any], descriptor: int, offset: int, callback: Callback) -> int:
+    """Stream one response body to ``offset`` of the open file; the number of bytes written."""
+    body = response["Body"]
+    written = 0
+    try:
+        while chunk := await body.read(READ_SIZE):
+            os.pwrite(descriptor, chunk, offset + written)
+            written += len(chunk)
+            callback.relative_update(len(chunk))
+    finally:
+        body.close()
+    return written
+
+
+async def download(
+    get_object: GetObject,
+    lpath: str,
+    *,
+    part_size: int,
+    concurrency: int,
+    callback: Callback = DEFAULT_CALLBACK,
+) -> Mapping[str, Any]:
+    """Download one object to ``lpath`` with ranges of ``part_size`` bytes, ``concurrency`` at a time;
+    returns the first answer (its headers and metadata describe the version downloaded).
+
+    ``part_size=0`` downloads with one plain GET (``MLFLOW_ENABLE_MULTIPART_DOWNLOAD=false``).
+    """
+    if part_size <= 0:
+        first = await get_object()
+    else:
+        try:
+            first = await get_object(Range=f"bytes=0-{part_size - 1}")
+        except OSError as exc:
+            if not errors.is_invalid_range(exc):
+                raise
+            first = await get_object()  # an empty object: S3 and GCS answer 416 to any range
+    size = object_size(first)
+    callback.set_size(size)
+    etag = first.get("ETag")
+    # Creating a file can take milliseconds (overlay and network filesystems): in a thread, so the
+    # event loop keeps serving the other transfers meanwhile (as boto3's threads do).
+    try:
+        descriptor = await asyncio.to_thread(preallocated, lpath, size)
+    except BaseException:
+        first["Body"].close()
+        raise
+    try:
+        starts = range(part_size, size, part_size) if part_size > 0 else range(0)
+        if not starts:
+            await write_body(first, descriptor, 0, callback)
+            return first
+        slots = asyncio.Semaphore(max(concurrency, 1) - 1 or 1)
+        conditions = {"IfMatch": etag} if etag else {}
+
+        async def fetch(start: int) -> int:
+            async with slots:
+                last = min(start + part_size, size) - 1
+                response = await get_object(Range=f"bytes={start}-{last}", **conditions)
+                return await write_body(response, descriptor, start, callback)
+
+        tasks = [
+            asyncio.ensure_future(write_body(first, descriptor, 0, callback)),
+            *(asyncio.ensure_future(fetch(start)) for start in starts),
+        ]
+        try:
+            written = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # none may write to the descriptor once it is closed
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        if sum(written) != size:
+            raise OSError(f"downloaded {sum(written)} of {size} bytes to {lpath!r}: the object changed size")
+        return first
+    finally:
+        os.close(descriptor)
