@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import mimetypes
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +24,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, integrity, settings
-from artifact_fs.backends import object_store, s3_download
+from artifact_fs.backends import object_store, s3_download, s3_small
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.s3_options import (
@@ -142,6 +143,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         config_kwargs: Mapping[str, Any] | None = None,
         s3_additional_kwargs: Mapping[str, Any] | None = None,
         credential_environment: str | None = None,
+        presigned_small_requests: bool = True,
         **kwargs: Any,
     ) -> None:
         check_chunk_size(chunk_size)
@@ -188,6 +190,8 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         # botocore's standard mode already retries throttling and transient errors with back-off;
         # s3fs's own loop on top would multiply the attempts (and the time to report a dead endpoint).
         self.retries = 2
+        self.presigned_small_requests = presigned_small_requests
+        self.small = s3_small.SmallRequests(self)
 
     async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
         """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`)."""
@@ -266,17 +270,58 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         digest: integrity.Record | None = None,
         **kwargs: Any,
     ) -> Any:
-        """``digest``: the file's record, carried in the object's metadata (``CarriedObjectSidecars``)."""
+        """``digest``: the file's record, carried in the object's metadata (``CarriedObjectSidecars``).
+        A file of at most one part is one presigned PUT (:mod:`.s3_small`) where nothing needs the SDK."""
         # MLflow guesses from the local file's name; extra args (added in _call_s3) still override.
         kwargs = {**guess_content_headers(str(lpath)), **self.upload_extra_args, **kwargs}
         if digest is not None:
             kwargs["Metadata"] = {**kwargs.get("Metadata", {}), integrity.METADATA_KEY: digest.header()}
+        if not args and await self._put_small(lpath, rpath, kwargs):
+            return None
         return await super()._put_file(lpath, rpath, *args, chunksize=chunksize or self.chunk_size, **kwargs)
+
+    async def _put_small(self, lpath: str, rpath: str, kwargs: Mapping[str, Any]) -> bool:
+        arguments = {
+            name: value for name, value in kwargs.items() if name not in ("callback", "max_concurrency")
+        }
+        if not self.small.enabled or arguments.pop("mode", "overwrite") != "overwrite":
+            return False
+        size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
+        if not 0 <= size <= self.chunk_size:
+            return False
+        callback = kwargs.get("callback") or DEFAULT_CALLBACK
+        callback.set_size(size)
+        with open(lpath, "rb") as file:
+            data = file.read()
+        bucket, key = self.object_path(rpath)
+        if not await self.small.put(bucket, key, data, {**guess_content_headers(key), **arguments}):
+            return False
+        callback.relative_update(size)
+        while rpath:
+            self.invalidate_cache(rpath)
+            rpath = self._parent(rpath)
+        return True
 
     async def _pipe_file(
         self, path: str, data: Any, *args: Any, chunksize: int | None = None, **kwargs: Any
     ) -> Any:
+        small = not args and kwargs.get("mode", "overwrite") == "overwrite" and len(data) <= self.chunk_size
+        if small and self.small.enabled:
+            bucket, key = self.object_path(path)
+            arguments = {**guess_content_headers(key), **self.upload_extra_args, **kwargs}
+            arguments.pop("mode", None)
+            arguments.pop("max_concurrency", None)
+            if await self.small.put(bucket, key, bytes(data), arguments):
+                self.invalidate_cache(path)
+                return None
         return await super()._pipe_file(path, data, *args, chunksize=chunksize or self.chunk_size, **kwargs)
+
+    async def _cat_object(self, path: str) -> bytes:
+        """A whole small object (a digest record) in one presigned GET where possible."""
+        data = await self.small.cat(*self.object_path(path)) if self.small.enabled else None
+        return data if data is not None else await super()._cat_object(path)
+
+    cat_object = sync_wrapper(_cat_object)
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:

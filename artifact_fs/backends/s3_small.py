@@ -1,0 +1,299 @@
+"""Small S3 requests on presigned URLs: botocore signs them, aiohttp sends them.
+
+A GET or PUT of a small object through botocore's client costs about 0.65 ms of CPU on top of the
+transfer (endpoint rules, serialisation, event hooks, response parsing), which s3fs and boto3 pay as
+well; for a tree of small files it is most of the client's time. The same client's
+``generate_presigned_url`` (botocore's public presigner: the client's credentials, endpoint,
+addressing style, region and signature version) plus one aiohttp request costs about 0.2 ms. So a
+small file's GET (the first range of every download), a small PUT (a file sent in one request, a
+digest record) and a record's read take this path.
+
+Everything unusual goes back to the SDK, which stays the one place for retries and error answers:
+
+* an answer other than 2xx is asked again through botocore's client, whose retries and error
+  translation (:mod:`artifact_fs.errors`) then apply (a missing record, which downloads ask for
+  objects other tools wrote, is ``FileNotFoundError`` at once, from the same error table);
+* a transport failure (reset, timeout) is retried through the SDK too, and this filesystem stops
+  using the path, as it does after an answer that says the store refuses presigned requests
+  (400, 403, 405, 501);
+* requests that need headers of their own (SSE-C keys, requester pays, expected bucket owner, upload
+  arguments other than Content-Type, Content-Encoding and metadata, conditional creates, versions),
+  a proxy, or a client configured with its own ``proxies`` are never sent this way.
+
+``presigned_small_requests=False`` on the filesystem turns the path off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import weakref
+from collections.abc import Mapping
+from typing import Any
+from xml.etree import ElementTree
+
+import aiohttp
+import botocore.httpsession
+import yarl
+from fsspec.asyn import sync
+
+from artifact_fs import errors
+
+logger = logging.getLogger(__name__)
+
+EXPIRES_IN = 900
+"""Seconds a URL stays valid: it is used at once, so only clock skew needs room."""
+PUT_ARGUMENTS = frozenset({"ContentType", "ContentEncoding", "Metadata"})
+"""Upload arguments a presigned PUT carries (as the signed headers they become)."""
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+REFUSED = frozenset({400, 403, 405, 501})
+"""Answers meaning the store does not take these requests (an unsupported signature, a policy)."""
+HTTP_NOT_FOUND = 404
+HTTP_RANGE_NOT_SATISFIABLE = 416
+
+
+class Body:
+    """The streamed body of a presigned GET, read like botocore's ``StreamingBody``."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    async def read(self, size: int = -1) -> bytes:
+        return await self.response.content.read(size)
+
+    def close(self) -> None:
+        self.response.release()
+
+
+def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The fields of botocore's ``get_object`` answer that the download reads."""
+    headers = response.headers
+    return {
+        "ContentLength": int(headers.get("Content-Length") or 0),
+        "ContentRange": headers.get("Content-Range"),
+        "ETag": headers.get("ETag"),
+        "Metadata": {
+            name[len("x-amz-meta-") :].lower(): value
+            for name, value in headers.items()
+            if name.lower().startswith("x-amz-meta-")
+        },
+        "Body": Body(response),
+    }
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        return ElementTree.fromstring(body).findtext("Code")
+    except ElementTree.ParseError:
+        return None
+
+
+class SmallRequests:
+    """The presigned path of one :class:`~artifact_fs.backends.s3.ArtifactS3FileSystem`."""
+
+    def __init__(self, fs: Any) -> None:
+        self._fs = weakref.ref(fs)  # the filesystem holds this object: no cycle
+        self.enabled = self._usable(fs)
+        self.proven = False
+        """Whether the store has answered a presigned request (other than refusing it)."""
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._trials: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def fs(self) -> Any:
+        return self._fs()
+
+    @staticmethod
+    def _usable(fs: Any) -> bool:
+        if not getattr(fs, "presigned_small_requests", True) or fs.version_aware:
+            return False
+        if fs.req_kw or fs.s3_additional_kwargs:  # arguments every request carries (SSE-C, payer, owner)
+            return False
+        if (fs.config_kwargs or {}).get("proxies") or any(os.environ.get(name) for name in PROXY_VARIABLES):
+            return False
+        endpoint = fs.client_kwargs.get("endpoint_url") or getattr(fs, "endpoint_url", None)
+        return not endpoint or str(endpoint).startswith(("http://", "https://"))
+
+    # -- the HTTP session, one per event loop ---------------------------------------------------------
+    async def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            client = await self.fs.set_session()
+            config = client.meta.config
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=max(int(config.max_pool_connections or 10), 64), ssl=self._ssl(client)
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=config.connect_timeout, sock_read=config.read_timeout
+                ),
+                trust_env=False,  # proxies keep the SDK path (above); never ~/.netrc credentials
+                auto_decompress=False,  # the object's bytes, as botocore returns them
+                skip_auto_headers=("Content-Type",),
+            )
+            self._sessions[loop] = session
+            weakref.finalize(self.fs, _close, loop, session)
+        return session
+
+    def _ssl(self, client: Any) -> ssl.SSLContext | bool:
+        if not str(client.meta.endpoint_url).startswith("https://"):
+            return True
+        verify = self.fs.client_kwargs.get("verify")
+        if verify is False:
+            return False
+        if not isinstance(verify, str):
+            verify = self.fs.session.get_config_variable("ca_bundle") or botocore.httpsession.get_cert_path(
+                True
+            )
+        return ssl.create_default_context(cafile=verify)
+
+    def _off(self, why: str) -> None:
+        if self.enabled:
+            logger.debug("presigned small requests off for %s: %s", self.fs.client_kwargs, why)
+        self.enabled = False
+
+    async def _url(
+        self, method: str, bucket: str, key: str, params: Mapping[str, Any] | None = None
+    ) -> yarl.URL:
+        client = await self.fs.set_session()
+        url = await client.generate_presigned_url(
+            method, Params={"Bucket": bucket, "Key": key, **(params or {})}, ExpiresIn=EXPIRES_IN
+        )
+        return yarl.URL(url, encoded=True)
+
+    # -- requests: None means "ask the SDK" -------------------------------------------------------------
+    async def get(self, bucket: str, key: str, **request: Any) -> Mapping[str, Any] | None:
+        """``get_object``'s answer (``Range`` and ``IfMatch`` as headers), or ``None``."""
+        headers = {}
+        if "Range" in request:
+            headers["Range"] = request.pop("Range")
+        if "IfMatch" in request:
+            headers["If-Match"] = request.pop("IfMatch")
+        if request:
+            return None
+        response = await self._send("GET", "get_object", bucket, key, headers=headers)
+        if response is not None and response.status == HTTP_RANGE_NOT_SATISFIABLE and "Range" in headers:
+            response.release()  # an empty object: S3 refuses any range on it
+            response = await self._send("GET", "get_object", bucket, key)
+        if response is None:
+            return None
+        if response.status in (200, 206):
+            return _answer(response)
+        await _drained(response)
+        return None
+
+    async def cat(self, bucket: str, key: str) -> bytes | None:
+        """A whole small object, ``FileNotFoundError`` if it does not exist, or ``None``."""
+        response = await self._send("GET", "get_object", bucket, key)
+        if response is None:
+            return None
+        if response.status != 200:
+            body = await _drained(response)
+            if response.status != HTTP_NOT_FOUND:
+                return None
+            raise errors.http_error(
+                HTTP_NOT_FOUND,
+                method="GET",
+                url=str(response.url),
+                error_code=_error_code(body),
+                message=f"no object {key!r} in bucket {bucket!r}",
+                path=f"{bucket}/{key}",
+            )
+        try:
+            return bytes(await response.read())
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._off(repr(exc))
+            return None
+        finally:
+            response.release()
+
+    async def put(self, bucket: str, key: str, data: bytes, arguments: Mapping[str, Any]) -> bool:
+        """Send ``data`` as the object in one PUT; ``False`` when the SDK should send it."""
+        if not self.enabled or not set(arguments) <= PUT_ARGUMENTS:
+            return False
+        headers = {"Content-Type": arguments["ContentType"]} if "ContentType" in arguments else {}
+        if "ContentEncoding" in arguments:
+            headers["Content-Encoding"] = arguments["ContentEncoding"]
+        headers.update({f"x-amz-meta-{name}": value for name, value in arguments.get("Metadata", {}).items()})
+        response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=data)
+        if response is None:
+            return False
+        await _drained(response)
+        return response.status == 200
+
+    async def _send(
+        self,
+        method: str,
+        operation: str,
+        bucket: str,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        **request: Any,
+    ) -> aiohttp.ClientResponse | None:
+        """One presigned request, its answer unread; ``None`` when the SDK should send it. Until a
+        store has answered one, they go one at a time: a store refusing them costs one request, not
+        one per transfer in flight."""
+        if not self.enabled:
+            return None
+        if self.proven:
+            return await self._request(method, operation, bucket, key, params=params, request=request)
+        loop = asyncio.get_running_loop()
+        async with self._trials.setdefault(loop, asyncio.Lock()):
+            if not self.enabled:
+                return None
+            return await self._request(method, operation, bucket, key, params=params, request=request)
+
+    async def _request(
+        self,
+        method: str,
+        operation: str,
+        bucket: str,
+        key: str,
+        *,
+        params: Mapping[str, Any] | None,
+        request: Mapping[str, Any],
+    ) -> aiohttp.ClientResponse | None:
+        try:
+            session = await self._session()
+            url = await self._url(operation, bucket, key, params)
+            response = await session.request(method, url, **request)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._off(repr(exc))
+            return None
+        if response.status in REFUSED:
+            self._off(f"HTTP {response.status} {_error_code(await _drained(response))}")
+            return None
+        self.proven = True
+        return response
+
+
+async def _drained(response: aiohttp.ClientResponse) -> bytes:
+    """The (short) body of an answer not passed on, its connection back in the pool."""
+    try:
+        return await response.read()
+    except (TimeoutError, aiohttp.ClientError):
+        return b""
+    finally:
+        response.release()
+
+
+def _close(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
+    """Close a session when its filesystem goes (s3fs closes its client the same way)."""
+    if session.closed:
+        return
+    if loop.is_running() and not loop.is_closed():
+        try:
+            sync(loop, session.close, timeout=0.1)
+            return
+        except Exception:  # noqa: BLE001 - the loop is going away: nothing left to close on it
+            pass
+    connector = session.connector
+    if connector is not None:
+        connector._close()

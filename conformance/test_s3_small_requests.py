@@ -1,0 +1,159 @@
+"""Small S3 requests on presigned URLs (:mod:`artifact_fs.backends.s3_small`), counted by a relay.
+
+A small file's PUT, its record's PUT, each download's first GET and a record's read go to SeaweedFS
+as presigned URLs sent with aiohttp, a third of botocore's CPU per request (issue #13). These guards
+check, by counting what reaches the store, that they do (and nothing more is asked), that a store
+refusing presigned URLs gets the same transfers through the SDK, and that requests needing headers
+of their own never take that path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yarl
+
+import artifact_fs
+from artifact_fs.backends import s3_small
+from conformance.backends.s3 import BUCKET
+from conformance.helpers import RequestCountingProxy, random_bytes
+from conformance.servers.seaweedfs import SeaweedFS
+from conformance.test_request_counts_s3 import s3_or_digest_kind
+
+pytestmark = pytest.mark.s3
+
+FILES = 40
+
+
+def presigned_or_sdk_kind(method: str, target: str) -> str:
+    """:func:`s3_or_digest_kind`, prefixed ``url-`` for a request signed in its query string."""
+    query = parse_qs(urlsplit(target).query)
+    signed_in_query = "Signature" in query or "X-Amz-Signature" in query
+    kind = s3_or_digest_kind(method, target)
+    return f"url-{kind}" if signed_in_query else kind
+
+
+@pytest.fixture(scope="module")
+def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
+    relay = RequestCountingProxy(
+        int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=presigned_or_sdk_kind
+    )
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def _store(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, **options: Any
+) -> artifact_fs.ArtifactStore:
+    return artifact_fs.ArtifactStore(
+        f"s3://{BUCKET}/small-requests/{uuid.uuid4().hex[:12]}",
+        endpoint_url=proxy.url,
+        key=seaweedfs_server.access_key,
+        secret=seaweedfs_server.secret_key,
+        skip_instance_cache=True,
+        **options,
+    )
+
+
+def _tree(source: Path, count: int = FILES) -> dict[str, bytes]:
+    expected = {}
+    for index in range(count):
+        relative = f"d{index % 4}/odd name+{index:02d} %é.bin"
+        expected[relative] = random_bytes(2048 + index, seed=index)
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_bytes(expected[relative])
+    return expected
+
+
+def _downloaded(base: Path) -> dict[str, bytes]:
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+
+def _round_trip(
+    store: artifact_fs.ArtifactStore, proxy: RequestCountingProxy, tmp_path: Path
+) -> tuple[Any, Any]:
+    expected = _tree(tmp_path / "source")
+    proxy.reset()
+    store.log_artifacts(str(tmp_path / "source"))
+    uploaded = proxy.reset()
+    (tmp_path / "out").mkdir()
+    store.download_artifacts("", str(tmp_path / "out"))
+    downloaded = proxy.reset()
+    assert _downloaded(tmp_path / "out") == expected
+    return uploaded, downloaded
+
+
+def test_small_files_and_their_records_go_on_presigned_urls(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    uploaded, downloaded = _round_trip(_store(seaweedfs_server, proxy), proxy, tmp_path)
+
+    assert uploaded == {"url-put": FILES, "url-digest-put": FILES}, uploaded
+    assert downloaded["url-get"] == FILES and downloaded["list"] <= 2, downloaded
+    assert sum(downloaded.values()) == FILES + downloaded["list"], downloaded  # records ride with the GETs
+
+
+def test_the_sdk_sends_them_when_turned_off_or_when_a_request_needs_its_own_headers(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    off = _store(seaweedfs_server, proxy, presigned_small_requests=False)
+    uploaded, downloaded = _round_trip(off, proxy, tmp_path / "off")
+    assert uploaded == {"put": FILES, "digest-put": FILES}, uploaded
+    assert downloaded["get"] == FILES and not any(kind.startswith("url-") for kind in downloaded), downloaded
+
+    # An upload argument a presigned PUT does not carry: uploads through the SDK, reads still presigned.
+    acl = _store(seaweedfs_server, proxy, upload_extra_args={"ACL": "private"})
+    uploaded, downloaded = _round_trip(acl, proxy, tmp_path / "acl")
+    assert uploaded["put"] == FILES and "url-put" not in uploaded, uploaded
+    assert downloaded["url-get"] == FILES, downloaded
+
+    # Arguments every request carries (requester pays): nothing presigned at all.
+    payer = _store(seaweedfs_server, proxy, s3_additional_kwargs={"RequestPayer": "requester"})
+    uploaded, downloaded = _round_trip(payer, proxy, tmp_path / "payer")
+    assert not any(kind.startswith("url-") for kind in (*uploaded, *downloaded)), (uploaded, downloaded)
+
+
+def test_a_store_refusing_presigned_urls_gets_everything_through_the_sdk(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store answers 403 to a presigned URL (here: a signature it cannot match): that request is
+    sent again through the SDK, and the filesystem sends no other presigned request."""
+    presign = s3_small.SmallRequests._url
+
+    async def refused(self: s3_small.SmallRequests, *args: Any, **kwargs: Any) -> yarl.URL:
+        url = await presign(self, *args, **kwargs)
+        name = "Signature" if "Signature" in url.query else "X-Amz-Signature"
+        return url.update_query({name: "0" * 40})
+
+    monkeypatch.setattr(s3_small.SmallRequests, "_url", refused)
+    uploaded, downloaded = _round_trip(_store(seaweedfs_server, proxy), proxy, tmp_path)
+
+    assert uploaded.get("url-put", 0) + uploaded.get("url-digest-put", 0) == 1, uploaded  # the first only
+    assert uploaded["put"] + uploaded.get("digest-put", 0) == 2 * FILES, uploaded
+    assert "url-get" not in downloaded and downloaded["get"] == FILES, downloaded
+
+
+def test_an_object_without_a_record_costs_one_record_read(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """Another tool's object carries no record and has none in the hidden tree: the presigned read of
+    the record answers 404 once, which is final (not asked again through the SDK)."""
+    store = _store(seaweedfs_server, proxy)
+    key = f"{str(store.uri).split('/', 3)[3]}/other.bin"
+    data = random_bytes(3000, seed=3)
+    seaweedfs_server.client().put_object(Bucket=BUCKET, Key=key, Body=data)
+    proxy.reset()
+
+    store.download_artifacts("other.bin", str(tmp_path))
+
+    assert (tmp_path / "other.bin").read_bytes() == data
+    kinds = proxy.reset()
+    assert kinds["url-get"] == 1 and kinds["url-digest-get"] == 1, kinds
+    assert sum(kinds.values()) - kinds["list"] - kinds["head"] == 2, kinds
