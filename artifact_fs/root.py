@@ -129,6 +129,16 @@ class ArtifactRoot:
             return None
         return integrity.recorded(self.backend, self.backend_fs, self.backend_path(relative), info)
 
+    async def arecorded_under(self, relative: str) -> frozenset[str] | None:
+        """The artifact-relative paths under the directory ``relative`` that have a record, from one
+        listing (:func:`integrity.arecorded_under`); ``None``: unknown, look each up (or digests off)."""
+        if not self.digests_enabled:
+            return None
+        found = await integrity.arecorded_under(self.backend, self.backend_fs, self.backend_path(relative))
+        if found is None:
+            return None
+        return frozenset(path for path in map(self.relative, found) if path)
+
     async def arecord_digest(self, relative: str, digest: integrity.Record) -> None:
         """:meth:`record_digest` on an async backend's loop."""
         if self.digests_enabled:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import posixpath
 import tempfile
@@ -70,6 +71,25 @@ class FileInfo:
         if self.digest is None:
             del result["digest"]
         return result
+
+
+class TreeRecords:
+    """Which files of a tree being downloaded have a digest record: the tree's records listed once
+    (:meth:`ArtifactRoot.arecorded_under`), when the first file that needs one asks. A tree MLflow or
+    another tool wrote has none, and its N files are then N GETs and a listing, not 2N requests; a
+    tree whose objects carry their records never asks."""
+
+    def __init__(self, root: ArtifactRoot, relative: str) -> None:
+        self.root = root
+        self.relative = relative
+        self._listing: asyncio.Future[frozenset[str] | None] | None = None
+
+    async def has(self, remote: str) -> bool:
+        """Whether ``remote`` may have a record (``True`` when the store cannot list them)."""
+        if self._listing is None:  # the first to ask lists; the others wait for the same answer
+            self._listing = asyncio.ensure_future(self.root.arecorded_under(self.relative))
+        known = await asyncio.shield(self._listing)
+        return known is None or remote in known
 
 
 class ArtifactStore:
@@ -462,7 +482,14 @@ class ArtifactStore:
         transfers = {
             info.path: (info.path, local, progress.for_file(info.file_size)) for info, local in files
         }
-        self._run_concurrently(transfers, self._download, self._download_async, "downloading", "from")
+        records = TreeRecords(self.root, relative) if len(files) > 1 and self.root.digests_enabled else None
+        self._run_concurrently(
+            transfers,
+            self._download,
+            functools.partial(self._download_async, records=records),
+            "downloading",
+            "from",
+        )
         return os.path.join(destination, os.path.normpath(relative)) if relative else destination
 
     def _in_place(self, local_root: str, relative: str, shown: str | None) -> str:
@@ -482,12 +509,15 @@ class ArtifactStore:
             raise
         progress.finish()
 
-    async def _download_async(self, remote: str, local: str, progress: FileProgress) -> None:
+    async def _download_async(
+        self, remote: str, local: str, progress: FileProgress, records: TreeRecords | None = None
+    ) -> None:
+        """``records``: which files of the tree being downloaded have a record."""
         try:
             if self.root.digests_enabled and integrity.carried(self.backend):
-                expected = await self._get_carried(remote, local, progress)
+                expected = await self._get_carried(remote, local, progress, records)
             else:
-                expected = await self._get_beside_record(remote, local, progress)
+                expected = await self._get_beside_record(remote, local, progress, records)
             await self._check_downloaded(remote, local, progress, expected)
         except BaseException:
             _remove_partial(local)
@@ -495,13 +525,13 @@ class ArtifactStore:
         progress.finish()
 
     async def _get_beside_record(
-        self, remote: str, local: str, progress: FileProgress
+        self, remote: str, local: str, progress: FileProgress, records: TreeRecords | None
     ) -> integrity.Record | None:
         """The bytes and the record side by side: one round trip of latency, not two."""
         failure: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:  # a failure of either cancels the other
-                lookup = group.create_task(self.root.arecorded_digest(remote))
+                lookup = group.create_task(self._recorded(remote, records))
                 group.create_task(self._get_async(remote, local, progress))
         except BaseExceptionGroup as failed:  # the caller sees the failure itself, cause kept
             failure = failed.exceptions[0]
@@ -509,13 +539,21 @@ class ArtifactStore:
             raise failure
         return lookup.result()
 
-    async def _get_carried(self, remote: str, local: str, progress: FileProgress) -> integrity.Record | None:
+    async def _get_carried(
+        self, remote: str, local: str, progress: FileProgress, records: TreeRecords | None
+    ) -> integrity.Record | None:
         """The object's GET answer carries its record (one request, not two); the hidden record is
         asked only when it carries none (a large file, or one written by another tool)."""
         sink: dict[str, str | None] = {}
         await self._get_async(remote, local, progress, digest_sink=sink)
         carried = integrity.carried_record(sink.get("digest"))
-        return carried if carried is not None else await self.root.arecorded_digest(remote)
+        return carried if carried is not None else await self._recorded(remote, records)
+
+    async def _recorded(self, remote: str, records: TreeRecords | None) -> integrity.Record | None:
+        """The file's record; in a tree, asked only if the tree's listing of records has one."""
+        if records is not None and not await records.has(remote):
+            return None
+        return await self.root.arecorded_digest(remote)
 
     async def _check_downloaded(
         self, remote: str, local: str, progress: FileProgress, expected: integrity.Record | None

@@ -276,3 +276,43 @@ def test_a_carried_record_is_checked_and_a_replaced_object_falls_back_to_the_hid
     kinds = proxy.reset()
     assert kinds["get"] == 1 and digest_requests(kinds) == {"digest-get": 1}, kinds
     assert not (tmp_path / "two" / "model.bin").exists()
+
+
+def test_a_tree_another_tool_wrote_is_one_get_per_file_and_one_listing_of_records(
+    root: tuple[str, dict[str, Any]], seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """Objects MLflow (or boto3) wrote carry no record and have none in the hidden tree: the tree's
+    records are listed once, when the first file needs one, and no file asks for its own. Files that
+    do have a hidden record (large ones, which carry no copy) are still asked for, and checked."""
+    uri, _ = root
+    prefix = uri.split("/", 3)[3]
+    client = seaweedfs_server.client()
+    expected = {
+        f"d{index % 3}/other{index:02d}.bin": random_bytes(1000 + index, seed=index) for index in range(30)
+    }
+    for name, data in expected.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=data)
+    for index in range(2):  # over the in-place hashing limit: the record is only in the hidden tree
+        large = tmp_path / "large" / f"large{index}.bin"
+        large.parent.mkdir(parents=True, exist_ok=True)
+        large.write_bytes(random_bytes(300 * 1024, seed=100 + index))
+        expected[f"large{index}.bin"] = large.read_bytes()
+    _store(root).log_artifacts(str(tmp_path / "large"))
+    (tmp_path / "out").mkdir()
+    proxy.reset()
+
+    _store(root).download_artifacts(dst_path=str(tmp_path / "out"))
+
+    kinds = proxy.reset()
+    assert _downloaded(tmp_path / "out") == expected
+    assert kinds["get"] == len(expected), kinds
+    assert digest_requests(kinds) == {"digest-get": 2}, kinds  # only the two records that exist
+    assert kinds["list"] <= 2 + SLACK, kinds  # the tree, then its records, once each
+    assert sum(kinds.values()) <= len(expected) + 2 + 2 + SLACK, kinds
+
+    # A recorded file replaced behind artifact_fs's back is still caught in a tree download.
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/large1.bin", Body=b"z" * (300 * 1024))
+    (tmp_path / "again").mkdir()
+    with pytest.raises(OSError, match="large1.bin"):
+        _store(root).download_artifacts(dst_path=str(tmp_path / "again"))
+    assert not (tmp_path / "again" / "large1.bin").exists()
