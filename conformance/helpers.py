@@ -209,3 +209,9 @@ class RequestCountingProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> RequestCountingProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

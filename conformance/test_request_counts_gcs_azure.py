@@ -161,20 +161,14 @@ def _azure(server: ServerProcess, proxy: RequestCountingProxy, prefix: str) -> S
 
 @pytest.fixture(scope="module")
 def gcs_proxy(fake_gcs_server: ServerProcess) -> Iterator[RequestCountingProxy]:
-    relay = RequestCountingProxy(fake_gcs_server.port, classify=gcs_kind)
-    try:
+    with RequestCountingProxy(fake_gcs_server.port, classify=gcs_kind) as relay:
         yield relay
-    finally:
-        relay.stop()
 
 
 @pytest.fixture(scope="module")
 def azure_proxy(azurite_server: ServerProcess) -> Iterator[RequestCountingProxy]:
-    relay = RequestCountingProxy(azurite_server.port, classify=azure_kind)
-    try:
+    with RequestCountingProxy(azurite_server.port, classify=azure_kind) as relay:
         yield relay
-    finally:
-        relay.stop()
 
 
 @pytest.fixture(

@@ -34,7 +34,7 @@ from artifact_fs import integrity, settings
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.policy import DOWNLOAD_PART_SIZE
 from conformance.backends.s3 import BUCKET
-from conformance.helpers import RequestCountingProxy, random_bytes, s3_kind
+from conformance.helpers import RequestCountingProxy, random_bytes, s3_kind, write_tree
 from conformance.servers.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.s3
@@ -89,14 +89,7 @@ def root(seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy) -> tuple[str,
 
 
 def _tree(source: Path) -> dict[str, bytes]:
-    expected = {}
-    for directory, count in TREE.items():
-        for index in range(count):
-            relative = f"{directory}/f{index:03d}.bin".lstrip("/")
-            data = random_bytes(1024 + index, seed=index)
-            (source / relative).parent.mkdir(parents=True, exist_ok=True)
-            (source / relative).write_bytes(data)
-            expected[relative] = data
+    expected = write_tree(source, TREE)
     assert len(expected) == FILES
     return expected
 

@@ -40,13 +40,9 @@ def presigned_or_sdk_kind(method: str, target: str) -> str:
 
 @pytest.fixture(scope="module")
 def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
-    relay = RequestCountingProxy(
-        int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=presigned_or_sdk_kind
-    )
-    try:
+    port = int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1])
+    with RequestCountingProxy(port, classify=presigned_or_sdk_kind) as relay:
         yield relay
-    finally:
-        relay.stop()
 
 
 def _store(
