@@ -26,6 +26,8 @@ Everything unusual goes back to the SDK, which stays the one place for retries a
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import os
 import ssl
@@ -222,6 +224,9 @@ class SmallRequests:
         if "ContentEncoding" in arguments:
             headers["Content-Encoding"] = arguments["ContentEncoding"]
         headers.update({f"x-amz-meta-{name}": value for name, value in arguments.get("Metadata", {}).items()})
+        # The store checks the body it received (botocore would send a CRC on AWS): a signed header.
+        headers["Content-MD5"] = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        arguments = {**arguments, "ContentMD5": headers["Content-MD5"]}
         response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=data)
         if response is None:
             return False
