@@ -171,6 +171,9 @@ EXCEPTION_NAMES: dict[str, Rule] = {
     "Timeout": Rule(TimeoutError, True),  # requests
     "ClientConnectorError": Rule(ConnectionError, True),  # aiohttp
     "ServerTimeoutError": Rule(TimeoutError, True),  # aiohttp
+    "ClientPayloadError": Rule(ConnectionError, True, errno.ECONNRESET),  # aiohttp: a body cut short
+    "ServerDisconnectedError": Rule(ConnectionError, True, errno.ECONNRESET),  # aiohttp
+    "ResponseStreamingError": Rule(ConnectionError, True, errno.ECONNRESET),  # botocore: the same
     "NewConnectionError": Rule(ConnectionError, True),  # urllib3: refused / DNS
     "ProtocolError": Rule(ConnectionError, True),  # urllib3: the connection dropped mid-response
     "ChunkedEncodingError": Rule(ConnectionError, True),  # requests: the same, seen while streaming

@@ -9,6 +9,7 @@ of their own never take that path.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import artifact_fs
 from artifact_fs.backends import s3_small
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes
+from conformance.servers.faulty_proxy import FaultyProxy
 from conformance.servers.seaweedfs import SeaweedFS
 from conformance.test_request_counts_s3 import s3_or_digest_kind
 
@@ -46,7 +48,7 @@ def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
 
 
 def _store(
-    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, **options: Any
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy | FaultyProxy, **options: Any
 ) -> artifact_fs.ArtifactStore:
     return artifact_fs.ArtifactStore(
         f"s3://{BUCKET}/small-requests/{uuid.uuid4().hex[:12]}",
@@ -153,3 +155,46 @@ def test_an_object_without_a_record_costs_one_record_read(
     kinds = proxy.reset()
     assert kinds["url-get"] == 1 and kinds["url-digest-get"] == 1, kinds
     assert sum(kinds.values()) - kinds["list"] - kinds["head"] == 2, kinds
+
+
+def test_resets_and_stalls_fall_back_to_the_sdk_and_stay_bounded(
+    seaweedfs_server: SeaweedFS, tmp_path: Path
+) -> None:
+    """A connection reset on a presigned request sends it again through the SDK (whose retries then
+    apply); a store that stops answering fails a small upload and download within the transfer
+    timeout, the presigned attempt included."""
+    proxy = FaultyProxy(
+        int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), reset_rate=0.3, reset_within=4096
+    )
+    try:
+        store = _store(seaweedfs_server, proxy)
+        expected = _tree(tmp_path / "source", count=20)
+        store.log_artifacts(str(tmp_path / "source"))
+        (tmp_path / "out").mkdir()
+        store.download_artifacts("", str(tmp_path / "out"))
+        assert _downloaded(tmp_path / "out") == expected
+        assert proxy.resets >= 1, proxy.exchanges
+
+        proxy.reset_rate = 0.0
+        bounded = artifact_fs.ArtifactStore(
+            str(store.uri),
+            environ={"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+            endpoint_url=proxy.url,
+            key=seaweedfs_server.access_key,
+            secret=seaweedfs_server.secret_key,
+            skip_instance_cache=True,
+        )
+        (tmp_path / "big.bin").write_bytes(random_bytes(4 * 1024 * 1024, seed=4))
+        (tmp_path / "again").mkdir()
+        proxy.stall = True
+        for action in (
+            lambda: bounded.log_artifact(str(tmp_path / "big.bin")),
+            lambda: bounded.download_artifacts("d1", str(tmp_path / "again")),
+        ):
+            started = time.monotonic()
+            with pytest.raises(OSError):
+                action()
+            assert time.monotonic() - started < 30
+    finally:
+        proxy.stall = False
+        proxy.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
@@ -29,6 +30,8 @@ from artifact_fs import errors, settings
 
 READ_SIZE = settings.MIB
 """Bytes read from a response body at a time (and so held per request in flight)."""
+RESUMES = 3
+"""Times a range whose body was cut short asks again for its missing bytes."""
 
 GetObject = Callable[..., Awaitable[Mapping[str, Any]]]
 """One ranged GET of the object: keyword arguments are ``Range`` and ``IfMatch`` (see the module)."""
@@ -66,18 +69,37 @@ def preallocated(lpath: str, size: int) -> int:
     return descriptor
 
 
-async def write_body(response: Mapping[str, Any], descriptor: int, offset: int, callback: Callback) -> int:
-    """Stream one response body to ``offset`` of the open file; the number of bytes written."""
-    body = response["Body"]
+async def write_range(
+    response: Mapping[str, Any],
+    get_object: GetObject,
+    descriptor: int,
+    span: tuple[int, int],
+    *,
+    conditions: Mapping[str, str],
+    callback: Callback,
+) -> int:
+    """Stream the body of the range ``span`` (its first and last byte) to its offset in the open
+    file; the number of bytes written. A body cut short (a reset, a stall) asks again for the bytes
+    still missing, pinned to the same version, up to :data:`RESUMES` times: the SDKs retry a
+    request, not a body already being read."""
+    first, last = span
     written = 0
-    try:
-        while chunk := await body.read(READ_SIZE):
-            os.pwrite(descriptor, chunk, offset + written)
-            written += len(chunk)
-            callback.relative_update(len(chunk))
-    finally:
-        body.close()
-    return written
+    for attempt in itertools.count():
+        body = response["Body"]
+        try:
+            while chunk := await body.read(READ_SIZE):
+                os.pwrite(descriptor, chunk, first + written)
+                written += len(chunk)
+                callback.relative_update(len(chunk))
+            return written
+        except Exception as exc:
+            resumable = conditions and first + written <= last and errors.is_retryable(exc)
+            if attempt >= RESUMES or not resumable:
+                raise
+        finally:
+            body.close()
+        response = await get_object(Range=f"bytes={first + written}-{last}", **conditions)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def download(
@@ -114,20 +136,25 @@ async def download(
         raise
     try:
         starts = range(part_size, size, part_size) if part_size > 0 else range(0)
+        conditions = {"IfMatch": etag} if etag else {}
+        head = (0, (min(part_size, size) if starts else size) - 1)
         if not starts:
-            await write_body(first, descriptor, 0, callback)
+            await write_range(first, get_object, descriptor, head, conditions=conditions, callback=callback)
             return first
         slots = asyncio.Semaphore(max(concurrency, 1) - 1 or 1)
-        conditions = {"IfMatch": etag} if etag else {}
 
         async def fetch(start: int) -> int:
             async with slots:
                 last = min(start + part_size, size) - 1
                 response = await get_object(Range=f"bytes={start}-{last}", **conditions)
-                return await write_body(response, descriptor, start, callback)
+                return await write_range(
+                    response, get_object, descriptor, (start, last), conditions=conditions, callback=callback
+                )
 
         tasks = [
-            asyncio.ensure_future(write_body(first, descriptor, 0, callback)),
+            asyncio.ensure_future(
+                write_range(first, get_object, descriptor, head, conditions=conditions, callback=callback)
+            ),
             *(asyncio.ensure_future(fetch(start)) for start in starts),
         ]
         try:

@@ -18,6 +18,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import botocore.handlers
 from aiobotocore.session import AioSession
 from fsspec.asyn import sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -194,11 +195,14 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         self.small = s3_small.SmallRequests(self)
 
     async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
-        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`)."""
+        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`)
+        and uploads that send their body without waiting for ``100 Continue`` first: aiohttp applies no
+        timeout to that wait, so a store that stopped answering held every PUT forever."""
         session: Any = getattr(self, "session", None)
         if session is None:  # the session s3fs would make, made here to configure it
             session = self.session = AioSession(**self.kwargs)
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+        session.unregister("before-call.s3", botocore.handlers.add_expect_header)
         return await super().set_session(refresh, dict(kwargs or {}))
 
     connect = sync_wrapper(set_session)
