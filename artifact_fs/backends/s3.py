@@ -58,6 +58,16 @@ _READ_EXTRA_ARGS = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5
 _UPLOAD_METHODS = frozenset({"put_object", "create_multipart_upload"})
 
 
+_LOADERS: dict[tuple[str, ...], Any] = {}
+
+
+def _shared_loader(session: AioSession) -> Any:
+    """One botocore data loader per set of search paths, shared by every filesystem's session: each
+    new session would otherwise parse S3's service model and endpoint rules again (~50 ms a client)."""
+    loader = session.get_component("data_loader")
+    return _LOADERS.setdefault(tuple(loader.search_paths), loader)
+
+
 def _is_aws(endpoint_url: str | None) -> bool:
     host = (urllib.parse.urlsplit(endpoint_url).hostname or "") if endpoint_url else "amazonaws.com"
     return host.endswith((".amazonaws.com", ".amazonaws.com.cn")) or host == "amazonaws.com"
@@ -195,14 +205,18 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         self.small = s3_small.SmallRequests(self)
 
     async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
-        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`)
-        and uploads that send their body without waiting for ``100 Continue`` first: aiohttp applies no
-        timeout to that wait, so a store that stopped answering held every PUT forever."""
+        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`),
+        botocore's models loaded once per process (:func:`_shared_loader`), and uploads that send
+        their body without waiting for ``100 Continue`` first: aiohttp applies no timeout to that
+        wait, so a store that stopped answering held every PUT forever."""
+        if self._s3 is not None and not refresh:  # made and configured already (every call asks)
+            return self._s3
         session: Any = getattr(self, "session", None)
         if session is None:  # the session s3fs would make, made here to configure it
             session = self.session = AioSession(**self.kwargs)
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
         session.unregister("before-call.s3", botocore.handlers.add_expect_header)
+        session.register_component("data_loader", _shared_loader(session))
         return await super().set_session(refresh, dict(kwargs or {}))
 
     connect = sync_wrapper(set_session)
