@@ -212,9 +212,9 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         super().__init__(**kwargs)
         self.upload_chunk_size = upload_chunk_size
         self.download_chunk_size = download_chunk_size
-        self.download_part_size = download_chunk_size or DOWNLOAD_PART_SIZE
-        if download_part_size is not None:
-            self.download_part_size = download_part_size
+        if download_part_size is None:  # built directly, not through options(): no environment
+            download_part_size = download_chunk_size or DOWNLOAD_PART_SIZE
+        self.download_part_size = download_part_size
         self.max_concurrency = max_concurrency
         self.transfer_timeout = transfer_timeout
         self.retries = retries

@@ -13,7 +13,6 @@ its own; the headers are read before the body, which streams to its offset.
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,24 +20,10 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
 from artifact_fs import errors
-from artifact_fs.backends.ranged_download import download
+from artifact_fs.backends.ranged_download import ResponseBody, download, prepared_target
 
 GENERATION_HEADER = "x-goog-generation"
 METADATA_HEADER_PREFIX = "x-goog-meta-"
-
-
-class StreamedBody:
-    """An aiohttp answer's body as :func:`~artifact_fs.backends.ranged_download.download` reads it."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response
-
-    async def read(self, size: int) -> bytes:
-        data: bytes = await self.response.content.read(size)
-        return data
-
-    def close(self) -> None:
-        self.response.release()  # a body not read to its end closes its connection
 
 
 async def _opened(fs: Any, url: str, headers: Mapping[str, str]) -> Any:
@@ -60,9 +45,8 @@ async def get_file(
 ) -> Mapping[str, Any] | None:
     """``GCSFileSystem._get_file`` as :func:`download`: its first answer (``Headers``: the aiohttp
     headers, metadata included), ``None`` for a local directory, which is left as it is (gcsfs's rule)."""
-    if os.path.isdir(lpath):
+    if not prepared_target(lpath):
         return None
-    os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
     attempt = retry_request(retries=fs.retries)(_opened)
 
     async def get_object(Range: str | None = None, IfMatch: str | None = None) -> Mapping[str, Any]:
@@ -82,7 +66,7 @@ async def get_file(
             "ContentRange": headers.get("Content-Range"),
             "ContentLength": headers.get("Content-Length"),
             "ETag": headers.get(GENERATION_HEADER),
-            "Body": StreamedBody(response),
+            "Body": ResponseBody(response),
             "Headers": headers,
         }
 

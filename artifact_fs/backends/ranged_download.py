@@ -47,6 +47,29 @@ def object_size(response: Mapping[str, Any]) -> int:
     return int(response.get("ContentLength") or 0)
 
 
+class ResponseBody:
+    """An aiohttp answer's body, read as botocore's ``StreamingBody`` is (``read(n)``, ``close()``)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    async def read(self, size: int = -1) -> bytes:
+        data: bytes = await self.response.content.read(size)
+        return data
+
+    def close(self) -> None:
+        self.response.release()  # a body not read to its end closes its connection
+
+
+def prepared_target(lpath: str) -> bool:
+    """Make ``lpath``'s parents; ``False`` when ``lpath`` is a local directory, which a download
+    leaves as it is (s3fs's and gcsfs's rule)."""
+    if os.path.isdir(lpath):
+        return False
+    os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
+    return True
+
+
 @contextlib.contextmanager
 def discarding(lpath: str) -> Iterator[None]:
     """Remove what a failed download left at ``lpath`` (a partial or preallocated file)."""

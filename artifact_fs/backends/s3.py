@@ -299,40 +299,47 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         return await super()._put_file(lpath, rpath, *args, chunksize=chunksize or self.chunk_size, **kwargs)
 
     async def _put_small(self, lpath: str, rpath: str, kwargs: Mapping[str, Any]) -> bool:
-        arguments = {
-            name: value for name, value in kwargs.items() if name not in ("callback", "max_concurrency")
-        }
-        if not self.small.enabled or arguments.pop("mode", "overwrite") != "overwrite":
-            return False
         size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
-        if not 0 <= size <= self.chunk_size:
+        if not self._presignable(size, kwargs):
             return False
         callback = kwargs.get("callback") or DEFAULT_CALLBACK
         callback.set_size(size)
         with open(lpath, "rb") as file:
             data = file.read()
-        bucket, key = self.object_path(rpath)
-        if not await self.small.put(bucket, key, data, {**guess_content_headers(key), **arguments}):
+        if not await self._put_presigned(rpath, data, kwargs):
             return False
         callback.relative_update(size)
-        while rpath:
-            self.invalidate_cache(rpath)
-            rpath = self._parent(rpath)
         return True
 
     async def _pipe_file(
         self, path: str, data: Any, *args: Any, chunksize: int | None = None, **kwargs: Any
     ) -> Any:
-        small = not args and kwargs.get("mode", "overwrite") == "overwrite" and len(data) <= self.chunk_size
-        if small and self.small.enabled:
-            bucket, key = self.object_path(path)
-            arguments = {**guess_content_headers(key), **self.upload_extra_args, **kwargs}
-            arguments.pop("mode", None)
-            arguments.pop("max_concurrency", None)
-            if await self.small.put(bucket, key, bytes(data), arguments):
-                self.invalidate_cache(path)
-                return None
+        if (
+            not args
+            and self._presignable(len(data), kwargs)
+            and await self._put_presigned(path, bytes(data), kwargs)
+        ):
+            return None
         return await super()._pipe_file(path, data, *args, chunksize=chunksize or self.chunk_size, **kwargs)
+
+    def _presignable(self, size: int, kwargs: Mapping[str, Any]) -> bool:
+        """Whether an upload of ``size`` bytes may be one presigned PUT (:mod:`.s3_small`)."""
+        overwrite = kwargs.get("mode", "overwrite") == "overwrite"
+        return self.small.enabled and overwrite and 0 <= size <= self.chunk_size
+
+    async def _put_presigned(self, path: str, data: bytes, kwargs: Mapping[str, Any]) -> bool:
+        """``data`` as the object at ``path`` in one presigned PUT, with the upload arguments the SDK
+        call would send (guessed < MLflow's extra args < this call's); ``False``: the SDK sends it."""
+        bucket, key = self.object_path(path)
+        arguments = {**guess_content_headers(key), **self.upload_extra_args, **kwargs}
+        for control in ("callback", "max_concurrency", "mode"):
+            arguments.pop(control, None)
+        if not await self.small.put(bucket, key, data, arguments):
+            return False
+        while path:
+            self.invalidate_cache(path)
+            path = self._parent(path)
+        return True
 
     async def _cat_object(self, path: str) -> bytes:
         """A whole small object (a digest record) in one presigned GET where possible."""

@@ -8,13 +8,12 @@ first range, and a small object is one GET; an empty one (S3 refuses a range on 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, download, object_size
+from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, download, object_size, prepared_target
 
 
 async def get_file(
@@ -22,9 +21,8 @@ async def get_file(
 ) -> Mapping[str, Any] | None:
     """``S3FileSystem._get_file`` as :func:`download` (its first answer, ``None`` for a local
     directory, which is left as it is: s3fs's rule)."""
-    if os.path.isdir(lpath):
+    if not prepared_target(lpath):
         return None
-    os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
     bucket, key, version = fs.split_path(rpath)
     fixed = {"Bucket": bucket, "Key": key, **fs.req_kw}
     if version_id or version:

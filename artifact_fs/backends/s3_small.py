@@ -42,6 +42,7 @@ import yarl
 from fsspec.asyn import sync
 
 from artifact_fs import errors
+from artifact_fs.backends.ranged_download import ResponseBody
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,6 @@ HTTP_NOT_FOUND = 404
 HTTP_RANGE_NOT_SATISFIABLE = 416
 
 
-class Body:
-    """The streamed body of a presigned GET, read like botocore's ``StreamingBody``."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
-
-    async def read(self, size: int = -1) -> bytes:
-        return await self.response.content.read(size)
-
-    def close(self) -> None:
-        self.response.release()
-
-
 def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
     """The fields of botocore's ``get_object`` answer that the download reads."""
     headers = response.headers
@@ -81,7 +69,7 @@ def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
             for name, value in headers.items()
             if name.lower().startswith("x-amz-meta-")
         },
-        "Body": Body(response),
+        "Body": ResponseBody(response),
     }
 
 
