@@ -110,23 +110,34 @@ def test_an_interrupted_write_leaves_no_object_and_no_pending_upload(any_s3: Bac
     assert pending_uploads(client, key) == []
 
 
-def test_a_failing_multipart_put_is_aborted(any_s3: BackendUnderTest, tmp_path: Any) -> None:
+@pytest.mark.parametrize("presigned", [True, False], ids=["presigned-parts", "sdk-parts"])
+def test_a_failing_multipart_put_is_aborted(any_s3: BackendUnderTest, tmp_path: Any, presigned: bool) -> None:
+    """Part 3 fails for good (its presigned attempt too, which then goes through the SDK): the other
+    parts stop, the upload is aborted, nothing is left."""
     url, key = url_and_key(any_s3, "broken.bin")
     local = tmp_path / "broken.bin"
     local.write_bytes(b"q" * (3 * TEST_PART_SIZE))
-    fs, path = artifact_fs.url_to_fs(url, **any_s3.storage_options)
+    fs, path = artifact_fs.url_to_fs(
+        url, **any_s3.storage_options, presigned_small_requests=presigned, skip_instance_cache=True
+    )
     client = any_s3.details["client"]()
     calls = {"parts": 0}
-    original = fs._call_s3
+    original, presigned_part = fs._call_s3, fs.small.upload_part
 
     async def failing_third_part(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "upload_part" and (presigned or calls["parts"] == 2):
+            calls["parts"] += 1
+            raise ConnectionResetError("connection dropped during part 3")
         if method == "upload_part":
             calls["parts"] += 1
-            if calls["parts"] == 3:
-                raise ConnectionResetError("connection dropped during part 3")
         return await original(method, *args, **kwargs)
 
+    async def third_part_left_to_the_sdk(*args: Any, **kwargs: Any) -> Any:
+        calls["parts"] += 1
+        return None if calls["parts"] == 3 else await presigned_part(*args, **kwargs)
+
     fs._call_s3 = failing_third_part
+    fs.small.upload_part = third_part_left_to_the_sdk
     with pytest.raises(ConnectionResetError):
         fs.put_file(str(local), f"{path}/broken.bin")
     fs._call_s3 = original

@@ -9,6 +9,7 @@ of their own never take that path.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ import pytest
 import yarl
 
 import artifact_fs
-from artifact_fs.backends import s3_small
+from artifact_fs import settings
+from artifact_fs.backends import s3_small, s3_upload
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes
 from conformance.servers.faulty_proxy import FaultyProxy
@@ -175,6 +177,13 @@ def test_resets_and_stalls_fall_back_to_the_sdk_and_stay_bounded(
         assert _downloaded(tmp_path / "out") == expected
         assert proxy.resets >= 1, proxy.exchanges
 
+        # A file in parts: a part cut by a reset is sent again (through the SDK), bytes checked by MD5.
+        proxy.reset_rate, proxy.reset_within = 0.05, PART
+        source, data = _large(tmp_path)
+        in_parts = _parts_store(seaweedfs_server, proxy)
+        in_parts.log_artifact(str(source))
+        assert _object(seaweedfs_server, in_parts, "weights.bin") == data
+
         proxy.reset_rate = 0.0
         bounded = artifact_fs.ArtifactStore(
             str(store.uri),
@@ -198,3 +207,114 @@ def test_resets_and_stalls_fall_back_to_the_sdk_and_stay_bounded(
     finally:
         proxy.stall = False
         proxy.stop()
+
+
+PART = settings.S3_MIN_PART
+PARTS = 7
+"""A file of 6 full parts and a short last one."""
+
+
+def _large(tmp_path: Path) -> tuple[Path, bytes]:
+    data = random_bytes((PARTS - 1) * PART + 4321, seed=11)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    return source, data
+
+
+def _parts_store(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy | FaultyProxy, **options: Any
+) -> artifact_fs.ArtifactStore:
+    return _store(
+        seaweedfs_server,
+        proxy,
+        environ={"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(PART)},
+        max_concurrency=3,
+        **options,
+    )
+
+
+def _object(seaweedfs_server: SeaweedFS, store: artifact_fs.ArtifactStore, name: str) -> bytes:
+    key = f"{str(store.uri).split('/', 3)[3]}/{name}"
+    body: bytes = seaweedfs_server.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def _pending_uploads(seaweedfs_server: SeaweedFS, store: artifact_fs.ArtifactStore) -> list[Any]:
+    prefix = str(store.uri).split("/", 3)[3]
+    answer = seaweedfs_server.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
+    return list(answer.get("Uploads", []))
+
+
+def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concurrency_at_once(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """The upload is created and completed through the SDK (its arguments and metadata), and each
+    part is one presigned PUT carrying its Content-MD5, at most ``max_concurrency`` in flight."""
+    source, data = _large(tmp_path)
+    store = _parts_store(seaweedfs_server, proxy)
+    proxy.reset()
+
+    store.log_artifact(str(source))
+
+    peak, kinds = proxy.peak_in_flight["url-upload-part"], proxy.reset()
+    assert kinds == {
+        "create-multipart": 1,
+        "url-upload-part": PARTS,
+        "complete-multipart": 1,
+        "url-digest-put": 1,
+    }, kinds
+    assert 2 <= peak <= 3, f"{peak} parts in flight at most, with max_concurrency=3"
+    assert _object(seaweedfs_server, store, "weights.bin") == data
+    (tmp_path / "out").mkdir()
+    store.download_artifacts("weights.bin", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == data
+
+
+def test_a_part_the_store_refuses_presigned_goes_through_the_sdk(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    presign = s3_small.SmallRequests._url
+
+    async def refused(self: s3_small.SmallRequests, *args: Any, **kwargs: Any) -> yarl.URL:
+        url = await presign(self, *args, **kwargs)
+        name = "Signature" if "Signature" in url.query else "X-Amz-Signature"
+        return url.update_query({name: "0" * 40})
+
+    monkeypatch.setattr(s3_small.SmallRequests, "_url", refused)
+    source, data = _large(tmp_path)
+    store = _parts_store(seaweedfs_server, proxy)
+    proxy.reset()
+
+    store.log_artifact(str(source))
+
+    kinds = proxy.reset()
+    assert kinds["url-upload-part"] == 1 and kinds["upload-part"] == PARTS, kinds  # the first, refused, again
+    assert _object(seaweedfs_server, store, "weights.bin") == data
+
+
+def test_a_failed_part_aborts_the_upload_and_leaves_nothing(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file shrinks under the upload (another process truncates it): the part that finds it
+    short fails the upload, the parts in flight are cancelled and the upload is aborted."""
+    read_part = s3_upload._read_part
+    source, _ = _large(tmp_path)
+
+    def truncated(fd: int, offset: int, length: int) -> tuple[bytes, str]:
+        if offset >= 3 * PART:
+            os.truncate(source, 3 * PART + 10)
+        return read_part(fd, offset, length)
+
+    monkeypatch.setattr(s3_upload, "_read_part", truncated)
+    store = _parts_store(seaweedfs_server, proxy)
+    proxy.reset()
+
+    with pytest.raises(OSError, match="changed while it was uploaded"):
+        store.log_artifact(str(source))
+
+    kinds = proxy.reset()
+    assert kinds["create-multipart"] == 1 and kinds["delete"] == 1 and "complete-multipart" not in kinds, (
+        kinds
+    )
+    assert _pending_uploads(seaweedfs_server, store) == []
+    assert store.list_artifacts() == []

@@ -25,7 +25,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, integrity, settings
-from artifact_fs.backends import object_store, s3_download, s3_small
+from artifact_fs.backends import object_store, s3_download, s3_small, s3_upload
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.s3_options import (
@@ -56,6 +56,8 @@ presigned_download_url = object_store.presigned_download_url
 # MLflow (s3_artifact_repo._download_file) passes only these upload extra args to downloads.
 _READ_EXTRA_ARGS = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5", "RequestPayer")
 _UPLOAD_METHODS = frozenset({"put_object", "create_multipart_upload"})
+_TRANSFER_CONTROLS = ("callback", "max_concurrency", "mode")
+"""``put_file`` arguments that steer the transfer and are not S3 request arguments."""
 
 
 _LOADERS: dict[tuple[str, ...], Any] = {}
@@ -294,9 +296,38 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         kwargs = {**guess_content_headers(str(lpath)), **self.upload_extra_args, **kwargs}
         if digest is not None:
             kwargs["Metadata"] = {**kwargs.get("Metadata", {}), integrity.METADATA_KEY: digest.header()}
-        if not args and await self._put_small(lpath, rpath, kwargs):
+        chunksize = chunksize or self.chunk_size
+        if not args and (
+            await self._put_small(lpath, rpath, kwargs)
+            or await self._put_parts(lpath, rpath, kwargs, chunksize)
+        ):
             return None
-        return await super()._put_file(lpath, rpath, *args, chunksize=chunksize or self.chunk_size, **kwargs)
+        return await super()._put_file(lpath, rpath, *args, chunksize=chunksize, **kwargs)
+
+    async def _put_parts(self, lpath: str, rpath: str, kwargs: Mapping[str, Any], chunk_size: int) -> bool:
+        """A file of several parts as presigned parts read in threads (:mod:`.s3_upload`); ``False``
+        where the SDK's path applies (presigned requests off, an exclusive create, one part)."""
+        size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
+        if not self.small.enabled or kwargs.get("mode", "overwrite") != "overwrite" or size < 2 * chunk_size:
+            return False
+        arguments = {name: value for name, value in kwargs.items() if name not in _TRANSFER_CONTROLS}
+        await s3_upload.put_file(
+            self,
+            lpath,
+            rpath,
+            size,
+            arguments,
+            chunk_size=chunk_size,
+            concurrency=kwargs.get("max_concurrency") or self.max_concurrency,
+            callback=kwargs.get("callback") or DEFAULT_CALLBACK,
+        )
+        self._invalidate_parents(rpath)
+        return True
+
+    def _invalidate_parents(self, path: str) -> None:
+        while path:
+            self.invalidate_cache(path)
+            path = self._parent(path)
 
     async def _put_small(self, lpath: str, rpath: str, kwargs: Mapping[str, Any]) -> bool:
         size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
@@ -325,20 +356,18 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
     def _presignable(self, size: int, kwargs: Mapping[str, Any]) -> bool:
         """Whether an upload of ``size`` bytes may be one presigned PUT (:mod:`.s3_small`)."""
         overwrite = kwargs.get("mode", "overwrite") == "overwrite"
-        return self.small.enabled and overwrite and 0 <= size <= self.chunk_size
+        return self.small.enabled and overwrite and 0 <= size < 2 * self.chunk_size  # s3fs's one-PUT rule
 
     async def _put_presigned(self, path: str, data: bytes, kwargs: Mapping[str, Any]) -> bool:
         """``data`` as the object at ``path`` in one presigned PUT, with the upload arguments the SDK
         call would send (guessed < MLflow's extra args < this call's); ``False``: the SDK sends it."""
         bucket, key = self.object_path(path)
         arguments = {**guess_content_headers(key), **self.upload_extra_args, **kwargs}
-        for control in ("callback", "max_concurrency", "mode"):
+        for control in _TRANSFER_CONTROLS:
             arguments.pop(control, None)
         if not await self.small.put(bucket, key, data, arguments):
             return False
-        while path:
-            self.invalidate_cache(path)
-            path = self._parent(path)
+        self._invalidate_parents(path)
         return True
 
     async def _cat_object(self, path: str) -> bytes:

@@ -221,6 +221,21 @@ class SmallRequests:
         await _drained(response)
         return response.status == 200
 
+    async def upload_part(
+        self, bucket: str, key: str, data: bytes, *, upload_id: str, number: int, md5: str
+    ) -> str | None:
+        """Send one part of a multipart upload (``md5``: its base64 ``Content-MD5``); its ETag, or
+        ``None`` when the SDK should send it."""
+        params = {"UploadId": upload_id, "PartNumber": number, "ContentMD5": md5}
+        response = await self._send(
+            "PUT", "upload_part", bucket, key, params, headers={"Content-MD5": md5}, data=data
+        )
+        if response is None:
+            return None
+        await _drained(response)
+        etag = response.headers.get("ETag")
+        return etag if response.status == 200 and etag else None
+
     async def _send(
         self,
         method: str,
