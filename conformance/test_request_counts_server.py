@@ -21,9 +21,10 @@ import pytest
 import artifact_fs
 from conformance.backends.mlflow_artifacts import CLIENT_OPTIONS
 from conformance.backends.s3 import BUCKET
-from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, mlflow_artifacts_kind, s3_kind
+from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, mlflow_artifacts_kind, random_bytes
 from conformance.servers.artifact_server import ArtifactServer, start_artifact_server
 from conformance.servers.seaweedfs import SeaweedFS
+from conformance.test_s3_small_requests import presigned_or_sdk_kind
 
 pytestmark = [pytest.mark.server, pytest.mark.s3]
 
@@ -46,7 +47,9 @@ class Legs:
 
 @pytest.fixture(scope="module")
 def legs(server_log_dir: Path, seaweedfs_server: SeaweedFS) -> Iterator[Legs]:
-    store = RequestCountingProxy(int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=s3_kind)
+    store = RequestCountingProxy(
+        int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=presigned_or_sdk_kind
+    )
     environ = {**seaweedfs_server.environ(), "MLFLOW_S3_ENDPOINT_URL": store.url}
     server = start_artifact_server(
         server_log_dir, f"s3://{BUCKET}/through-server", env=environ, name="artifact-server-counted"
@@ -78,7 +81,8 @@ def test_one_parquet_column_through_the_server_moves_at_most_1_2x_its_bytes_on_e
 
     read = pq.read_table(path, columns=["c0"], filesystem=fs)
 
-    client_bytes, store_bytes = legs.client.received["download"], legs.store.received["get"]
+    client_bytes = legs.client.received["download"]
+    store_bytes = legs.store.received["get"] + legs.store.received["url-get"]
     client_kinds, store_kinds = legs.client.reset(), legs.store.reset()
     assert read.column("c0").equals(table.column("c0"))
     print(
@@ -86,3 +90,37 @@ def test_one_parquet_column_through_the_server_moves_at_most_1_2x_its_bytes_on_e
     )
     assert client_bytes <= COLUMN_BYTES_LIMIT * column, (client_bytes, column, client_kinds)
     assert store_bytes <= COLUMN_BYTES_LIMIT * column, (store_bytes, column, store_kinds)
+
+
+def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_head_and_get_each(
+    legs: Legs, seaweedfs_server: SeaweedFS, tmp_path: Path
+) -> None:
+    """The server opens each file with one HEAD, which also brings the record the object carries
+    (logged by artifact_fs directly: no hidden-record GET), and reads it with one GET, both
+    presigned (a third of botocore's CPU each). It used to be an SDK HEAD, a record GET and an SDK GET."""
+    files = 24
+    expected = {f"d{i % 3}/f{i}.bin": random_bytes(5000 + i, seed=i) for i in range(files)}
+    for name, data in expected.items():
+        (tmp_path / "source" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "source" / name).write_bytes(data)
+    prefix = uuid.uuid4().hex[:12]
+    artifact_fs.ArtifactStore(
+        f"s3://{BUCKET}/through-server/{prefix}",
+        endpoint_url=seaweedfs_server.endpoint_url,
+        key=seaweedfs_server.access_key,
+        secret=seaweedfs_server.secret_key,
+        skip_instance_cache=True,
+    ).log_artifacts(str(tmp_path / "source"))
+    served = artifact_fs.ArtifactStore(legs.url(prefix), skip_instance_cache=True, **CLIENT_OPTIONS)
+    (tmp_path / "out").mkdir()
+    legs.client.reset()
+    legs.store.reset()
+
+    served.download_artifacts("", str(tmp_path / "out"))
+
+    client_kinds, store_kinds = legs.client.reset(), legs.store.reset()
+    out = tmp_path / "out"
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.bin")} == expected
+    assert client_kinds["download"] == files, client_kinds
+    per_file = {kind: count for kind, count in store_kinds.items() if kind != "list"}
+    assert per_file == {"url-head": files, "url-get": files}, store_kinds

@@ -357,15 +357,14 @@ def test_read_parquet_fetches_only_the_needed_ranges(any_s3: BackendUnderTest, m
 
     monkeypatch.setitem(_registry, "s3", s3.ArtifactS3FileSystem)
     fetched = {"bytes": 0}
-    original = s3.ArtifactS3FileSystem._call_s3
+    original = s3.ArtifactS3File._fetch_range
 
-    async def counting(self: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-        response = await original(self, method, *args, **kwargs)
-        if method == "get_object":
-            fetched["bytes"] += int(response.get("ContentLength", 0))
-        return response
+    def counting(self: Any, start: int, end: int) -> bytes:  # every read, presigned or through the SDK
+        data = original(self, start, end)
+        fetched["bytes"] += len(data)
+        return data
 
-    monkeypatch.setattr(s3.ArtifactS3FileSystem, "_call_s3", counting)
+    monkeypatch.setattr(s3.ArtifactS3File, "_fetch_range", counting)
     options = {**any_s3.storage_options, "skip_instance_cache": True}
     result = pd.read_parquet(f"s3://{BUCKET}/{key}", columns=["c3"], storage_options=options)
     assert result["c3"].tolist() == frame["c3"].tolist()

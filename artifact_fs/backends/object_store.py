@@ -26,7 +26,13 @@ from fsspec.asyn import AsyncFileSystem, sync_wrapper
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import is_invalid_range, translate_errors
-from artifact_fs.integrity import IDENTIFIER_METADATA_KEY, METADATA_KEY, Record, SidecarDigests
+from artifact_fs.integrity import (
+    IDENTIFIER_METADATA_KEY,
+    METADATA_KEY,
+    Record,
+    SidecarDigests,
+    carried_record,
+)
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.uris import ArtifactURI
 
@@ -209,6 +215,20 @@ class CarriedObjectSidecars(ObjectSidecars):
         """The metadata name the record rides under: :data:`~artifact_fs.integrity.METADATA_KEY`
         (S3, GCS), or :data:`~artifact_fs.integrity.IDENTIFIER_METADATA_KEY` where names must be
         identifiers (Azure)."""
+
+    def _carried(self, info: Mapping[str, Any] | None) -> Record | None:
+        """The record an object's ``info`` carries in its metadata (S3's ``Metadata``, gcsfs's and
+        adlfs's ``metadata``), if any."""
+        if not info:
+            return None
+        metadata = info.get("Metadata") or info.get("metadata") or {}
+        return carried_record(metadata.get(self.metadata_key)) if isinstance(metadata, Mapping) else None
+
+    def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
+        return self._carried(info) or super().lookup(fs, path, info)
+
+    async def alookup(self, fs: Any, path: str, info: Mapping[str, Any] | None) -> Record | None:
+        return self._carried(info) or await super().alookup(fs, path, info)
 
 
 CARRIED_DIGESTS = CarriedObjectSidecars()

@@ -20,7 +20,7 @@ from typing import Any
 
 import botocore.handlers
 from aiobotocore.session import AioSession
-from fsspec.asyn import sync_wrapper
+from fsspec.asyn import sync, sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
@@ -121,6 +121,19 @@ class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
         except BaseException:
             self._abort_quietly()
             raise
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        """A ranged read as one presigned GET (:mod:`.s3_small`), pinned to the ETag the file opened
+        (s3fs's ``If-Match``); s3fs's own read for anything that path leaves."""
+        small = self.fs.small
+        plain = not (self.version_id or self.read_kw.get("RequestPayer") or self.fs.local_expiry_check)
+        if start < end and small.enabled and plain:
+            data = sync(
+                self.fs.loop, small.read_range, self.bucket, self.key, start, end, self.read_kw.get("IfMatch")
+            )
+            if data is not None:
+                return data
+        return bytes(super()._fetch_range(start, end))
 
 
 class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
@@ -376,6 +389,30 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         return data if data is not None else await super()._cat_object(path)
 
     cat_object = sync_wrapper(_cat_object)
+
+    async def _info(
+        self,
+        path: str,
+        bucket: str | None = None,
+        key: str | None = None,
+        refresh: bool = False,
+        version_id: str | None = None,
+    ) -> dict[str, Any]:
+        """s3fs's ``info``, an object's asked with one presigned HEAD (:mod:`.s3_small`) that also
+        gives its ``Metadata`` (so a carried record needs no second request); s3fs's own for
+        anything else (a cached listing, a version, a directory or a missing key)."""
+        bucket_name, object_key, version = self.split_path(path)
+        if (
+            self.small.enabled
+            and object_key
+            and not (version or version_id)
+            and (refresh or self._ls_from_cache(f"{bucket_name}/{object_key}") is None)
+        ):
+            head = await self.small.head(bucket_name, object_key)
+            if head is not None:
+                return head
+        info: dict[str, Any] = await super()._info(path, bucket, key, refresh=refresh, version_id=version_id)
+        return info
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:

@@ -204,7 +204,7 @@ def parse_timestamp(value: Any) -> datetime.datetime:
     from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
     try:
-        if isinstance(value, str) and "T" in value:
+        if isinstance(value, str) and value[:4].isdigit():  # "2026-11-30T20:35:00.000Z"
             parsed = datetime.datetime.fromisoformat(value)
         elif isinstance(value, str):
             parsed = email.utils.parsedate_to_datetime(value)

@@ -43,6 +43,7 @@ from fsspec.asyn import sync
 
 from artifact_fs import errors
 from artifact_fs.backends.ranged_download import ResponseBody
+from artifact_fs.backends.s3_options import parse_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,17 @@ def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
         "ContentLength": int(headers.get("Content-Length") or 0),
         "ContentRange": headers.get("Content-Range"),
         "ETag": headers.get("ETag"),
-        "Metadata": {
-            name[len("x-amz-meta-") :].lower(): value
-            for name, value in headers.items()
-            if name.lower().startswith("x-amz-meta-")
-        },
+        "Metadata": _metadata(headers),
         "Body": ResponseBody(response),
+    }
+
+
+def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """An object's user metadata (``x-amz-meta-*``), named as botocore names it (lower case)."""
+    return {
+        name[len("x-amz-meta-") :].lower(): value
+        for name, value in headers.items()
+        if name.lower().startswith("x-amz-meta-")
     }
 
 
@@ -178,6 +184,52 @@ class SmallRequests:
             return _answer(response)
         await _drained(response)
         return None
+
+    async def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """``info`` of an object as s3fs shapes a ``head_object`` answer, with its ``Metadata``
+        (a carried record); ``None`` when the SDK should ask (a missing object or a directory
+        included: s3fs then looks for a prefix)."""
+        response = await self._send("HEAD", "head_object", bucket, key)
+        if response is None:
+            return None
+        await _drained(response)
+        if response.status != 200:
+            return None
+        headers = response.headers
+        return {
+            "ETag": headers.get("ETag", ""),
+            "LastModified": parse_timestamp(headers["Last-Modified"]) if "Last-Modified" in headers else "",
+            "size": int(headers.get("Content-Length") or 0),
+            "name": f"{bucket}/{key}",
+            "type": "file",
+            "StorageClass": headers.get("x-amz-storage-class", "STANDARD"),
+            "VersionId": headers.get("x-amz-version-id"),
+            "ContentType": headers.get("Content-Type"),
+            "Metadata": _metadata(headers),
+        }
+
+    async def read_range(
+        self, bucket: str, key: str, start: int, stop: int, etag: str | None
+    ) -> bytes | None:
+        """Bytes ``start`` to ``stop`` of the object (pinned to ``etag`` when given), or ``None``
+        when the SDK should read them (any answer but a 206 of exactly that length: a changed
+        object's 412 included, which the SDK then reports)."""
+        headers = {"Range": f"bytes={start}-{stop - 1}"}
+        if etag:
+            headers["If-Match"] = etag
+        response = await self._send("GET", "get_object", bucket, key, headers=headers)
+        if response is None:
+            return None
+        if response.status != 206:
+            await _drained(response)
+            return None
+        try:
+            data = bytes(await response.read())
+        except (TimeoutError, aiohttp.ClientError):
+            return None  # a cut body: the SDK asks again (and retries)
+        finally:
+            response.release()
+        return data if len(data) == stop - start else None
 
     async def cat(self, bucket: str, key: str) -> bytes | None:
         """A whole small object, ``FileNotFoundError`` if it does not exist, or ``None``."""
