@@ -736,8 +736,12 @@ class RecordingWriter:
                 with contextlib.suppress(RuntimeError):
                     self.discard()
                 raise DigestMismatchError(self._path, expected, computed[algorithm])
+        record = recorded_of(computed)
+        carry = getattr(self._file, "carry_record", None)
+        if carry is not None:  # an object store's file: the record rides in the object's metadata too
+            carry(record)
         self._file.close()
-        self._on_commit(recorded_of(computed))
+        self._on_commit(record)
 
     def discard(self) -> None:
         """Abandon the write through the backend's ``discard``: nothing is published."""

@@ -124,3 +124,31 @@ def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_head_an
     assert client_kinds["download"] == files, client_kinds
     per_file = {kind: count for kind, count in store_kinds.items() if kind != "list"}
     assert per_file == {"url-head": files, "url-get": files}, store_kinds
+
+
+def test_small_files_uploaded_through_the_server_are_one_presigned_put_carrying_their_record(
+    legs: Legs, tmp_path: Path
+) -> None:
+    """The server writes a small artifact as one presigned PUT whose metadata carries the record it
+    computed (beside the hidden record), so serving it back is a HEAD and a GET, no record read."""
+    files = 24
+    expected = {f"d{i % 3}/f{i}.bin": random_bytes(7000 + i, seed=100 + i) for i in range(files)}
+    for name, data in expected.items():
+        (tmp_path / "source" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "source" / name).write_bytes(data)
+    store = artifact_fs.ArtifactStore(
+        legs.url(uuid.uuid4().hex[:12]), skip_instance_cache=True, **CLIENT_OPTIONS
+    )
+    legs.store.reset()
+
+    store.log_artifacts(str(tmp_path / "source"))
+
+    uploaded = legs.store.reset()
+    assert uploaded == {"url-put": files, "url-digest-put": files}, uploaded
+    (tmp_path / "out").mkdir()
+    store.download_artifacts("", str(tmp_path / "out"))
+    downloaded = legs.store.reset()
+    out = tmp_path / "out"
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.bin")} == expected
+    per_file = {kind: count for kind, count in downloaded.items() if kind != "list"}
+    assert per_file == {"url-head": files, "url-get": files}, downloaded

@@ -117,10 +117,34 @@ class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
 
     def commit(self) -> None:
         try:
-            super().commit()
+            if not self._commit_presigned():
+                super().commit()
         except BaseException:
             self._abort_quietly()
             raise
+
+    def _commit_presigned(self) -> bool:
+        """A file written in one piece (the server's PUT of a small artifact) as one presigned PUT
+        (:mod:`.s3_small`), as ``put_file`` sends one; ``False`` where s3fs's commit applies."""
+        if self.parts or self.mpu or self.buffer is None or self.tell() == 0 or "x" in self.mode or self.acl:
+            return False
+        data = self.buffer.getvalue()
+        arguments = {**self.s3_additional_kwargs, **self.kwargs}
+        if not sync(self.fs.loop, self.fs._put_presigned, self.path, data, arguments):
+            return False
+        self.buffer = None
+        return True
+
+    def carry_record(self, record: integrity.Record) -> None:
+        """Put the file's digest record in the object's metadata (the server's uploads, through
+        :class:`~artifact_fs.integrity.RecordingWriter`), when the object is still to be created:
+        a download then finds it in its HEAD or GET and asks no record object."""
+        if not self.mpu and self.autocommit:
+            metadata = {
+                **self.s3_additional_kwargs.get("Metadata", {}),
+                integrity.METADATA_KEY: record.header(),
+            }
+            self.s3_additional_kwargs["Metadata"] = metadata
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         """A ranged read as one presigned GET (:mod:`.s3_small`), pinned to the ETag the file opened
