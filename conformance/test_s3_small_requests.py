@@ -90,6 +90,18 @@ def _round_trip(
     return uploaded, downloaded
 
 
+def _refuse_presigned_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store answer 403 to every presigned URL (a signature it cannot match)."""
+    presign = s3_small.SmallRequests._url
+
+    async def refused(self: s3_small.SmallRequests, *args: Any, **kwargs: Any) -> yarl.URL:
+        url = await presign(self, *args, **kwargs)
+        name = "Signature" if "Signature" in url.query else "X-Amz-Signature"
+        return url.update_query({name: "0" * 40})
+
+    monkeypatch.setattr(s3_small.SmallRequests, "_url", refused)
+
+
 def test_small_files_and_their_records_go_on_presigned_urls(
     seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
 ) -> None:
@@ -125,14 +137,7 @@ def test_a_store_refusing_presigned_urls_gets_everything_through_the_sdk(
 ) -> None:
     """The store answers 403 to a presigned URL (here: a signature it cannot match): that request is
     sent again through the SDK, and the filesystem sends no other presigned request."""
-    presign = s3_small.SmallRequests._url
-
-    async def refused(self: s3_small.SmallRequests, *args: Any, **kwargs: Any) -> yarl.URL:
-        url = await presign(self, *args, **kwargs)
-        name = "Signature" if "Signature" in url.query else "X-Amz-Signature"
-        return url.update_query({name: "0" * 40})
-
-    monkeypatch.setattr(s3_small.SmallRequests, "_url", refused)
+    _refuse_presigned_urls(monkeypatch)
     uploaded, downloaded = _round_trip(_store(seaweedfs_server, proxy), proxy, tmp_path)
 
     assert uploaded.get("url-put", 0) + uploaded.get("url-digest-put", 0) == 1, uploaded  # the first only
@@ -273,14 +278,7 @@ def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concur
 def test_a_part_the_store_refuses_presigned_goes_through_the_sdk(
     seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    presign = s3_small.SmallRequests._url
-
-    async def refused(self: s3_small.SmallRequests, *args: Any, **kwargs: Any) -> yarl.URL:
-        url = await presign(self, *args, **kwargs)
-        name = "Signature" if "Signature" in url.query else "X-Amz-Signature"
-        return url.update_query({name: "0" * 40})
-
-    monkeypatch.setattr(s3_small.SmallRequests, "_url", refused)
+    _refuse_presigned_urls(monkeypatch)
     source, data = _large(tmp_path)
     store = _parts_store(seaweedfs_server, proxy)
     proxy.reset()
