@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -120,17 +121,45 @@ def user_environment(mlflow_servers: dict[str, Any]) -> dict[str, str]:
     }
 
 
+FINISHED = "-- example finished --"
+"""Printed after a Python example's last line: its code ran to the end."""
+EXIT_ABORT = "terminate called without an active exception"
+"""What libstdc++ prints when pyarrow's C++ threads abort the interpreter's exit after a script that
+read Parquet through a Python file object has finished (apache/arrow#34314, #39162: open upstream,
+intermittent). Seen once in this suite (docs/data-tools.md's first example, 2026-11-30)."""
+
+
+def _aborted_after_finishing(completed: subprocess.CompletedProcess[str]) -> bool:
+    return (
+        completed.returncode == -signal.SIGABRT
+        and FINISHED in completed.stdout
+        and completed.stderr.strip() == EXIT_ABORT
+    )
+
+
 @pytest.mark.mlflow_artifacts
 @pytest.mark.mlflow
 @pytest.mark.parametrize("example", RUNNABLE, ids=[example.id for example in RUNNABLE])
 def test_example_runs_as_written(example: Example, user_environment: dict[str, str], tmp_path: Path) -> None:
     if example.language == "python":
-        command = [sys.executable, "-c", example.code]
+        command = [sys.executable, "-c", f"{example.code}\nprint({FINISHED!r}, flush=True)"]
     else:
         command = ["bash", "-euo", "pipefail", "-c", example.code]
-    completed = subprocess.run(
-        command, cwd=tmp_path, env=user_environment, capture_output=True, text=True, timeout=240, check=False
-    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=user_environment,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+
+    completed = run()
+    if _aborted_after_finishing(completed):
+        completed = run()  # once: pyarrow's exit-time abort (EXIT_ABORT); a second one fails the test
     assert completed.returncode == 0, (
         f"{example.id} failed ({completed.returncode}):\n{example.code}\n"
         f"stdout:\n{completed.stdout[-3000:]}\nstderr:\n{completed.stderr[-5000:]}"
