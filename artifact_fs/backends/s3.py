@@ -60,6 +60,11 @@ _TRANSFER_CONTROLS = ("callback", "max_concurrency", "mode")
 """``put_file`` arguments that steer the transfer and are not S3 request arguments."""
 
 
+def _carry(arguments: dict[str, Any], record: integrity.Record) -> None:
+    """Put ``record`` in the upload ``arguments``' ``Metadata`` (``x-amz-meta-artifact-fs-digest``)."""
+    arguments["Metadata"] = {**arguments.get("Metadata", {}), integrity.METADATA_KEY: record.header()}
+
+
 _LOADERS: dict[tuple[str, ...], Any] = {}
 
 
@@ -140,11 +145,7 @@ class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
         :class:`~artifact_fs.integrity.RecordingWriter`), when the object is still to be created:
         a download then finds it in its HEAD or GET and asks no record object."""
         if not self.mpu and self.autocommit:
-            metadata = {
-                **self.s3_additional_kwargs.get("Metadata", {}),
-                integrity.METADATA_KEY: record.header(),
-            }
-            self.s3_additional_kwargs["Metadata"] = metadata
+            _carry(self.s3_additional_kwargs, record)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         """A ranged read as one presigned GET (:mod:`.s3_small`), pinned to the ETag the file opened
@@ -332,19 +333,22 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         # MLflow guesses from the local file's name; extra args (added in _call_s3) still override.
         kwargs = {**guess_content_headers(str(lpath)), **self.upload_extra_args, **kwargs}
         if digest is not None:
-            kwargs["Metadata"] = {**kwargs.get("Metadata", {}), integrity.METADATA_KEY: digest.header()}
+            _carry(kwargs, digest)
         chunksize = chunksize or self.chunk_size
+        size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
         if not args and (
-            await self._put_small(lpath, rpath, kwargs)
-            or await self._put_parts(lpath, rpath, kwargs, chunksize)
+            await self._put_small(lpath, rpath, size, kwargs)
+            or await self._put_parts(lpath, rpath, size, kwargs, chunksize)
         ):
             return None
         return await super()._put_file(lpath, rpath, *args, chunksize=chunksize, **kwargs)
 
-    async def _put_parts(self, lpath: str, rpath: str, kwargs: Mapping[str, Any], chunk_size: int) -> bool:
+    async def _put_parts(
+        self, lpath: str, rpath: str, size: int, kwargs: Mapping[str, Any], chunk_size: int
+    ) -> bool:
         """A file of several parts as presigned parts read in threads (:mod:`.s3_upload`); ``False``
-        where the SDK's path applies (presigned requests off, an exclusive create, one part)."""
-        size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
+        where the SDK's path applies (presigned requests off, an exclusive create, one part).
+        ``size``: the local file's, -1 for anything but a file."""
         if not self.small.enabled or kwargs.get("mode", "overwrite") != "overwrite" or size < 2 * chunk_size:
             return False
         arguments = {name: value for name, value in kwargs.items() if name not in _TRANSFER_CONTROLS}
@@ -366,8 +370,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             self.invalidate_cache(path)
             path = self._parent(path)
 
-    async def _put_small(self, lpath: str, rpath: str, kwargs: Mapping[str, Any]) -> bool:
-        size = os.path.getsize(lpath) if os.path.isfile(lpath) else -1
+    async def _put_small(self, lpath: str, rpath: str, size: int, kwargs: Mapping[str, Any]) -> bool:
         if not self._presignable(size, kwargs):
             return False
         callback = kwargs.get("callback") or DEFAULT_CALLBACK

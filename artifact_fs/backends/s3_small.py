@@ -212,23 +212,21 @@ class SmallRequests:
         self, bucket: str, key: str, start: int, stop: int, etag: str | None
     ) -> bytes | None:
         """Bytes ``start`` to ``stop`` of the object (pinned to ``etag`` when given), or ``None``
-        when the SDK should read them (any answer but a 206 of exactly that length: a changed
-        object's 412 included, which the SDK then reports)."""
-        headers = {"Range": f"bytes={start}-{stop - 1}"}
-        if etag:
-            headers["If-Match"] = etag
-        response = await self._send("GET", "get_object", bucket, key, headers=headers)
-        if response is None:
+        when the SDK should read them (:meth:`get`'s ``None``, a changed object's 412 included,
+        which the SDK then reports; or anything but a ranged answer of exactly that length)."""
+        request = {"Range": f"bytes={start}-{stop - 1}", **({"IfMatch": etag} if etag else {})}
+        answer = await self.get(bucket, key, **request)
+        if answer is None:
             return None
-        if response.status != 206:
-            await _drained(response)
-            return None
+        body = answer["Body"]
         try:
-            data = bytes(await response.read())
+            if not answer["ContentRange"]:  # a 200: the store ignored the range
+                return None
+            data = bytes(await body.read())
         except (TimeoutError, aiohttp.ClientError):
             return None  # a cut body: the SDK asks again (and retries)
         finally:
-            response.release()
+            body.close()
         return data if len(data) == stop - start else None
 
     async def cat(self, bucket: str, key: str) -> bytes | None:

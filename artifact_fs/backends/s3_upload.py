@@ -140,7 +140,7 @@ async def _send_parts(
 
 async def _abort(fs: Any, bucket: str, key: str, upload_id: str) -> None:
     try:
-        await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+        await fs._abort_mpu(bucket, key, upload_id)
     except Exception as exc:  # noqa: BLE001 - the upload's own failure is the one to report
         logger.warning(
             "could not abort the multipart upload %s of s3://%s/%s: %s", upload_id, bucket, key, exc
