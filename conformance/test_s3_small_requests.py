@@ -343,3 +343,31 @@ def test_reads_of_an_open_file_are_presigned_ranges_pinned_to_the_version_it_ope
         fs.pipe_file(f"{root}/model.bin", second)
         with pytest.raises(OSError, match="pre-conditions"):
             handle.read(1000)
+
+
+def test_pandas_writes_through_a_file_object_as_one_presigned_put_read_back_by_boto3(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy
+) -> None:
+    """``DataFrame.to_parquet`` on the filesystem writes through ``fs.open(path, "wb")``: a file
+    that fits one request is one presigned PUT; boto3 reads the object back on its own."""
+    import io
+
+    import pandas as pd
+
+    store = _store(seaweedfs_server, proxy)
+    fs, root = artifact_fs.url_to_fs(
+        str(store.uri),
+        endpoint_url=proxy.url,
+        key=seaweedfs_server.access_key,
+        secret=seaweedfs_server.secret_key,
+        skip_instance_cache=True,
+    )
+    frame = pd.DataFrame({"a": range(5000), "b": [f"row {i}" for i in range(5000)]})
+    proxy.reset()
+
+    frame.to_parquet(f"{root}/table.parquet", filesystem=fs)
+
+    kinds = proxy.reset()
+    assert kinds == {"url-put": 1}, kinds
+    written = _object(seaweedfs_server, store, "table.parquet")
+    assert pd.read_parquet(io.BytesIO(written)).equals(frame)
