@@ -88,8 +88,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 def mlflow_artifacts_kind(method: str, target: str) -> str:
-    """The kind of an MLflow artifacts request: list, download, presigned, server-info, or other."""
+    """The kind of an MLflow artifacts request: list, download, presigned, batch, server-info, or other."""
     parts = urlsplit(target)
+    if method == "POST" and parts.path.endswith("/mlflow-artifacts/batch/download"):
+        return "batch"
     if method == "GET" and parts.path.rstrip("/") == MLFLOW_ARTIFACTS and "path" in parse_qs(parts.query):
         return "list"
     if method == "GET" and parts.path.startswith(MLFLOW_ARTIFACTS + "/"):

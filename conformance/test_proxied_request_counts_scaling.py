@@ -1,4 +1,5 @@
-"""Tree transfers through ``artifact-fs serve`` cost N + a constant requests, whatever N (issue #13).
+"""Tree transfers through ``artifact-fs serve`` cost N + a constant requests, whatever N (issue #13);
+a download of small files costs a constant (they come in batches, ``server/batch.py``).
 
 A counting relay in front of the server records every request of ``ArtifactStore.log_artifacts`` and
 ``download_artifacts`` for two tree sizes with the same directories. Each file added must add
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import artifact_fs
+from artifact_fs.server import batch
 from conformance.backends.mlflow_artifacts import CLIENT_OPTIONS
 from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, random_bytes
 from conformance.servers.artifact_server import ArtifactServer
@@ -97,12 +99,41 @@ def test_a_tree_upload_adds_one_request_per_file_and_asks_server_info_once(
 def test_a_tree_download_adds_one_request_per_file_and_asks_server_info_once(
     proxy: RequestCountingProxy, tmp_path: Path
 ) -> None:
-    small_files, small = _download_counts(proxy, tmp_path, SMALL)
-    large_files, large = _download_counts(proxy, tmp_path, LARGE)
+    _, small = _download_counts(proxy, tmp_path, SMALL)
+    _, large = _download_counts(proxy, tmp_path, LARGE)
 
     assert small["server-info"] == large["server-info"] == 1, (small, large)
-    # One GET per file: through the proxy, or for a presigning (S3) server the presigned URL's request.
+    # Small files come in batches (server/batch.py): no request per file; at most two tar streams.
     per_file = [kinds["download"] + kinds["presigned"] for kinds in (small, large)]
-    assert per_file == [small_files, large_files], (small, large)
+    assert per_file == [0, 0], (small, large)
+    assert small["batch"] == 1 and large["batch"] == 2, (small, large)
     assert small["list"] == large["list"], (small, large)  # listings depend on directories, not files
-    assert sum(large.values()) - sum(small.values()) == large_files - small_files, (small, large)
+    assert sum(large.values()) - sum(small.values()) == 1, (small, large)
+
+
+def test_a_tree_download_of_files_too_large_for_a_batch_adds_one_get_per_file(
+    proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """Files over the server's batch limit are not asked for in a batch: one GET each, nothing more."""
+    source = tmp_path / "large-files"
+    for index in range(6):
+        (source / f"d{index % 2}").mkdir(parents=True, exist_ok=True)
+        (source / f"d{index % 2}" / f"f{index}.bin").write_bytes(
+            random_bytes(batch.MAX_FILE_SIZE + 1 + index, seed=index)
+        )
+    (source / "small.txt").write_bytes(b"small")
+    url = f"{proxy.url}{MLFLOW_ARTIFACTS}/scaling/{uuid.uuid4().hex[:12]}"
+    _fresh_store(url).log_artifacts(str(source))
+    destination = tmp_path / "out"
+    destination.mkdir()
+    store = _fresh_store(url)
+    proxy.reset()
+
+    store.download_artifacts(dst_path=str(destination))
+
+    kinds = proxy.reset()
+    assert {
+        p.relative_to(destination).as_posix(): p.read_bytes() for p in destination.rglob("*") if p.is_file()
+    } == {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    # one small file is no batch; each large one is one GET (a single range) through the proxy
+    assert kinds["download"] + kinds["presigned"] == 7 and kinds["batch"] == 0, kinds

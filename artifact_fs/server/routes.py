@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from artifact_fs import integrity
 from artifact_fs.content_headers import content_disposition, guess_mime_type
 from artifact_fs.integrity import DigestMismatchError
-from artifact_fs.server import completion, safety
+from artifact_fs.server import batch, completion, safety
 from artifact_fs.server.config import ServerConfig
 from artifact_fs.server.responses import (
     MULTIPART_UNSUPPORTED_MESSAGE,
@@ -437,6 +437,15 @@ async def presigned_download(request: Request) -> Response:
     return JSONResponse(reply)
 
 
+@_mlflow_errors
+async def batch_download(request: Request) -> Response:
+    """Many small files as one tar stream (:mod:`artifact_fs.server.batch`)."""
+    store, config = _context(request)
+    _refuse_proxied_bytes(config)
+    paths = batch.requested_paths(await _json_body(request))
+    return StreamingResponse(batch.tar_stream(store, paths), media_type="application/x-tar")
+
+
 # -- discovery --------------------------------------------------------------------------------------
 def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
     """MLflow's server-info keys, each saying exactly what this server does.
@@ -463,6 +472,8 @@ def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
         "presigned_upload_model_id_supported": False,
         "model_artifact_presigned_downloads_supported": False,
         "features_enabled": {},
+        # artifact_fs's own routes (MLflow's clients ignore the key); none when bytes are not proxied
+        "artifact_fs": {} if config.presigned_only else {"batch_download": batch.advertised()},
     }
 
 
@@ -485,6 +496,7 @@ def routes() -> list[BaseRoute]:
             Route(f"{prefix}/artifacts/{{path:artifact_path}}", upload_artifact, methods=["PUT"]),
             Route(f"{prefix}/artifacts/{{path:artifact_path}}", delete_artifact, methods=["DELETE"]),
             Route(f"{prefix}/presigned/{{path:artifact_path}}", presigned_download, methods=["GET"]),
+            Route(f"{prefix}/{batch.PATH}", batch_download, methods=["POST"]),
         ]
         for action, handler in (
             ("create", create_multipart_upload),
