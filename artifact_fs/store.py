@@ -387,7 +387,30 @@ class ArtifactStore:
                 self._makedirs(directory)
         progress = TransferProgress(callback, sum(size or 0 for _, _, size in uploads))
         transfers = {remote: (local, remote, progress.for_file(size)) for local, remote, size in uploads}
+        transfers = self._batched(transfers, "put_batched", 0)
         self._run_concurrently(transfers, self._upload, self._upload_async, "uploading", "to")
+
+    def _batched(self, transfers: dict[str, Transfer], method: str, local_at: int) -> dict[str, Transfer]:
+        """Small files as a few batches where the backend takes them (``artifact-fs serve``'s tar
+        streams, :mod:`artifact_fs.backends.mlflow_artifacts.batch`); the transfers still to run.
+
+        ``method`` is the backend's ``put_batched`` or ``get_batched``; ``local_at`` the local path's
+        place in a transfer's arguments."""
+        batched = getattr(self.backend_fs, method, None)
+        if batched is None or len(transfers) < 2:
+            return transfers
+        by_full = {self._full(remote): remote for remote in transfers}
+        delivered = batched(
+            {
+                full: (transfers[remote][local_at], transfers[remote][2].size, transfers[remote][2])
+                for full, remote in by_full.items()
+            }
+        )
+        for full in delivered:
+            transfers[by_full[full]][2].finish()
+        return {
+            remote: transfer for remote, transfer in transfers.items() if self._full(remote) not in delivered
+        }
 
     def _makedirs(self, relative: str) -> None:
         with errors.translating(self._full(relative)):
@@ -482,7 +505,7 @@ class ArtifactStore:
         transfers = {
             info.path: (info.path, local, progress.for_file(info.file_size)) for info, local in files
         }
-        transfers = self._download_batched(transfers)
+        transfers = self._batched(transfers, "get_batched", 1)
         records = TreeRecords(self.root, relative) if len(files) > 1 and self.root.digests_enabled else None
         self._run_concurrently(
             transfers,
@@ -492,25 +515,6 @@ class ArtifactStore:
             "from",
         )
         return os.path.join(destination, os.path.normpath(relative)) if relative else destination
-
-    def _download_batched(self, transfers: dict[str, Transfer]) -> dict[str, Transfer]:
-        """Small files as a few batches where the backend takes them (``artifact-fs serve``'s tar
-        streams, :mod:`artifact_fs.backends.mlflow_artifacts.batch`); the transfers still to run."""
-        get_batched = getattr(self.backend_fs, "get_batched", None)
-        if get_batched is None or len(transfers) < 2:
-            return transfers
-        by_full = {self._full(remote): remote for remote in transfers}
-        delivered = get_batched(
-            {
-                full: (transfers[remote][1], transfers[remote][2].size, transfers[remote][2])
-                for full, remote in by_full.items()
-            }
-        )
-        for full in delivered:
-            transfers[by_full[full]][2].finish()
-        return {
-            remote: transfer for remote, transfer in transfers.items() if self._full(remote) not in delivered
-        }
 
     def _in_place(self, local_root: str, relative: str, shown: str | None) -> str:
         local = paths.validate_path_within_directory(local_root, relative) if relative else local_root

@@ -88,10 +88,13 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 def mlflow_artifacts_kind(method: str, target: str) -> str:
-    """The kind of an MLflow artifacts request: list, download, presigned, batch, server-info, or other."""
+    """The kind of an MLflow artifacts request: list, download, presigned, batch (-upload), server-info,
+    or other."""
     parts = urlsplit(target)
     if method == "POST" and parts.path.endswith("/mlflow-artifacts/batch/download"):
         return "batch"
+    if method == "POST" and parts.path.endswith("/mlflow-artifacts/batch/upload"):
+        return "batch-upload"
     if method == "GET" and parts.path.rstrip("/") == MLFLOW_ARTIFACTS and "path" in parse_qs(parts.query):
         return "list"
     if method == "GET" and parts.path.startswith(MLFLOW_ARTIFACTS + "/"):
@@ -149,6 +152,8 @@ class RequestCountingProxy:
                 kind = classify(self.command, self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    body = self._chunked_body()  # relayed with its length (a streamed batch upload)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
                 proxy.started(kind)
@@ -171,6 +176,17 @@ class RequestCountingProxy:
                 finally:
                     proxy.finished(kind)
                     upstream.close()
+
+            def _chunked_body(self) -> bytes:
+                body = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return bytes(body)
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
 

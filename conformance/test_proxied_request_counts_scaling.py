@@ -1,10 +1,11 @@
 """Tree transfers through ``artifact-fs serve`` cost N + a constant requests, whatever N (issue #13);
-a download of small files costs a constant (they come in batches, ``server/batch.py``).
+small files cost a constant both ways (they go in batches, ``server/batch.py``).
 
 A counting relay in front of the server records every request of ``ArtifactStore.log_artifacts`` and
-``download_artifacts`` for two tree sizes with the same directories. Each file added must add
-exactly one request (its PUT or its GET): no per-file listing, HEAD, server-info or digest record
-round trip. The transfer threads start together, and the server's capabilities
+``download_artifacts`` for two tree sizes with the same directories. Small files go in batches,
+so the larger tree adds one batch request, not one per file; a file over the batch limit adds
+exactly one request (its PUT or its GET). Never a per-file listing, HEAD, server-info or digest
+record round trip. The transfer threads start together, and the server's capabilities
 (``/api/3.0/mlflow/server-info``) are still asked once per filesystem, not once per thread.
 """
 
@@ -84,19 +85,39 @@ def _download_counts(
     return files, kinds
 
 
-def test_a_tree_upload_adds_one_request_per_file_and_asks_server_info_once(
+def test_a_tree_upload_of_small_files_is_a_constant_and_asks_server_info_once(
     proxy: RequestCountingProxy, tmp_path: Path
 ) -> None:
-    small_files, small = _upload_counts(proxy, tmp_path, SMALL)
-    large_files, large = _upload_counts(proxy, tmp_path, LARGE)
+    _, small = _upload_counts(proxy, tmp_path, SMALL)
+    _, large = _upload_counts(proxy, tmp_path, LARGE)
 
     assert small["server-info"] == large["server-info"] == 1, (small, large)
-    assert small["PUT other"] == small_files and large["PUT other"] == large_files, (small, large)
-    assert sum(large.values()) - sum(small.values()) == large_files - small_files, (small, large)
-    assert sum(large.values()) == large_files + 1, large
+    # small files go up in batches (server/batch.py): no request per file, at most two tar streams
+    assert small["PUT other"] == large["PUT other"] == 0, (small, large)
+    assert small["batch-upload"] == 1 and large["batch-upload"] == 2, (small, large)
+    assert sum(small.values()) == 2 and sum(large.values()) == 3, (small, large)
 
 
-def test_a_tree_download_adds_one_request_per_file_and_asks_server_info_once(
+def test_a_tree_upload_of_files_too_large_for_a_batch_adds_one_put_per_file(
+    proxy: RequestCountingProxy, tmp_path: Path
+) -> None:
+    """Files over the server's batch limit go up alone: one PUT each, no batch for a single small file."""
+    source = tmp_path / "large-files"
+    for index in range(4):
+        (source / f"d{index % 2}").mkdir(parents=True, exist_ok=True)
+        data = random_bytes(batch.MAX_FILE_SIZE + 1 + index, seed=index)
+        (source / f"d{index % 2}" / f"f{index}.bin").write_bytes(data)
+    (source / "small.txt").write_bytes(b"small")
+    store = _fresh_store(f"{proxy.url}{MLFLOW_ARTIFACTS}/scaling/{uuid.uuid4().hex[:12]}")
+    proxy.reset()
+
+    store.log_artifacts(str(source))
+
+    kinds = proxy.reset()
+    assert kinds["PUT other"] == 5 and kinds["batch-upload"] == 0, kinds
+
+
+def test_a_tree_download_of_small_files_is_a_constant_and_asks_server_info_once(
     proxy: RequestCountingProxy, tmp_path: Path
 ) -> None:
     _, small = _download_counts(proxy, tmp_path, SMALL)

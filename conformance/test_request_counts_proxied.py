@@ -1,4 +1,5 @@
-"""Requests of a tree upload through an artifact server: one PUT per file and no listing at all.
+"""Requests of a tree upload through an artifact server: one batch request for its small files
+(``server/batch.py``) and no listing at all.
 
 The counterpart of ``test_mlflow_artifacts_request_counts.py`` (downloads) for uploads (issue #13): a
 counting relay in front of ``artifact-fs serve`` records every request of ``log_artifacts``.
@@ -33,7 +34,7 @@ def counted(request: pytest.FixtureRequest) -> Iterator[tuple[RequestCountingPro
         proxy.stop()
 
 
-def test_tree_upload_is_one_put_per_file_and_lists_nothing(
+def test_tree_upload_is_one_batch_and_lists_nothing(
     counted: tuple[RequestCountingProxy, str], tmp_path: Path
 ) -> None:
     proxy, url = counted
@@ -48,9 +49,8 @@ def test_tree_upload_is_one_put_per_file_and_lists_nothing(
     store.log_artifacts(str(tmp_path))
 
     kinds = proxy.reset()
-    assert kinds["PUT other"] == FILES, kinds
+    # small files go up in batches (server/batch.py): no request per file, and no listing
+    assert kinds["PUT other"] == 0 and kinds["batch-upload"] == 1, kinds
     assert kinds["list"] == 0 and kinds["download"] == 0, kinds
-    # server-info is asked once per client, but threads that start together may each ask it once.
-    assert kinds["server-info"] <= store.max_workers, kinds
-    assert sum(kinds.values()) == FILES + kinds["server-info"], kinds
+    assert sum(kinds.values()) == 1 + kinds["server-info"] and kinds["server-info"] == 1, kinds
     assert len(store.list_artifacts("a/b")) == TREE["a/b"]

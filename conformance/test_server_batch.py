@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from artifact_fs import ArtifactStore, integrity
-from artifact_fs.backends.mlflow_artifacts.batch import BatchDownloads
+from artifact_fs.backends.mlflow_artifacts.batch import BatchTransfers
 from artifact_fs.integrity import DigestMismatchError
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.server import batch
@@ -72,6 +72,26 @@ def _entries(response: requests.Response) -> dict[str, tuple[bytes, dict[str, st
             assert source is not None
             entries[member.name] = (source.read(), dict(member.pax_headers))
     return entries
+
+
+def _resetting_batches(proxy: FaultyProxy, method: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The relay resets every exchange while the client's batches (``get_batched``/``put_batched``)
+    run, and nothing else: listings and single requests pass untouched. Returns, once the batches
+    ran, how many files they delivered."""
+    original = getattr(BatchTransfers, method)
+    delivered: list[int] = []
+
+    def cut_batches(self: BatchTransfers, files: Any) -> set[str]:
+        proxy.reset_rate = 1.0
+        try:
+            done: set[str] = original(self, files)
+        finally:
+            proxy.reset_rate = 0.0
+        delivered.append(len(done))
+        return done
+
+    monkeypatch.setattr(BatchTransfers, method, cut_batches)
+    return delivered
 
 
 def _tamper(server: ArtifactServer, path: str) -> None:
@@ -192,19 +212,7 @@ def test_a_tree_downloads_whole_when_its_batches_are_cut_mid_stream(
         path.write_bytes(random_bytes(2000 + i * 7, seed=i))
     ArtifactStore(f"{server.artifacts_url}/{prefix}", environ=CLIENT_ENVIRON).log_artifacts(str(source))
     proxy = FaultyProxy(server.port, reset_within=300 * 1024, seed=7)
-    original = BatchDownloads.get_batched
-    delivered: list[int] = []
-
-    def cut_batches(self: BatchDownloads, files: Any) -> set[str]:
-        proxy.reset_rate = 1.0  # only while the batches run: listings and single GETs pass untouched
-        try:
-            done = original(self, files)
-        finally:
-            proxy.reset_rate = 0.0
-        delivered.append(len(done))
-        return done
-
-    monkeypatch.setattr(BatchDownloads, "get_batched", cut_batches)
+    delivered = _resetting_batches(proxy, "get_batched", monkeypatch)
     try:
         out = tmp_path / "out"
         out.mkdir()
@@ -253,3 +261,178 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     while exc is not None:
         yield exc
         exc = exc.__cause__ or (exc.__context__ if not exc.__suppress_context__ else None)
+
+
+# -- uploads ----------------------------------------------------------------------------------------
+UPLOAD_ROUTE = "/api/2.0/mlflow-artifacts/batch/upload"
+
+
+def _tar(entries: list[tuple[str, bytes, str | None]], *, kind: bytes = tarfile.REGTYPE) -> bytes:
+    """A pax archive of ``(name, bytes, digest field or None)``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data, digest in entries:
+            member = tarfile.TarInfo(name)
+            member.size, member.type = len(data), kind
+            if digest is not None:
+                member.pax_headers = {batch.DIGEST_KEY: digest}
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _record(data: bytes) -> str:
+    return integrity.Record.of(*(integrity.digest_of(data, a) for a in integrity.RECORDED)).header()  # type: ignore[union-attr]
+
+
+def _upload(server: ArtifactServer, body: bytes) -> requests.Response:
+    return requests.post(
+        f"{server.url}{UPLOAD_ROUTE}", data=body, headers={"Content-Type": "application/x-tar"}, timeout=60
+    )
+
+
+def test_a_batch_upload_stores_each_entry_whole_and_says_what_it_stored(
+    server: ArtifactServer, prefix: str
+) -> None:
+    good = {
+        f"{prefix}/a.txt": b"a\n",
+        f"{prefix}/d/b.bin": random_bytes(300_000, seed=3),
+        f"{prefix}/e.txt": b"",
+    }
+    wrong = random_bytes(1000, seed=4)
+    body = _tar(
+        [
+            *((name, data, _record(data)) for name, data in good.items()),
+            (f"{prefix}/no-digest.txt", b"trusted as sent", None),
+            (f"{prefix}/wrong.bin", wrong, _record(wrong + b"x")),  # claims other bytes: not stored
+            ("../outside.txt", b"x", None),
+            (f"{prefix}/%2e%2e/%2e%2e/outside.txt", b"x", None),
+            (f"{prefix}/{DIGEST_DIRECTORY}/forged.txt", b"x", None),
+            (f"{prefix}/a.txt", b"a second a.txt", None),  # a repeat: refused, the first one stays
+            (f"{prefix}/large.bin", bytes(batch.MAX_FILE_SIZE + 1), None),
+        ]
+    )
+
+    response = _upload(server, body)
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    stored = {entry["path"]: entry["digest"] for entry in answer["files"]}
+    assert set(stored) == {*good, f"{prefix}/no-digest.txt"}
+    failed = {entry["path"]: entry["error_code"] for entry in answer["failed"]}
+    assert failed == {
+        f"{prefix}/wrong.bin": "INVALID_PARAMETER_VALUE",
+        "../outside.txt": "INVALID_PARAMETER_VALUE",
+        f"{prefix}/%2e%2e/%2e%2e/outside.txt": "INVALID_PARAMETER_VALUE",
+        f"{prefix}/{DIGEST_DIRECTORY}/forged.txt": "INVALID_PARAMETER_VALUE",
+        f"{prefix}/a.txt": "INVALID_PARAMETER_VALUE",
+        f"{prefix}/large.bin": "INVALID_PARAMETER_VALUE",
+    }, answer["failed"]
+    for name, data in {**good, f"{prefix}/no-digest.txt": b"trusted as sent"}.items():
+        got = requests.get(f"{server.artifacts_url}/{name}", timeout=30)
+        assert got.status_code == 200 and got.content == data, name
+        assert got.headers["Repr-Digest"] == stored[name] == _record(data), name
+    for name in (f"{prefix}/wrong.bin", f"{prefix}/large.bin"):
+        assert requests.get(f"{server.artifacts_url}/{name}", timeout=30).status_code == 404, name
+    destination = Path(server.destination)
+    assert not (destination.parent / "outside.txt").exists()
+    assert not (destination / f"{prefix}/{DIGEST_DIRECTORY}/forged.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("cut", "status"),
+    [(None, 400), (1000, 400), (1540, 400), (2236, 200), (3260, 400)],
+    ids=["not-a-tar", "first-header-cut", "first-data-cut", "second-header-cut", "second-data-cut"],
+)
+def test_a_body_cut_short_stores_only_the_entries_it_holds_whole(
+    server: ArtifactServer, prefix: str, cut: int | None, status: int
+) -> None:
+    """The archive: the first entry (its pax header, 1,024 bytes, its header, its 9 bytes padded to
+    512), then the second's header (512) and 4,000 bytes. Not a tar, or cut inside an entry's
+    header or bytes: a 400, with the entries before the cut stored whole. Cut inside a later header:
+    tar readers take that as the archive's end, so the answer lists the first entry alone (the
+    client sends the rest on its own)."""
+    first = b"complete\n"
+    archive = _tar(
+        [(f"{prefix}/first.txt", first, _record(first)), (f"{prefix}/second.bin", bytes(4000), None)]
+    )
+    assert len(archive) >= 2048 + 512 + 4096
+    body = b"this is not a tar archive at all" * 40 if cut is None else archive[:cut]
+
+    response = _upload(server, body)
+
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    else:
+        assert [entry["path"] for entry in response.json()["files"]] == [f"{prefix}/first.txt"]
+    assert requests.get(f"{server.artifacts_url}/{prefix}/second.bin", timeout=30).status_code == 404
+    first_get = requests.get(f"{server.artifacts_url}/{prefix}/first.txt", timeout=30)
+    assert first_get.status_code == (404 if cut in (None, 1000, 1540) else 200)
+    if first_get.status_code == 200:
+        assert first_get.content == first
+
+
+def test_a_batch_of_more_than_the_limit_is_a_400(server: ArtifactServer, prefix: str) -> None:
+    body = _tar([(f"{prefix}/f{i}.txt", b"", None) for i in range(batch.MAX_FILES + 1)])
+    response = _upload(server, body)
+    assert response.status_code == 400, response.text
+    assert str(batch.MAX_FILES) in response.json()["message"]
+
+
+def test_the_client_uploads_small_files_in_a_batch_and_large_ones_alone(
+    server: ArtifactServer, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "source"
+    for i in range(120):
+        path = source / f"d{i % 4}" / f"f{i:03d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(random_bytes(100 + i * 13, seed=i))
+    (source / "large.bin").write_bytes(random_bytes(batch.MAX_FILE_SIZE + 10, seed=99))
+    sent: list[str] = []
+    real_request = requests.Session.request
+
+    def request(
+        self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        sent.append(method)
+        return real_request(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    ArtifactStore(
+        f"{server.artifacts_url}/{prefix}", environ=CLIENT_ENVIRON, skip_instance_cache=True
+    ).log_artifacts(str(source))
+
+    assert sent.count("PUT") == 1 and sent.count("POST") == 2, sent  # the large file; two batches of 60
+    expected = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    stored = Path(server.destination) / prefix
+    assert {
+        p.relative_to(stored).as_posix(): p.read_bytes() for p in stored.rglob("*") if p.is_file()
+    } == expected
+    for name, data in list(expected.items())[:5]:
+        got = requests.get(f"{server.artifacts_url}/{prefix}/{name}", timeout=30)
+        assert got.headers["Repr-Digest"] == _record(data), name
+
+
+def test_a_tree_uploads_whole_when_its_batches_are_cut_mid_stream(
+    server: ArtifactServer, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch upload is reset by a relay: the client sends each file it cannot count as stored
+    again with its own PUT (the relay quiet again), and the tree is whole."""
+    source = tmp_path / "source"
+    for i in range(200):
+        path = source / f"d{i % 5}" / f"f{i:03d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(random_bytes(2000 + i * 11, seed=i))
+    proxy = FaultyProxy(server.port, reset_within=200 * 1024, seed=11)
+    delivered = _resetting_batches(proxy, "put_batched", monkeypatch)
+    try:
+        url = f"{proxy.url}/api/2.0/mlflow-artifacts/artifacts/{prefix}"
+        ArtifactStore(url, environ=CLIENT_ENVIRON, skip_instance_cache=True).log_artifacts(str(source))
+    finally:
+        proxy.stop()
+    assert proxy.resets >= 1 and delivered == [0], (proxy.resets, delivered)
+    expected = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    stored = Path(server.destination) / prefix
+    assert {
+        p.relative_to(stored).as_posix(): p.read_bytes() for p in stored.rglob("*") if p.is_file()
+    } == expected

@@ -1,4 +1,4 @@
-"""Many small files in one response: ``POST {prefix}/batch/download``.
+"""Many small files in one request: ``POST {prefix}/batch/download`` and ``POST {prefix}/batch/upload``.
 
 A tree of small files downloaded one GET at a time costs a request and a response per file on both
 sides of the server. This route takes the client's list of files (from the one listing it made) and
@@ -17,23 +17,45 @@ answers a single POSIX tar stream (pax format) of them, read from the store conc
 - At most :data:`CONCURRENCY` files are read at once, so the memory a batch holds is bounded by
   ``CONCURRENCY x MAX_FILE_SIZE``.
 
-``server-info`` advertises the route and its limits under ``artifact_fs`` (:func:`advertised`);
-MLflow's clients ignore that key, and artifact_fs's client uses the route only where it is advertised.
+``POST {prefix}/batch/upload`` is the other way: the body is a tar stream of small files (the same
+limits), each entry named by the artifact path it is stored at and carrying, in its pax header, the
+digest record of its bytes (``ARTIFACTFS.digest``, as a PUT's ``Content-Digest``).
+
+- Each entry is stored as a PUT of its bytes would be (:class:`~artifact_fs.server.transfer._Upload`):
+  atomically where the store allows, its digests checked before the commit, its record kept;
+  :data:`CONCURRENCY` at a time, so memory stays bounded by ``CONCURRENCY x MAX_FILE_SIZE``.
+- The answer is ``200`` with ``{"files": [{"path", "digest"}], "failed": [{"path", "error_code",
+  "message"}]}``: what was stored (with the record kept for it) and what was not, and why (an
+  unsafe or repeated name, not a regular file, too large, a digest that does not match, the store's
+  error). An entry is stored whole or not at all. The client PUTs every file it sent that is not in
+  ``files``, one by one, so its error is reported as before.
+- A body that is not a tar archive, or ends inside an entry's header or bytes, is a ``400``; the
+  entries read whole before that point are stored. (A cut inside a later entry's header reads, as
+  in every tar reader, as the archive's end: the answer lists what was stored.) More than
+  :data:`MAX_FILES` entries is a ``400`` too, from the first one over.
+
+``server-info`` advertises both routes and their limits under ``artifact_fs`` (:func:`advertised`);
+MLflow's clients ignore that key, and artifact_fs's client uses the routes only where advertised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import posixpath
 import tarfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from anyio import from_thread
 from starlette.concurrency import run_in_threadpool
 
-from artifact_fs import settings
+from artifact_fs import errors, integrity, settings
 from artifact_fs.server import safety
-from artifact_fs.server.transfer import checkable, file_state, read_whole
+from artifact_fs.server.transfer import InFlightUploads, _Upload, checkable, file_state, read_whole
 from artifact_fs.store import ArtifactStore
 
 logger = logging.getLogger("artifact_fs.server")
@@ -50,11 +72,13 @@ BLOCK = tarfile.BLOCKSIZE
 END_OF_ARCHIVE = bytes(2 * BLOCK)
 PATH = "batch/download"
 """The route, under MLflow's artifact prefixes (``/api/2.0/mlflow-artifacts/batch/download``)."""
+UPLOAD_PATH = "batch/upload"
 
 
 def advertised() -> dict[str, Any]:
-    """What ``server-info`` says of the route (``artifact_fs.batch_download``)."""
-    return {"path": PATH, "max_files": MAX_FILES, "max_file_size": MAX_FILE_SIZE}
+    """What ``server-info`` says of the routes (``artifact_fs.batch_download``, ``batch_upload``)."""
+    limits = {"max_files": MAX_FILES, "max_file_size": MAX_FILE_SIZE}
+    return {"batch_download": {"path": PATH, **limits}, "batch_upload": {"path": UPLOAD_PATH, **limits}}
 
 
 def requested_paths(body: dict[str, Any]) -> list[str]:
@@ -139,3 +163,127 @@ async def tar_stream(store: ArtifactStore, paths: list[str]) -> AsyncIterator[by
     finally:
         for unfinished in pending:  # the client went away: the threads finish their reads, nobody waits
             unfinished.cancel()
+
+
+# -- uploads ----------------------------------------------------------------------------------------
+class BodyReader(io.RawIOBase):
+    """The request body as a blocking file for ``tarfile``, read from a worker thread: each read
+    takes the next chunk of the async stream on the event loop (``anyio.from_thread``)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    async def _next(self) -> bytes:
+        return await anext(self._chunks)
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer and not self._ended:
+            try:
+                self._buffer = from_thread.run(self._next)
+            except StopAsyncIteration:
+                self._ended = True
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+
+class Unpacked:
+    """What one batch upload stored and what it did not (the answer's ``files`` and ``failed``)."""
+
+    def __init__(self) -> None:
+        self.files: list[dict[str, str | None]] = []
+        self.failed: list[dict[str, str]] = []
+        self.directories: set[str] = set()
+        self._lock = threading.Lock()
+
+    def stored(self, path: str, record: integrity.Record | None) -> None:
+        with self._lock:
+            self.files.append({"path": path, "digest": record.header() if record is not None else None})
+            self.directories.add(posixpath.dirname(path))
+
+    def refused(self, path: str, exc: BaseException) -> None:
+        if isinstance(exc, integrity.DigestMismatchError):
+            code = "INVALID_PARAMETER_VALUE"  # the client's bytes do not match its digests: nothing stored
+        else:
+            code = errors.mlflow_error_code(exc)
+            if code == "INTERNAL_ERROR":
+                logger.warning("batch upload of %r failed: %s", path, exc, exc_info=exc)
+        with self._lock:
+            self.failed.append({"path": path, "error_code": code, "message": str(exc) or type(exc).__name__})
+
+    def answer(self) -> dict[str, Any]:
+        return {"files": self.files, "failed": self.failed}
+
+
+def _entry_digests(member: tarfile.TarInfo) -> tuple[integrity.Digest, ...]:
+    """The digests an entry's bytes must match (its pax ``ARTIFACTFS.digest``); ``ValueError`` if
+    malformed."""
+    field = member.pax_headers.get(DIGEST_KEY)
+    if not field:
+        return ()
+    digests = integrity.parse_field(field)
+    return tuple(digest for algorithm, digest in digests.items() if algorithm in integrity.PREFERENCE)
+
+
+def unpack(
+    store: ArtifactStore,
+    body: io.RawIOBase,
+    uploads: InFlightUploads | None,
+    refresh: Callable[[str], object],
+) -> Unpacked:
+    """Store each entry of the tar stream ``body`` (in a worker thread), :data:`CONCURRENCY` at once.
+
+    ``tarfile.ReadError`` when the body is not a tar archive or ends inside one, ``ValueError`` past
+    :data:`MAX_FILES` entries; the entries read whole before that are stored (and their directories'
+    cached listings dropped) all the same.
+    """
+    result = Unpacked()
+    slots = threading.BoundedSemaphore(CONCURRENCY)
+    seen: set[str] = set()
+
+    def store_one(path: str, data: bytes, expected: tuple[integrity.Digest, ...]) -> None:
+        try:
+            stored = _Upload(store, path, expected, uploads).whole(data, None)
+        except Exception as exc:  # noqa: BLE001 - each entry's failure is reported in the answer
+            result.refused(path, exc)
+        else:
+            result.stored(path, stored.digest)
+        finally:
+            slots.release()
+
+    try:
+        with (
+            ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="artifact-fs-batch-upload") as pool,
+            tarfile.open(fileobj=io.BufferedReader(body, 256 * settings.KIB), mode="r|") as archive,
+        ):
+            for count, member in enumerate(archive, 1):
+                if count > MAX_FILES:  # the request as a whole is refused (400); what went before stays
+                    raise ValueError(f"a batch holds at most {MAX_FILES} files")
+                name = member.name
+                try:
+                    path = safety.file_path(name)
+                    if not member.isreg():
+                        raise ValueError("only regular files can be uploaded in a batch")
+                    if member.size > MAX_FILE_SIZE:
+                        raise ValueError(f"files over {MAX_FILE_SIZE} bytes are uploaded on their own")
+                    if path in seen:
+                        raise ValueError("the batch holds this file more than once")
+                    seen.add(path)
+                    expected = _entry_digests(member)
+                except ValueError as exc:  # InvalidArtifactPathError included
+                    result.refused(name, exc)
+                    continue
+                source = archive.extractfile(member)
+                data = source.read() if source is not None else b""
+                slots.acquire()
+                pool.submit(store_one, path, data, expected)
+    finally:
+        for directory in {posixpath.dirname(path) for path in seen}:
+            refresh(directory)
+    return result

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import posixpath
+import tarfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -446,6 +447,21 @@ async def batch_download(request: Request) -> Response:
     return StreamingResponse(batch.tar_stream(store, paths), media_type="application/x-tar")
 
 
+@_mlflow_errors
+async def batch_upload(request: Request) -> Response:
+    """Many small files from one tar stream (:mod:`artifact_fs.server.batch`)."""
+    store, config = _context(request)
+    _refuse_proxied_bytes(config)
+    uploads = getattr(request.app.state, "uploads", None)
+    body = batch.BodyReader(request.stream())
+    try:
+        refresh = functools.partial(_fresh, store)
+        unpacked = await run_in_threadpool(batch.unpack, store, body, uploads, refresh)
+    except tarfile.TarError as exc:
+        raise ValueError(f"the body is not a complete tar archive: {exc}") from exc
+    return JSONResponse(unpacked.answer())
+
+
 # -- discovery --------------------------------------------------------------------------------------
 def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
     """MLflow's server-info keys, each saying exactly what this server does.
@@ -473,7 +489,7 @@ def server_info(store: ArtifactStore, config: ServerConfig) -> dict[str, Any]:
         "model_artifact_presigned_downloads_supported": False,
         "features_enabled": {},
         # artifact_fs's own routes (MLflow's clients ignore the key); none when bytes are not proxied
-        "artifact_fs": {} if config.presigned_only else {"batch_download": batch.advertised()},
+        "artifact_fs": {} if config.presigned_only else batch.advertised(),
     }
 
 
@@ -497,6 +513,7 @@ def routes() -> list[BaseRoute]:
             Route(f"{prefix}/artifacts/{{path:artifact_path}}", delete_artifact, methods=["DELETE"]),
             Route(f"{prefix}/presigned/{{path:artifact_path}}", presigned_download, methods=["GET"]),
             Route(f"{prefix}/{batch.PATH}", batch_download, methods=["POST"]),
+            Route(f"{prefix}/{batch.UPLOAD_PATH}", batch_upload, methods=["POST"]),
         ]
         for action, handler in (
             ("create", create_multipart_upload),

@@ -1,7 +1,7 @@
 """Many small files in one request, where ``artifact-fs serve`` advertises it (``server-info``'s
-``artifact_fs.batch_download``; the protocol is in :mod:`artifact_fs.server.batch`).
+``artifact_fs.batch_download`` and ``batch_upload``; the protocol is in :mod:`artifact_fs.server.batch`).
 
-:meth:`BatchDownloads.get_batched` downloads small files of a tree as a few tar streams instead of
+:meth:`BatchTransfers.get_batched` downloads small files of a tree as a few tar streams instead of
 one GET each. It only ever delivers a file whose entry it read whole, under a name it asked for,
 matching the record the entry carries; every other file (not sent, cut off, refused, damaged) is
 left to the caller, whose ordinary GET reports what is wrong with it. MLflow's server advertises
@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ DIGEST_KEY = "ARTIFACTFS.digest"
 """The pax header of an entry's digest record (``Repr-Digest``'s value)."""
 CONCURRENT_BATCHES = 2
 """Tar streams in flight at once; the server reads several files of each concurrently."""
+BLOCK = tarfile.BLOCKSIZE
 MIN_BATCH = 64
 """Files below which a tree is not split further between streams."""
 
@@ -64,15 +65,40 @@ class BatchLimits:
         return cls(path, files, size)  # type: ignore[arg-type]
 
 
-class BatchDownloads(ArtifactsReads):
-    """Downloads of many small files as tar streams (:mod:`artifact_fs.server.batch`)."""
+class BatchTransfers(ArtifactsReads):
+    """Downloads and uploads of many small files as tar streams (:mod:`artifact_fs.server.batch`)."""
 
-    def batch_limits(self) -> BatchLimits | None:
-        """The server's batch route and limits, if it advertises one (asked once, with server-info)."""
+    def batch_limits(self, direction: str = "download") -> BatchLimits | None:
+        """The server's batch route and limits for ``direction`` (``download`` or ``upload``), if it
+        advertises one (asked once, with server-info)."""
         if self.presigned_only:
             return None
         own = self.server_info().get("artifact_fs")
-        return BatchLimits.parse(own.get("batch_download")) if isinstance(own, Mapping) else None
+        return BatchLimits.parse(own.get(f"batch_{direction}")) if isinstance(own, Mapping) else None
+
+    def _batches(
+        self, limits: BatchLimits, files: Mapping[str, tuple[str, int | None, Any]]
+    ) -> list[list[str]]:
+        """The small files of ``files`` in at most :data:`CONCURRENT_BATCHES` batches per round (none
+        for fewer than two)."""
+        small = [
+            path for path, (_, size, _) in files.items() if size is not None and size <= limits.max_file_size
+        ]
+        if len(small) < 2:
+            return []
+        per_batch = min(limits.max_files, max(MIN_BATCH, math.ceil(len(small) / CONCURRENT_BATCHES)))
+        return [small[start : start + per_batch] for start in range(0, len(small), per_batch)]
+
+    def _run_batches(self, batches: list[list[str]], one: Callable[[list[str]], set[str]]) -> set[str]:
+        done: set[str] = set()
+        if not batches:
+            return done
+        with ThreadPoolExecutor(
+            min(CONCURRENT_BATCHES, len(batches)), thread_name_prefix="artifact-fs-batch"
+        ) as pool:
+            for finished in pool.map(one, batches):
+                done |= finished
+        return done
 
     def get_batched(self, files: Mapping[str, tuple[str, int | None, Any]]) -> set[str]:
         """Download the small files of ``files`` (``rpath: (lpath, size, callback)``) in batches.
@@ -81,23 +107,92 @@ class BatchDownloads(ArtifactsReads):
         caller downloads the others one by one. Files of unknown size or larger than the server
         takes are not asked for.
         """
-        limits = self.batch_limits()
+        limits = self.batch_limits("download")
         if limits is None:
             return set()
-        small = [
-            path for path, (_, size, _) in files.items() if size is not None and size <= limits.max_file_size
-        ]
-        if len(small) < 2:
+        return self._run_batches(
+            self._batches(limits, files), lambda batch: self._get_batch(limits, batch, files)
+        )
+
+    def put_batched(self, files: Mapping[str, tuple[str, int | None, Any]]) -> set[str]:
+        """Upload the small files of ``files`` (``rpath: (lpath, size, callback)``) in batches.
+
+        Returns the remote paths the server stored whole, each checked against the digests sent
+        with it. The caller uploads the others one by one (and so reports their errors).
+        """
+        limits = self.batch_limits("upload")
+        if limits is None:
             return set()
-        per_batch = min(limits.max_files, max(MIN_BATCH, math.ceil(len(small) / CONCURRENT_BATCHES)))
-        batches = [small[start : start + per_batch] for start in range(0, len(small), per_batch)]
-        delivered: set[str] = set()
-        with ThreadPoolExecutor(
-            min(CONCURRENT_BATCHES, len(batches)), thread_name_prefix="artifact-fs-batch"
-        ) as pool:
-            for done in pool.map(lambda batch: self._get_batch(limits, batch, files), batches):
-                delivered |= done
+        return self._run_batches(
+            self._batches(limits, files), lambda batch: self._put_batch(limits, batch, files)
+        )
+
+    def _put_batch(
+        self, limits: BatchLimits, batch: Sequence[str], files: Mapping[str, tuple[str, int | None, Any]]
+    ) -> set[str]:
+        """One tar stream up; the files the server says it stored. A refused or failed request stores
+        what the server read whole before it failed, and the caller sends every file again alone."""
+        url = f"{self.service_url}/mlflow-artifacts/{limits.path}"
+        sent: dict[str, Any] = {}
+        try:
+            with af_http.translating_requests(url, batch[0]):
+                response = self.session.post(
+                    url,
+                    data=self._tar_of(limits, batch, files, sent),
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=self.transfer_timeout,
+                )
+            if response.status_code != 200:
+                logger.warning("batch upload refused (%s): one PUT per file instead", response.status_code)
+                return set()
+            answer = response.json()
+        except (OSError, ValueError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            logger.warning("batch upload failed (%s); one PUT per file instead", exc)
+            return set()
+        listed = answer.get("files") if isinstance(answer, dict) else None
+        stored = {entry.get("path") for entry in listed or () if isinstance(entry, dict)}
+        wanted = {self._checked(path): path for path in sent}
+        delivered = {wanted[path] for path in stored if path in wanted}
+        for path in sent:  # stored or not, what was known of it may be stale now
+            self.invalidate_cache(path)
+        for path in delivered:
+            callback = sent[path]
+            if callback is not None:
+                callback.relative_update(files[path][1] or 0)
         return delivered
+
+    def _tar_of(
+        self,
+        limits: BatchLimits,
+        batch: Sequence[str],
+        files: Mapping[str, tuple[str, int | None, Any]],
+        sent: dict[str, Any],
+    ) -> Iterator[bytes]:
+        """The batch as a tar stream, one file read at a time; each entry carries the digests of the
+        bytes it holds (the server checks them before storing). A file that cannot be read, or grew
+        past the limit, is left out (its own PUT reports it)."""
+        for path in batch:
+            lpath, _, callback = files[path]
+            try:
+                with open(lpath, "rb") as local:
+                    data = local.read(limits.max_file_size + 1)
+            except OSError:
+                continue
+            if len(data) > limits.max_file_size:
+                continue
+            member = tarfile.TarInfo(self._checked(path))
+            member.size, member.mode = len(data), 0o644
+            if self.digests_enabled:
+                record = integrity.Record.of(*(integrity.digest_of(data, a) for a in integrity.RECORDED))
+                if record is not None:
+                    member.pax_headers = {DIGEST_KEY: record.header()}
+            sent[path] = callback
+            yield (
+                member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+                + data
+                + bytes(-len(data) % BLOCK)
+            )
+        yield bytes(2 * BLOCK)
 
     def _get_batch(
         self, limits: BatchLimits, batch: Sequence[str], files: Mapping[str, tuple[str, int | None, Any]]

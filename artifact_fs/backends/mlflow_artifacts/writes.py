@@ -23,7 +23,7 @@ from fsspec.spec import AbstractBufferedFile
 from artifact_fs import errors, integrity
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.mlflow_artifacts import multipart
-from artifact_fs.backends.mlflow_artifacts.batch import BatchDownloads
+from artifact_fs.backends.mlflow_artifacts.batch import BatchTransfers
 from artifact_fs.backends.mlflow_artifacts.core import SPOOL_IN_MEMORY
 from artifact_fs.content_headers import guess_mime_type
 
@@ -69,7 +69,7 @@ class _Body(io.RawIOBase):
         return data
 
 
-class ArtifactsWrites(BatchDownloads):
+class ArtifactsWrites(BatchTransfers):
     """Uploads, copies and deletes."""
 
     def upload(
