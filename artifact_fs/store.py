@@ -25,7 +25,7 @@ import functools
 import os
 import posixpath
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
@@ -437,6 +437,31 @@ class ArtifactStore:
         if hashing is not None:
             await self.root.arecord_digest(destination, await asyncio.wrap_future(hashing))
         progress.finish()
+
+    async def awrite_whole(
+        self, path: str, data: bytes, expected: Iterable[integrity.Digest] = ()
+    ) -> integrity.Record | None:
+        """Store ``data`` as the artifact file ``path`` in one piece, on an async backend's loop (the
+        server's batch uploads: no thread, no file object per file).
+
+        ``data`` is checked against ``expected`` first: a mismatch is
+        :class:`~artifact_fs.integrity.DigestMismatchError` and nothing is stored. The record rides
+        in the object's metadata where the store carries one, and is kept as every upload's is.
+        Returns it (``None`` with digests off)."""
+        relative = self._relative(path)
+        wanted = tuple(expected)
+        algorithms = dict.fromkeys([*integrity.RECORDED, *(digest.algorithm for digest in wanted)])
+        computed = {algorithm: integrity.digest_of(data, algorithm) for algorithm in algorithms}
+        for digest in wanted:
+            integrity.check(path, digest, computed[digest.algorithm])
+        record = integrity.recorded_of(computed) if self.root.digests_enabled else None
+        full = self._full(relative)
+        carried = {"digest": record} if record is not None and integrity.carried(self.backend) else {}
+        with errors.translating(full):
+            await self.backend_fs._pipe_file(full, data, **carried)
+        if record is not None:
+            await self.root.arecord_digest(relative, record)
+        return record
 
     def _carried(self, hashing: Future[integrity.Record] | None, progress: FileProgress) -> dict[str, Any]:
         """``digest=``: a small file's record, to ride in its object's metadata where objects carry one."""

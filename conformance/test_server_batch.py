@@ -436,3 +436,36 @@ def test_a_tree_uploads_whole_when_its_batches_are_cut_mid_stream(
     assert {
         p.relative_to(stored).as_posix(): p.read_bytes() for p in stored.rglob("*") if p.is_file()
     } == expected
+
+
+@pytest.mark.s3
+def test_a_batch_upload_to_s3_is_checked_before_anything_is_stored(
+    artifact_server_s3: ArtifactServer,
+) -> None:
+    """On an async store the entries are written as coroutines on its loop (``awrite_whole``): the
+    same answer, the same checks, the record kept and served back."""
+    prefix = f"batch-s3-{uuid.uuid4().hex[:8]}"
+    good = {f"{prefix}/a.txt": b"a\n", f"{prefix}/d/b.bin": random_bytes(200_000, seed=5)}
+    wrong = random_bytes(500, seed=6)
+    body = _tar(
+        [
+            *((name, data, _record(data)) for name, data in good.items()),
+            (f"{prefix}/wrong.bin", wrong, _record(wrong[:-1])),
+            (f"{prefix}/../../escape.txt", b"x", None),
+        ]
+    )
+
+    response = _upload(artifact_server_s3, body)
+
+    assert response.status_code == 200, response.text
+    assert {entry["path"] for entry in response.json()["files"]} == set(good)
+    assert {entry["path"] for entry in response.json()["failed"]} == {
+        f"{prefix}/wrong.bin",
+        f"{prefix}/../../escape.txt",
+    }
+    for name, data in good.items():
+        got = requests.get(f"{artifact_server_s3.artifacts_url}/{name}", timeout=30)
+        assert got.content == data and got.headers["Repr-Digest"] == _record(data), name
+    assert (
+        requests.get(f"{artifact_server_s3.artifacts_url}/{prefix}/wrong.bin", timeout=30).status_code == 404
+    )

@@ -290,9 +290,14 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
 
     # adlfs invalidates its listings under the container-less blob name after a write, leaving the
     # real entry stale; these drop the full path's (and its parents') listings.
-    async def _pipe_file(self, path: str, *args: Any, **kwargs: Any) -> Any:
+    async def _pipe_file(
+        self, path: str, *args: Any, digest: integrity.Record | None = None, **kwargs: Any
+    ) -> Any:
+        """``digest``: the bytes' record, carried in the blob's metadata (as ``_put_file``'s)."""
         try:
-            return await super()._pipe_file(path, *args, **kwargs)
+            if digest is None or len(args) != 1:
+                return await super()._pipe_file(path, *args, **kwargs)
+            return await self._upload_carrying(args[0], path, digest, **kwargs)
         finally:
             self.invalidate_cache(path)
 
@@ -303,30 +308,30 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
         try:
             if digest is None or os.path.isdir(lpath):
                 return await super()._put_file(lpath, rpath, *args, **kwargs)
-            return await self._put_carrying(lpath, rpath, digest, **kwargs)
+            with open(lpath, "rb") as source:
+                return await self._upload_carrying(source, rpath, digest, **kwargs)
         finally:
             self.invalidate_cache(rpath)
 
-    async def _put_carrying(
-        self, lpath: str, rpath: str, digest: integrity.Record, *, callback: Any = None, **kwargs: Any
+    async def _upload_carrying(
+        self, source: Any, rpath: str, digest: integrity.Record, *, callback: Any = None, **kwargs: Any
     ) -> None:
-        """adlfs's upload of one file (which fixes the metadata it sends), with the record in it."""
+        """adlfs's upload of one file or bytes (which fixes the metadata it sends), with the record in it."""
         overwrite = kwargs.pop("overwrite", True)
         if kwargs.pop("mode", "overwrite") == "create":
             overwrite = False
         container, key, _ = self.split_path(rpath)
         metadata = {"is_directory": "false", DIGESTS.metadata_key: digest.header()}
-        with open(lpath, "rb") as source:
-            async with self.service_client.get_blob_client(container, key) as blob:
-                await blob.upload_blob(
-                    source,
-                    overwrite=overwrite,
-                    metadata=metadata,
-                    raw_response_hook=make_callback("upload_stream_current", callback),
-                    max_concurrency=kwargs.pop("max_concurrency", None) or self.max_concurrency,
-                    **self._timeout_kwargs,
-                    **kwargs,
-                )
+        async with self.service_client.get_blob_client(container, key) as blob:
+            await blob.upload_blob(
+                source,
+                overwrite=overwrite,
+                metadata=metadata,
+                raw_response_hook=make_callback("upload_stream_current", callback),
+                max_concurrency=kwargs.pop("max_concurrency", None) or self.max_concurrency,
+                **self._timeout_kwargs,
+                **kwargs,
+            )
 
     async def _get_file(
         self,

@@ -228,9 +228,14 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         attempt = retry_request(retries=self.retries)(GCSFileSystem._get_file_request.__wrapped__)  # type: ignore[attr-defined]
         return await attempt(self, *args, **kwargs)
 
-    async def _pipe_file(self, path: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _pipe_file(
+        self, path: str, data: Any, *args: Any, digest: integrity.Record | None = None, **kwargs: Any
+    ) -> Any:
+        """``digest``: the bytes' record, carried in the object's custom metadata (as ``_put_file``'s)."""
         if self.upload_chunk_size and "chunksize" not in kwargs:
             kwargs["chunksize"] = self.upload_chunk_size
+        if digest is not None:
+            kwargs["metadata"] = {**(kwargs.get("metadata") or {}), DIGESTS.metadata_key: digest.header()}
         return await super()._pipe_file(path, data, *args, **kwargs)
 
     async def _put_file(

@@ -204,8 +204,8 @@ class CarriedObjectSidecars(ObjectSidecars):
     when the object carries none. The hidden record stays the one that counts for an object
     replaced behind artifact_fs's back: a new object has no copy in its metadata.
 
-    The backend's filesystem takes ``digest=`` (a :class:`Record`) in ``_put_file`` and fills
-    ``digest_sink["digest"]`` (the carried header, if any) in ``_get_file``."""
+    The backend's filesystem takes ``digest=`` (a :class:`Record`) in ``_put_file`` and
+    ``_pipe_file``, and fills ``digest_sink["digest"]`` (the carried header, if any) in ``_get_file``."""
 
     carried = True
 

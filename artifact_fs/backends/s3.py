@@ -383,8 +383,17 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         return True
 
     async def _pipe_file(
-        self, path: str, data: Any, *args: Any, chunksize: int | None = None, **kwargs: Any
+        self,
+        path: str,
+        data: Any,
+        *args: Any,
+        chunksize: int | None = None,
+        digest: integrity.Record | None = None,
+        **kwargs: Any,
     ) -> Any:
+        """``digest``: the bytes' record, carried in the object's metadata (as ``_put_file``'s)."""
+        if digest is not None:
+            _carry(kwargs, digest)
         if (
             not args
             and self._presignable(len(data), kwargs)

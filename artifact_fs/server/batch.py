@@ -21,8 +21,11 @@ answers a single POSIX tar stream (pax format) of them, read from the store conc
 limits), each entry named by the artifact path it is stored at and carrying, in its pax header, the
 digest record of its bytes (``ARTIFACTFS.digest``, as a PUT's ``Content-Digest``).
 
-- Each entry is stored as a PUT of its bytes would be (:class:`~artifact_fs.server.transfer._Upload`):
-  atomically where the store allows, its digests checked before the commit, its record kept;
+- Each entry is stored as a PUT of its bytes would be: atomically where the store allows, its
+  digests checked before the commit (a mismatch stores nothing), its record kept (and carried in
+  the object's metadata where the store carries one). On an async store (S3, GCS, Azure) as a
+  coroutine on the store's loop (:meth:`~artifact_fs.store.ArtifactStore.awrite_whole`), elsewhere
+  as a PUT's whole body in a thread (:class:`~artifact_fs.server.transfer._Upload`);
   :data:`CONCURRENCY` at a time, so memory stays bounded by ``CONCURRENCY x MAX_FILE_SIZE``.
 - The answer is ``200`` with ``{"files": [{"path", "digest"}], "failed": [{"path", "error_code",
   "message"}]}``: what was stored (with the record kept for it) and what was not, and why (an
@@ -41,13 +44,14 @@ MLflow's clients ignore that key, and artifact_fs's client uses the routes only 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import posixpath
 import tarfile
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from anyio import from_thread
@@ -246,16 +250,22 @@ def unpack(
     result = Unpacked()
     slots = threading.BoundedSemaphore(CONCURRENCY)
     seen: set[str] = set()
+    writes: list[Future[Any]] = []
+    backend = store.backend_fs
+    on_loop = backend.async_impl and not getattr(backend, "asynchronous", False)
 
-    def store_one(path: str, data: bytes, expected: tuple[integrity.Digest, ...]) -> None:
+    def settle(path: str, write: Future[Any]) -> None:
         try:
-            stored = _Upload(store, path, expected, uploads).whole(data, None)
+            record = write.result()
         except Exception as exc:  # noqa: BLE001 - each entry's failure is reported in the answer
             result.refused(path, exc)
         else:
-            result.stored(path, stored.digest)
+            result.stored(path, record)
         finally:
             slots.release()
+
+    def whole(path: str, data: bytes, expected: tuple[integrity.Digest, ...]) -> integrity.Record | None:
+        return _Upload(store, path, expected, uploads).whole(data, None).digest
 
     try:
         with (
@@ -282,7 +292,15 @@ def unpack(
                 source = archive.extractfile(member)
                 data = source.read() if source is not None else b""
                 slots.acquire()
-                pool.submit(store_one, path, data, expected)
+                if on_loop:  # a coroutine on the backend's own loop: no thread per file
+                    write = asyncio.run_coroutine_threadsafe(
+                        store.awrite_whole(path, data, expected), backend.loop
+                    )
+                else:
+                    write = pool.submit(whole, path, data, expected)
+                write.add_done_callback(functools.partial(settle, path))
+                writes.append(write)
+            wait(writes)
     finally:
         for directory in {posixpath.dirname(path) for path in seen}:
             refresh(directory)
