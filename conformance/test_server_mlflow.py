@@ -274,3 +274,57 @@ def test_http_repository_uses_proxied_multipart_upload_on_gcs(
     prefix = f"{backend_gcs.details['bucket']}/artifact-server/repo-gcs/run/artifacts"
     assert fs.cat_file(f"{prefix}/again/probe.bin") == probe.read_bytes()
     assert [name for name in fs.find(prefix) if RESERVED_PREFIX in name] == []
+
+
+def test_a_runs_uri_tree_goes_in_batches_to_artifact_fs_serve(
+    tracking_server: MlflowServer,
+    artifact_server_local: ArtifactServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``runs:/`` resolves (through the tracking server) to this server; ``ArtifactStore`` sends the
+    tree's small files in batches there (``server/batch.py``) and MLflow's client reads them back."""
+    import requests
+
+    import artifact_fs
+
+    run_id = (
+        run_mlflow_python(
+            f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
+            "run = mlflow.start_run(); mlflow.end_run(); print(run.info.run_id)",
+            env=CLIENT_ENV,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    source = tmp_path / "tree"
+    for index in range(40):
+        path = source / f"d{index % 4}" / f"f{index:02d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(100 + index))
+    methods: list[str] = []
+    real_request = requests.Session.request
+
+    def request(self: requests.Session, method: str, url: str, *args: object, **kwargs: object) -> object:
+        methods.append(f"{method} {url.rsplit('/api/', 1)[-1].split('?', maxsplit=1)[0]}")
+        return real_request(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    store = artifact_fs.ArtifactStore(
+        f"runs:/{run_id}/batched", environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_server.url}
+    )
+    store.log_artifacts(str(source))
+    (tmp_path / "back").mkdir()
+    store.download_artifacts("", str(tmp_path / "back"))
+
+    assert not [m for m in methods if m.startswith(("PUT ", "GET 2.0/mlflow-artifacts/artifacts/"))], methods
+    assert methods.count("POST 2.0/mlflow-artifacts/batch/upload") == 1, methods
+    assert methods.count("POST 2.0/mlflow-artifacts/batch/download") == 1, methods
+    assert _tree(tmp_path / "back") == _tree(source)
+    downloaded = run_mlflow_python(
+        f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
+        f"print(mlflow.artifacts.download_artifacts(run_id={run_id!r}, artifact_path='batched', "
+        f"dst_path={str(tmp_path / 'mlflow')!r}))",
+        env=CLIENT_ENV,
+    )
+    assert _tree(Path(downloaded.stdout.strip().splitlines()[-1])) == _tree(source)

@@ -280,6 +280,45 @@ class ResolvedRootsFileSystem(AbstractFileSystem):
     def modified(self, path: str) -> Any:
         return self._reading(path, lambda at: at.fs.modified(at.relative))
 
+    # -- batches of small files (``ArtifactStore`` through ``artifact-fs serve``) -------------------
+    def get_batched(self, files: Mapping[str, tuple[str, int | None, Any]]) -> set[str]:
+        """The resolved roots' batch downloads (:mod:`.mlflow_artifacts.batch`); the paths delivered."""
+        return self._batched("get_batched", files, writing=False)
+
+    def put_batched(self, files: Mapping[str, tuple[str, int | None, Any]]) -> set[str]:
+        """The resolved roots' batch uploads (:mod:`.mlflow_artifacts.batch`); the paths delivered."""
+        return self._batched("put_batched", files, writing=True)
+
+    def _batched(
+        self, method: str, files: Mapping[str, tuple[str, int | None, Any]], *, writing: bool
+    ) -> set[str]:
+        """Each file's root's backend ``method``, where it has one, with the files landing there.
+
+        A file with several places to read from (a logged model's fallbacks), or one whose place
+        cannot be resolved or written, is left to the caller's one-by-one transfer, which reports
+        its error."""
+        groups: dict[int, tuple[ArtifactRoot, dict[str, str]]] = {}
+        for path in files:
+            try:
+                if writing:
+                    located = self._writing(path)
+                else:
+                    locations = self.read_locations(path)
+                    if len(locations) != 1:
+                        continue
+                    located = locations[0]
+            except (OSError, ValueError):
+                continue
+            root = located.root
+            groups.setdefault(id(root), (root, {}))[1][root.backend_path(located.relative)] = path
+        delivered: set[str] = set()
+        for root, inner in groups.values():
+            batched = getattr(root.backend_fs, method, None)
+            if batched is not None:
+                done = batched({backend: files[outer] for backend, outer in inner.items()})
+                delivered |= {inner[backend] for backend in done}
+        return delivered
+
     # -- writes and deletes -------------------------------------------------------------------------
     def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
         at = self._writing(path)
