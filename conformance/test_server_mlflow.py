@@ -48,6 +48,19 @@ def tracking_server(
         server.stop()
 
 
+def _new_run(tracking_server: MlflowServer) -> str:
+    """A run started and ended with MLflow's own client; its id."""
+    return (
+        run_mlflow_python(
+            f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
+            "run = mlflow.start_run(); mlflow.end_run(); print(run.info.run_id)",
+            env=CLIENT_ENV,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -100,15 +113,7 @@ def test_mlflow_artifacts_cli_works_unchanged(
     single = tmp_path / "single.csv"
     single.write_text("a,b\n1,2\n")
     env = {**os.environ, **CLIENT_ENV, "MLFLOW_TRACKING_URI": tracking_server.url}
-    run_id = (
-        run_mlflow_python(
-            f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
-            "run = mlflow.start_run(); mlflow.end_run(); print(run.info.run_id)",
-            env=CLIENT_ENV,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    run_id = _new_run(tracking_server)
 
     def cli(*args: str) -> str:
         return run_mlflow_cli("artifacts", *args, env=env)
@@ -288,15 +293,7 @@ def test_a_runs_uri_tree_goes_in_batches_to_artifact_fs_serve(
 
     import artifact_fs
 
-    run_id = (
-        run_mlflow_python(
-            f"import mlflow; mlflow.set_tracking_uri({tracking_server.url!r}); "
-            "run = mlflow.start_run(); mlflow.end_run(); print(run.info.run_id)",
-            env=CLIENT_ENV,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    run_id = _new_run(tracking_server)
     source = tmp_path / "tree"
     for index in range(40):
         path = source / f"d{index % 4}" / f"f{index:02d}.txt"
