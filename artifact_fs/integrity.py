@@ -274,6 +274,11 @@ def digest_of(data: bytes, algorithm: str = ALGORITHM) -> Digest:
     return hasher.digest()
 
 
+def digests_of(data: bytes, algorithms: Iterable[str] = RECORDED) -> dict[str, Digest]:
+    """The digests of a buffer, one per algorithm (a repeated algorithm computed once)."""
+    return {algorithm: digest_of(data, algorithm) for algorithm in dict.fromkeys(algorithms)}
+
+
 CRC32C_POLYNOMIAL = 0x82F63B78
 """CRC-32C (Castagnoli), reflected: the polynomial of ``google-crc32c``, GCS and S3."""
 

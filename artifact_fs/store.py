@@ -406,11 +406,10 @@ class ArtifactStore:
                 for full, remote in by_full.items()
             }
         )
-        for full in delivered:
-            transfers[by_full[full]][2].finish()
-        return {
-            remote: transfer for remote, transfer in transfers.items() if self._full(remote) not in delivered
-        }
+        done = {by_full[full] for full in delivered}
+        for remote in done:
+            transfers[remote][2].finish()
+        return {remote: transfer for remote, transfer in transfers.items() if remote not in done}
 
     def _makedirs(self, relative: str) -> None:
         with errors.translating(self._full(relative)):
@@ -450,8 +449,7 @@ class ArtifactStore:
         Returns it (``None`` with digests off)."""
         relative = self._relative(path)
         wanted = tuple(expected)
-        algorithms = dict.fromkeys([*integrity.RECORDED, *(digest.algorithm for digest in wanted)])
-        computed = {algorithm: integrity.digest_of(data, algorithm) for algorithm in algorithms}
+        computed = integrity.digests_of(data, [*integrity.RECORDED, *(digest.algorithm for digest in wanted)])
         for digest in wanted:
             integrity.check(path, digest, computed[digest.algorithm])
         record = integrity.recorded_of(computed) if self.root.digests_enabled else None

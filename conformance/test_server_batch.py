@@ -281,7 +281,7 @@ def _tar(entries: list[tuple[str, bytes, str | None]], *, kind: bytes = tarfile.
 
 
 def _record(data: bytes) -> str:
-    return integrity.Record.of(*(integrity.digest_of(data, a) for a in integrity.RECORDED)).header()  # type: ignore[union-attr]
+    return integrity.recorded_of(integrity.digests_of(data)).header()
 
 
 def _upload(server: ArtifactServer, body: bytes) -> requests.Response:

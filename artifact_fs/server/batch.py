@@ -61,6 +61,8 @@ from artifact_fs import errors, integrity, settings
 from artifact_fs.server import safety
 from artifact_fs.server.transfer import InFlightUploads, _Upload, checkable, file_state, read_whole
 from artifact_fs.store import ArtifactStore
+from artifact_fs.tar_batch import DIGEST_KEY, END_OF_ARCHIVE, ETAG_KEY
+from artifact_fs.tar_batch import entry as tar_entry
 
 logger = logging.getLogger("artifact_fs.server")
 
@@ -70,10 +72,6 @@ MAX_FILE_SIZE = 1 * settings.MIB
 """The largest file sent in a batch; larger files come as ordinary (ranged) GETs."""
 CONCURRENCY = 16
 """Files read from the store at once for one batch."""
-ETAG_KEY = "ARTIFACTFS.etag"
-DIGEST_KEY = "ARTIFACTFS.digest"
-BLOCK = tarfile.BLOCKSIZE
-END_OF_ARCHIVE = bytes(2 * BLOCK)
 PATH = "batch/download"
 """The route, under MLflow's artifact prefixes (``/api/2.0/mlflow-artifacts/batch/download``)."""
 UPLOAD_PATH = "batch/upload"
@@ -106,17 +104,12 @@ def requested_paths(body: dict[str, Any]) -> list[str]:
 
 
 def entry(path: str, data: bytes, info: dict[str, Any]) -> bytes:
-    """One tar entry: its pax header (name, size, version, record) and its padded bytes."""
-    member = tarfile.TarInfo(path)
-    member.size = len(data)
-    member.mode = 0o644
-    mtime = info.get("mtime")
-    member.mtime = int(mtime) if isinstance(mtime, int | float) else 0
-    member.pax_headers = {ETAG_KEY: file_state(info).etag}
+    """One tar entry of the version ``info`` describes: its ETag and record in the pax header."""
+    headers = {ETAG_KEY: file_state(info).etag}
     if isinstance(info.get("digest"), str):
-        member.pax_headers[DIGEST_KEY] = info["digest"]
-    header = member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    return header + data + bytes(-len(data) % BLOCK)
+        headers[DIGEST_KEY] = info["digest"]
+    mtime = info.get("mtime")
+    return tar_entry(path, data, headers, int(mtime) if isinstance(mtime, int | float) else 0)
 
 
 def read_file(store: ArtifactStore, path: str) -> tuple[bytes, dict[str, Any]] | None:
@@ -203,13 +196,11 @@ class Unpacked:
     def __init__(self) -> None:
         self.files: list[dict[str, str | None]] = []
         self.failed: list[dict[str, str]] = []
-        self.directories: set[str] = set()
         self._lock = threading.Lock()
 
     def stored(self, path: str, record: integrity.Record | None) -> None:
         with self._lock:
             self.files.append({"path": path, "digest": record.header() if record is not None else None})
-            self.directories.add(posixpath.dirname(path))
 
     def refused(self, path: str, exc: BaseException) -> None:
         if isinstance(exc, integrity.DigestMismatchError):

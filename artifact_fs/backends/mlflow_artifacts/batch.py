@@ -26,14 +26,13 @@ import urllib3
 from artifact_fs import http as af_http
 from artifact_fs import integrity
 from artifact_fs.backends.mlflow_artifacts.reads import ArtifactsReads
+from artifact_fs.tar_batch import DIGEST_KEY, END_OF_ARCHIVE
+from artifact_fs.tar_batch import entry as tar_entry
 
 logger = logging.getLogger(__name__)
 
-DIGEST_KEY = "ARTIFACTFS.digest"
-"""The pax header of an entry's digest record (``Repr-Digest``'s value)."""
 CONCURRENT_BATCHES = 2
 """Tar streams in flight at once; the server reads several files of each concurrently."""
-BLOCK = tarfile.BLOCKSIZE
 MIN_BATCH = 64
 """Files below which a tree is not split further between streams."""
 
@@ -133,7 +132,7 @@ class BatchTransfers(ArtifactsReads):
         """One tar stream up; the files the server says it stored. A refused or failed request stores
         what the server read whole before it failed, and the caller sends every file again alone."""
         url = f"{self.service_url}/mlflow-artifacts/{limits.path}"
-        sent: dict[str, Any] = {}
+        sent: list[str] = []
         try:
             with af_http.translating_requests(url, batch[0]):
                 response = self.session.post(
@@ -156,9 +155,9 @@ class BatchTransfers(ArtifactsReads):
         for path in sent:  # stored or not, what was known of it may be stale now
             self.invalidate_cache(path)
         for path in delivered:
-            callback = sent[path]
+            _, size, callback = files[path]
             if callback is not None:
-                callback.relative_update(files[path][1] or 0)
+                callback.relative_update(size or 0)
         return delivered
 
     def _tar_of(
@@ -166,13 +165,13 @@ class BatchTransfers(ArtifactsReads):
         limits: BatchLimits,
         batch: Sequence[str],
         files: Mapping[str, tuple[str, int | None, Any]],
-        sent: dict[str, Any],
+        sent: list[str],
     ) -> Iterator[bytes]:
         """The batch as a tar stream, one file read at a time; each entry carries the digests of the
         bytes it holds (the server checks them before storing). A file that cannot be read, or grew
         past the limit, is left out (its own PUT reports it)."""
         for path in batch:
-            lpath, _, callback = files[path]
+            lpath = files[path][0]
             try:
                 with open(lpath, "rb") as local:
                     data = local.read(limits.max_file_size + 1)
@@ -180,19 +179,12 @@ class BatchTransfers(ArtifactsReads):
                 continue
             if len(data) > limits.max_file_size:
                 continue
-            member = tarfile.TarInfo(self._checked(path))
-            member.size, member.mode = len(data), 0o644
+            headers = {}
             if self.digests_enabled:
-                record = integrity.Record.of(*(integrity.digest_of(data, a) for a in integrity.RECORDED))
-                if record is not None:
-                    member.pax_headers = {DIGEST_KEY: record.header()}
-            sent[path] = callback
-            yield (
-                member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-                + data
-                + bytes(-len(data) % BLOCK)
-            )
-        yield bytes(2 * BLOCK)
+                headers[DIGEST_KEY] = integrity.recorded_of(integrity.digests_of(data)).header()
+            sent.append(path)
+            yield tar_entry(self._checked(path), data, headers)
+        yield END_OF_ARCHIVE
 
     def _get_batch(
         self, limits: BatchLimits, batch: Sequence[str], files: Mapping[str, tuple[str, int | None, Any]]
@@ -235,13 +227,13 @@ class BatchTransfers(ArtifactsReads):
     ) -> bool:
         """Write one entry's bytes to its local path if they match the record it carries."""
         lpath, _, callback = target
-        if self.digests_enabled:
-            expected = integrity.quick_digest(digest)
-            if expected is not None:
-                actual = integrity.digest_of(data, expected.algorithm)
-                if actual.value != expected.value:
-                    logger.warning("batch download: %r does not match its record; fetched alone", path)
-                    return False
+        expected = integrity.quick_digest(digest) if self.digests_enabled else None
+        if expected is not None:
+            try:
+                integrity.check(path, expected, integrity.digest_of(data, expected.algorithm))
+            except integrity.DigestMismatchError as exc:
+                logger.warning("batch download: %s; fetched alone", exc)
+                return False
         os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
         try:
             with open(lpath, "wb") as local:
