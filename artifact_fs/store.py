@@ -25,7 +25,7 @@ import functools
 import os
 import posixpath
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
@@ -716,6 +716,23 @@ class ArtifactStore:
         if digest is not None:
             info["digest"] = digest.header()
         return handle, info
+
+    def version_stream(
+        self, path: str, info: Mapping[str, Any], start: int, length: int, piece_size: int
+    ) -> tuple[AsyncIterator[bytes], asyncio.AbstractEventLoop] | None:
+        """``length`` bytes from ``start`` of the version :meth:`open_version` described in ``info``,
+        as one GET pinned to that version, and the event loop the stream runs on (the backend's);
+        ``None`` where the backend cannot (not an async object store, or no version to pin), and the
+        open handle is read instead. The server's streamed answers: one request to the store per
+        answer, read as it arrives, where the handle makes one request per chunk it is asked for."""
+        fs = self.backend_fs
+        if not getattr(fs, "async_impl", False) or getattr(fs, "asynchronous", False):
+            return None
+        streamer = getattr(fs, "version_stream", None)
+        if streamer is None or length <= 0:
+            return None
+        stream = streamer(self._full(self._relative(path)), info, (start, start + length - 1), piece_size)
+        return None if stream is None else (stream, fs.loop)
 
     def _opened_info(self, handle: IO[bytes], relative: str) -> dict[str, Any]:
         """What an open handle knows of the version it reads (fsspec's ``details``, or ``fstat``)."""

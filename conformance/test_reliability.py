@@ -163,11 +163,35 @@ def test_server_survives_resets_between_it_and_seaweedfs(
     assert s3_proxy.resets >= 3, f"only {s3_proxy.resets} of {s3_proxy.exchanges} exchanges were reset"
 
 
+@pytest.mark.s3
+def test_streamed_answers_survive_resets_between_the_server_and_seaweedfs(
+    s3_server: ArtifactServer, s3_proxy: FaultyProxy
+) -> None:
+    """A streamed answer (13 MiB, more than the server's chunk) is one GET to S3; a reset in its
+    body asks again for the missing bytes, pinned to the same version, so every answer is whole."""
+    data = random.Random(7).randbytes(13 * MIB)
+    path = f"streamed-faults-{uuid.uuid4().hex[:6]}/big.bin"
+    client(s3_server.url).pipe_file(path, data)
+    url = f"{s3_server.artifacts_url}/{path}"
+    s3_proxy.reset_rate, s3_proxy.reset_within = 0.10, 4 * MIB
+    s3_proxy.resets, s3_proxy.exchanges = 0, 0
+    try:
+        with requests.Session() as session:
+            answers = [session.get(url, timeout=60) for _ in range(24)]
+    finally:
+        s3_proxy.reset_rate = 0.0
+    print(f"streamed: {s3_proxy.resets} of {s3_proxy.exchanges} exchanges reset")
+    assert [(answer.status_code, answer.content == data) for answer in answers] == [(200, True)] * 24
+    assert s3_proxy.resets >= 2, f"only {s3_proxy.resets} of {s3_proxy.exchanges} exchanges were reset"
+
+
 # -- races ------------------------------------------------------------------------------------------
 def _version(number: int) -> bytes:
-    """Version ``number``: one byte value throughout, 1 MiB when it is odd, 3 MiB when it is even."""
+    """Version ``number``: one byte value throughout, 1 MiB when it is odd (the server reads it in
+    the call that opens it), 5 MiB when it is even (more than the server's 4 MiB chunk: streamed,
+    on S3 as one GET pinned to the version the server opened)."""
     value = number % 250 + 1
-    return bytes([value]) * (MIB if value % 2 else 3 * MIB)
+    return bytes([value]) * (MIB if value % 2 else 5 * MIB)
 
 
 def _is_a_version(body: bytes) -> bool:

@@ -40,7 +40,7 @@ from artifact_fs.backends import gcs_download, object_store
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
-from artifact_fs.backends.ranged_download import discarding
+from artifact_fs.backends.ranged_download import GetObject, discarding
 from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE, TransferPolicy, download_part_size
 from artifact_fs.uris import ArtifactURI
 
@@ -262,6 +262,11 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
             first = await gcs_download.get_file(self, rpath, lpath, callback or DEFAULT_CALLBACK)
         if digest_sink is not None:
             digest_sink["digest"] = gcs_download.carried_metadata(first, DIGESTS.metadata_key)
+
+    def version_getter(self, path: str, info: Mapping[str, Any]) -> tuple[GetObject, str] | None:
+        """A media GET of ``path`` (:mod:`.gcs_download`) pinned to the generation ``info`` names."""
+        generation = info.get("generation")
+        return (gcs_download.object_getter(self, path), str(generation)) if generation else None
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, **kwargs: Any) -> GCSFile:
         if block_size is None:

@@ -20,7 +20,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
 from artifact_fs import errors
-from artifact_fs.backends.ranged_download import ResponseBody, download, prepared_target
+from artifact_fs.backends.ranged_download import GetObject, ResponseBody, download, prepared_target
 
 GENERATION_HEADER = "x-goog-generation"
 METADATA_HEADER_PREFIX = "x-goog-meta-"
@@ -47,6 +47,15 @@ async def get_file(
     headers, metadata included), ``None`` for a local directory, which is left as it is (gcsfs's rule)."""
     if not prepared_target(lpath):
         return None
+    get_object = object_getter(fs, rpath)
+    return await download(
+        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
+    )
+
+
+def object_getter(fs: Any, rpath: str) -> GetObject:
+    """One media GET of the object ``rpath`` (``Range``; ``IfMatch``: a generation), retried as
+    gcsfs retries its own, its answer shaped as S3's (:mod:`.ranged_download`)."""
     attempt = retry_request(retries=fs.retries)(_opened)
 
     async def get_object(Range: str | None = None, IfMatch: str | None = None) -> Mapping[str, Any]:
@@ -70,9 +79,7 @@ async def get_file(
             "Headers": headers,
         }
 
-    return await download(
-        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
-    )
+    return get_object
 
 
 def carried_metadata(answer: Mapping[str, Any] | None, key: str) -> str | None:

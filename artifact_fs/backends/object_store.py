@@ -17,15 +17,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, sync_wrapper
 
+from artifact_fs.backends.ranged_download import GetObject, stream_version
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import is_invalid_range, translate_errors
+from artifact_fs.errors import is_invalid_range, translate_errors, translating
 from artifact_fs.integrity import (
     IDENTIFIER_METADATA_KEY,
     METADATA_KEY,
@@ -110,6 +111,24 @@ class ObjectStoreFileSystem(AsyncFileSystem):
 
     cat_object = sync_wrapper(_cat_object)
 
+    def version_getter(self, path: str, info: Mapping[str, Any]) -> tuple[GetObject, str] | None:
+        """One GET of the object ``path`` and the value that pins it (``IfMatch``) to the version
+        ``info`` (an open handle's details) describes; ``None`` where this store has no such pair."""
+        return None
+
+    def version_stream(
+        self, path: str, info: Mapping[str, Any], span: tuple[int, int], piece_size: int
+    ) -> AsyncIterator[bytes] | None:
+        """The bytes ``span`` (first and last) of the version ``info`` describes, as one ranged GET
+        streamed on this filesystem's loop in pieces of at least ``piece_size`` bytes
+        (:func:`~artifact_fs.backends.ranged_download.stream_version`); errors translated. ``None``
+        where the store cannot pin a GET to that version (:meth:`version_getter`)."""
+        pinned = self.version_getter(path, info)
+        if pinned is None:
+            return None
+        get_object, version = pinned
+        return _translated(stream_version(get_object, span, version, piece_size), path)
+
     async def _raise_if_missing(self, path: str | list[str]) -> None:
         """``FileNotFoundError`` for one path that does not exist (a store answers its delete with success).
 
@@ -132,6 +151,14 @@ class ObjectStoreFileSystem(AsyncFileSystem):
             if await self._isdir(path1):
                 return None
             raise
+
+
+async def _translated(stream: AsyncIterator[bytes], path: str) -> AsyncIterator[bytes]:
+    """``stream`` with its errors translated (:func:`~artifact_fs.errors.translating`), closed with it."""
+    async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        with translating(path):
+            async for piece in stream:
+                yield piece
 
 
 def record_path(path: str) -> str:

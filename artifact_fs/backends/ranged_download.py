@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
@@ -92,6 +93,73 @@ def preallocated(lpath: str, size: int) -> int:
     return descriptor
 
 
+def _check_start(response: Mapping[str, Any], start: int) -> None:
+    """An answer to a range from byte ``start`` starts there: a store that ignored ``Range`` (a 200
+    of the whole object) or answered another range would put other bytes at that offset."""
+    content_range = response.get("ContentRange")
+    if content_range:
+        unit, _, span = str(content_range).partition(" ")
+        if unit == "bytes" and span.partition("-")[0].strip() == str(start):
+            return
+    elif start == 0:
+        return
+    raise OSError(
+        errno.EIO, f"the store answered a range from byte {start} with {content_range or 'the whole object'}"
+    )
+
+
+async def read_range(
+    get_object: GetObject,
+    span: tuple[int, int],
+    *,
+    conditions: Mapping[str, str],
+    response: Mapping[str, Any] | None = None,
+) -> AsyncIterator[bytes]:
+    """The body of the range ``span`` (its first and last byte), as it arrives; ``response`` is its
+    GET when already sent. A body cut short (a reset, a stall) asks again for the bytes still
+    missing, pinned to the same version, up to :data:`RESUMES` times: the SDKs retry a request, not
+    a body already being read."""
+    first, last = span
+    done = 0
+    for attempt in itertools.count():
+        if response is None:
+            response = await get_object(Range=f"bytes={first + done}-{last}", **conditions)
+        body = response["Body"]
+        try:
+            _check_start(response, first + done)
+            while piece := await body.read(READ_SIZE):
+                done += len(piece)
+                yield piece
+            return
+        except Exception as exc:
+            resumable = conditions and first + done <= last and errors.is_retryable(exc)
+            if attempt >= RESUMES or not resumable:
+                raise
+        finally:
+            body.close()
+        response = None
+
+
+async def stream_version(
+    get_object: GetObject, span: tuple[int, int], version: str | None, piece_size: int
+) -> AsyncIterator[bytes]:
+    """The bytes ``span`` (first and last) of one version of an object (``version``: what
+    ``IfMatch`` pins, the ETag or generation its open handle read) as one ranged GET, in pieces of
+    at least ``piece_size`` bytes (the last may be shorter): the server's streamed answers, where a piece
+    crosses from the store's event loop to the server's. A version replaced meanwhile fails."""
+    pending: list[bytes] = []
+    held = 0
+    conditions = {"IfMatch": version} if version else {}
+    async for piece in read_range(get_object, span, conditions=conditions):
+        pending.append(piece)
+        held += len(piece)
+        if held >= piece_size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 async def write_range(
     response: Mapping[str, Any],
     get_object: GetObject,
@@ -101,28 +169,14 @@ async def write_range(
     conditions: Mapping[str, str],
     callback: Callback,
 ) -> int:
-    """Stream the body of the range ``span`` (its first and last byte) to its offset in the open
-    file; the number of bytes written. A body cut short (a reset, a stall) asks again for the bytes
-    still missing, pinned to the same version, up to :data:`RESUMES` times: the SDKs retry a
-    request, not a body already being read."""
-    first, last = span
+    """Stream the body of the range ``span`` (:func:`read_range`) to its offset in the open file;
+    the number of bytes written."""
     written = 0
-    for attempt in itertools.count():
-        body = response["Body"]
-        try:
-            while chunk := await body.read(READ_SIZE):
-                os.pwrite(descriptor, chunk, first + written)
-                written += len(chunk)
-                callback.relative_update(len(chunk))
-            return written
-        except Exception as exc:
-            resumable = conditions and first + written <= last and errors.is_retryable(exc)
-            if attempt >= RESUMES or not resumable:
-                raise
-        finally:
-            body.close()
-        response = await get_object(Range=f"bytes={first + written}-{last}", **conditions)
-    raise AssertionError("unreachable")  # pragma: no cover
+    async for piece in read_range(get_object, span, conditions=conditions, response=response):
+        os.pwrite(descriptor, piece, span[0] + written)
+        written += len(piece)
+        callback.relative_update(len(piece))
+    return written
 
 
 async def download(

@@ -28,6 +28,7 @@ from artifact_fs import errors, integrity, settings
 from artifact_fs.backends import object_store, s3_download, s3_small, s3_upload
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
+from artifact_fs.backends.ranged_download import GetObject
 from artifact_fs.backends.s3_options import (
     CREDENTIAL_SOURCES,
     DEFAULT_MAX_CONCURRENCY,
@@ -458,6 +459,11 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         sink = kw.get("digest_sink")
         if sink is not None and first is not None:
             sink["digest"] = (first.get("Metadata") or {}).get(integrity.METADATA_KEY)
+
+    def version_getter(self, path: str, info: Mapping[str, Any]) -> tuple[GetObject, str] | None:
+        """A GET of ``path`` (presigned first, :mod:`.s3_small`) pinned by the ETag ``info`` names."""
+        etag = info.get("ETag")
+        return (s3_download.object_getter(self, path), etag) if etag else None
 
     async def _rm_file(self, path: str, **kwargs: Any) -> Any:
         """Delete one object; a missing one is ``FileNotFoundError`` (S3 itself answers 204)."""

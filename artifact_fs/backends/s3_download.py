@@ -23,6 +23,15 @@ async def get_file(
     directory, which is left as it is: s3fs's rule)."""
     if not prepared_target(lpath):
         return None
+    get_object = object_getter(fs, rpath, version_id=version_id)
+    return await download(
+        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
+    )
+
+
+def object_getter(fs: Any, rpath: str, *, version_id: str | None = None) -> GetObject:
+    """One GET of the object ``rpath`` (``Range``, ``IfMatch``): presigned first where small
+    requests go presigned (:mod:`.s3_small`), through the SDK for anything that leaves."""
     bucket, key, version = fs.split_path(rpath)
     fixed = {"Bucket": bucket, "Key": key, **fs.req_kw}
     if version_id or version:
@@ -31,16 +40,14 @@ async def get_file(
     small = fs.small if fs.small.enabled and "VersionId" not in fixed else None
 
     async def get_object(**request: Any) -> Mapping[str, Any]:
-        if small is not None:  # a presigned GET first (.s3_small); the SDK for anything it leaves
+        if small is not None:
             answer = await small.get(bucket, key, **request)
             if answer is not None:
                 return answer
         response: Mapping[str, Any] = await fs._call_s3("get_object", **fixed, **request)
         return response
 
-    return await download(
-        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
-    )
+    return get_object
 
 
-__all__ = ["READ_SIZE", "GetObject", "download", "get_file", "object_size"]
+__all__ = ["READ_SIZE", "GetObject", "download", "get_file", "object_getter", "object_size"]

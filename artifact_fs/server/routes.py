@@ -7,6 +7,7 @@ once) or its root's generic presign hooks, and keeps nothing between requests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -14,7 +15,7 @@ import logging
 import os
 import posixpath
 import tarfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -44,6 +45,7 @@ from artifact_fs.server.transfer import (
     parse_range,
     read_stream,
     read_whole,
+    stream_version,
     upload_digests,
     write_stream,
 )
@@ -152,6 +154,10 @@ def _etags(header: str) -> set[str]:
     return {tag.strip() for tag in header.split(",")}
 
 
+_VersionStream = tuple[AsyncIterator[bytes], asyncio.AbstractEventLoop]
+"""One GET of the version a handle opened, and the event loop it runs on."""
+
+
 @dataclass(frozen=True)
 class _Body:
     """A body still to read: ``length`` bytes from ``start``; a whole one is checked against ``expected``."""
@@ -211,9 +217,11 @@ def _answer(path: str, method: str, asked: Headers, info: Mapping[str, Any]) -> 
 
 def _open_answer(
     store: ArtifactStore, path: str, method: str, asked: Headers, chunk: int
-) -> Response | tuple[_Body, IO[bytes]]:
+) -> Response | tuple[_Body, IO[bytes] | _VersionStream]:
     """Open, answer and, for a body of at most one chunk, read it: one worker-thread call per
-    small GET. A larger body comes back with its open handle, to be streamed chunk by chunk."""
+    small GET. A larger body comes back with what streams it: one GET of that version on the
+    store's loop where the store has one (:meth:`ArtifactStore.version_stream`), else the open
+    handle, read chunk by chunk."""
     handle, info = store.open_version(path, block_size=chunk, cache_type="none")
     streamed = False
     try:
@@ -221,6 +229,9 @@ def _open_answer(
         if not isinstance(answer, _Body):
             return answer
         if answer.length > chunk:
+            version = store.version_stream(path, info, answer.start, answer.length, chunk)
+            if version is not None:
+                return answer, version
             streamed = True  # the stream closes the handle
             return answer, handle
         try:
@@ -235,10 +246,11 @@ def _open_answer(
 
 @_mlflow_errors
 async def download_artifact(request: Request) -> Response:
-    """One version per response: headers and body come from one opened handle.
+    """One version per response: headers and body come from one opened handle (and, on an object
+    store, one GET pinned to the version that handle opened).
 
     A body of at most one chunk is read in the call that opened the file; a larger one is streamed,
-    reading exactly the bytes it sends (no read-ahead).
+    reading exactly the bytes it sends.
     """
     store, config = _context(request)
     _refuse_proxied_bytes(config)
@@ -247,8 +259,11 @@ async def download_artifact(request: Request) -> Response:
     answer = await run_in_threadpool(_open_answer, store, path, request.method, request.headers, chunk)
     if isinstance(answer, Response):
         return answer
-    body, handle = answer
-    stream = read_stream(handle, path, body.start, body.length, chunk, expected=body.expected)
+    body, source = answer
+    if isinstance(source, tuple):
+        stream = stream_version(*source, path, body.length, expected=body.expected)
+    else:
+        stream = read_stream(source, path, body.start, body.length, chunk, expected=body.expected)
     return StreamingResponse(stream, status_code=body.status, headers=body.headers)
 
 

@@ -23,6 +23,7 @@ multipart uploads the server started rather than leaving them on the store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -353,6 +354,30 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+class _BodyCheck:
+    """What every piece of a body read from the store passes: none empty before ``length`` bytes
+    (the file shrank under us: the response ends short), and with ``expected`` (a whole-file read
+    of an artifact with a recorded digest) every piece hashed and the last checked before it is
+    sent, so a body that does not match is never delivered complete."""
+
+    def __init__(self, path: str, length: int, expected: integrity.Digest | None) -> None:
+        self.path = path
+        self.remaining = length
+        self.expected = expected
+        self.hasher = integrity.Hasher(expected.algorithm) if expected is not None else None
+
+    def take(self, data: bytes) -> bytes:
+        if not data or len(data) > self.remaining:
+            what = "ended" if not data else "went on"
+            raise OSError(f"{self.path!r} {what} {self.remaining} bytes early while it was being sent")
+        self.remaining -= len(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+            if self.remaining <= 0 and self.expected is not None:
+                integrity.check(self.path, self.expected, self.hasher.digest())
+        return data
+
+
 def _read_chunks(
     handle: IO[bytes],
     path: str,
@@ -362,27 +387,14 @@ def _read_chunks(
     *,
     expected: integrity.Digest | None = None,
 ) -> Generator[bytes, None, None]:
-    """``length`` bytes of the open ``handle`` from ``start`` in ``chunk_size`` pieces; closes it.
-
-    With ``expected`` (a whole-file read of an artifact with a recorded digest) every chunk is
-    hashed and the last one is checked before it is sent: a body that does not match is never
-    delivered complete.
-    """
-    hasher = integrity.Hasher(expected.algorithm) if expected is not None else None
+    """``length`` bytes of the open ``handle`` from ``start`` in ``chunk_size`` pieces, checked
+    (:class:`_BodyCheck`); closes it."""
+    check = _BodyCheck(path, length, expected)
     with handle:
         if start:
             handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            data = handle.read(min(chunk_size, remaining))
-            if not data:  # the file shrank under us: end the response short, the client sees it
-                raise OSError(f"{path!r} ended {remaining} bytes early while it was being sent")
-            remaining -= len(data)
-            if hasher is not None:
-                hasher.update(data)
-                if remaining <= 0:
-                    integrity.check(path, expected, hasher.digest())
-            yield data
+        while check.remaining > 0:
+            yield check.take(handle.read(min(chunk_size, check.remaining)))
 
 
 def checkable(info: Mapping[str, Any]) -> integrity.Digest | None:
@@ -448,3 +460,65 @@ async def read_stream(
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await run_in_threadpool(chunks.close)
+
+
+READ_AHEAD = 2
+"""Pieces a streamed answer reads from the store ahead of what it has sent."""
+
+_END = object()
+
+
+async def _pump(
+    pieces: AsyncIterator[bytes], slots: asyncio.Semaphore, hand: Callable[[object], None]
+) -> None:
+    """On the store's loop: hand each piece of ``pieces`` over as a slot frees, then the end or the
+    failure; the stream is closed however this ends (cancelled when the answer stops)."""
+    try:
+        async with contextlib.aclosing(pieces):  # type: ignore[type-var]
+            async for piece in pieces:
+                await slots.acquire()
+                hand(piece)
+    except Exception as exc:  # noqa: BLE001 - the answer raises it; cancelled means it stopped
+        hand(exc)
+        return
+    hand(_END)
+
+
+async def stream_version(
+    pieces: AsyncIterator[bytes],
+    loop: asyncio.AbstractEventLoop,
+    path: str,
+    length: int,
+    *,
+    expected: integrity.Digest | None = None,
+) -> AsyncIterator[bytes]:
+    """The pieces of one GET the store streams on its own event loop ``loop``
+    (:meth:`ArtifactStore.version_stream`), checked as :func:`read_stream`'s chunks are: no worker
+    thread, and the store reads :data:`READ_AHEAD` pieces ahead while one is sent. A store that
+    fails, or an answer that stops (the client went away), ends the other side too."""
+    check = _BodyCheck(path, length, expected)
+    here = asyncio.get_running_loop()
+    arrived: asyncio.Queue[object] = asyncio.Queue()
+    slots = asyncio.Semaphore(READ_AHEAD)  # used on the store's loop only
+
+    def hand(item: object) -> None:
+        here.call_soon_threadsafe(arrived.put_nowait, item)
+
+    pump = asyncio.run_coroutine_threadsafe(_pump(pieces, slots, hand), loop)
+    try:
+        while True:
+            item = await arrived.get()
+            if item is _END:
+                if check.remaining:
+                    check.take(b"")  # ended early: cut short
+                return
+            if isinstance(item, BaseException):
+                raise item
+            loop.call_soon_threadsafe(slots.release)
+            assert isinstance(item, bytes)
+            yield check.take(item)
+    except OSError as exc:  # DigestMismatchError included
+        _report_cut(path, exc)
+        raise
+    finally:
+        pump.cancel()  # stops the store's GET where it is; a finished one is left as it is
