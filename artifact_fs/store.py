@@ -718,10 +718,11 @@ class ArtifactStore:
         return handle, info
 
     def version_stream(
-        self, path: str, info: Mapping[str, Any], start: int, length: int, piece_size: int
-    ) -> tuple[AsyncIterator[bytes], asyncio.AbstractEventLoop] | None:
+        self, path: str, info: Mapping[str, Any], start: int, length: int, batch_size: int
+    ) -> tuple[AsyncIterator[list[bytes]], asyncio.AbstractEventLoop] | None:
         """``length`` bytes from ``start`` of the version :meth:`open_version` described in ``info``,
-        as one GET pinned to that version, and the event loop the stream runs on (the backend's);
+        as one GET pinned to that version, in batches of pieces of at least ``batch_size`` bytes,
+        and the event loop the stream runs on (the backend's);
         ``None`` where the backend cannot (not an async object store, or no version to pin), and the
         open handle is read instead. The server's streamed answers: one request to the store per
         answer, read as it arrives, where the handle makes one request per chunk it is asked for."""
@@ -731,7 +732,7 @@ class ArtifactStore:
         streamer = getattr(fs, "version_stream", None)
         if streamer is None or length <= 0:
             return None
-        stream = streamer(self._full(self._relative(path)), info, (start, start + length - 1), piece_size)
+        stream = streamer(self._full(self._relative(path)), info, (start, start + length - 1), batch_size)
         return None if stream is None else (stream, fs.loop)
 
     def _opened_info(self, handle: IO[bytes], relative: str) -> dict[str, Any]:

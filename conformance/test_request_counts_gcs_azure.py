@@ -388,7 +388,7 @@ def test_a_version_stream_is_one_pinned_get_of_its_range(store: Store) -> None:
 
     def read(pieces: Any, loop: asyncio.AbstractEventLoop) -> bytes:
         async def gather() -> bytes:
-            return b"".join([piece async for piece in pieces])
+            return b"".join([piece async for batch in pieces for piece in batch])
 
         return bytes(sync(loop, gather))
 

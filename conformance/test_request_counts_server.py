@@ -222,7 +222,7 @@ def test_a_streamed_answer_is_pinned_to_the_version_the_server_opened(seaweedfs_
         pieces, loop = opened
 
         async def gather() -> bytes:
-            return b"".join([piece async for piece in pieces])
+            return b"".join([piece async for batch in pieces for piece in batch])
 
         return sync(loop, gather)
 

@@ -117,17 +117,17 @@ class ObjectStoreFileSystem(AsyncFileSystem):
         return None
 
     def version_stream(
-        self, path: str, info: Mapping[str, Any], span: tuple[int, int], piece_size: int
-    ) -> AsyncIterator[bytes] | None:
+        self, path: str, info: Mapping[str, Any], span: tuple[int, int], batch_size: int
+    ) -> AsyncIterator[list[bytes]] | None:
         """The bytes ``span`` (first and last) of the version ``info`` describes, as one ranged GET
-        streamed on this filesystem's loop in pieces of at least ``piece_size`` bytes
+        streamed on this filesystem's loop in batches of at least ``batch_size`` bytes
         (:func:`~artifact_fs.backends.ranged_download.stream_version`); errors translated. ``None``
         where the store cannot pin a GET to that version (:meth:`version_getter`)."""
         pinned = self.version_getter(path, info)
         if pinned is None:
             return None
         get_object, version = pinned
-        return _translated(stream_version(get_object, span, version, piece_size), path)
+        return _translated(stream_version(get_object, span, version, batch_size), path)
 
     async def _raise_if_missing(self, path: str | list[str]) -> None:
         """``FileNotFoundError`` for one path that does not exist (a store answers its delete with success).
@@ -153,12 +153,12 @@ class ObjectStoreFileSystem(AsyncFileSystem):
             raise
 
 
-async def _translated(stream: AsyncIterator[bytes], path: str) -> AsyncIterator[bytes]:
+async def _translated(stream: AsyncIterator[list[bytes]], path: str) -> AsyncIterator[list[bytes]]:
     """``stream`` with its errors translated (:func:`~artifact_fs.errors.translating`), closed with it."""
     async with contextlib.aclosing(stream):  # type: ignore[type-var]
         with translating(path):
-            async for piece in stream:
-                yield piece
+            async for batch in stream:
+                yield batch
 
 
 def record_path(path: str) -> str:

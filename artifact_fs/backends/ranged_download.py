@@ -141,23 +141,25 @@ async def read_range(
 
 
 async def stream_version(
-    get_object: GetObject, span: tuple[int, int], version: str | None, piece_size: int
-) -> AsyncIterator[bytes]:
+    get_object: GetObject, span: tuple[int, int], version: str | None, batch_size: int
+) -> AsyncIterator[list[bytes]]:
     """The bytes ``span`` (first and last) of one version of an object (``version``: what
-    ``IfMatch`` pins, the ETag or generation its open handle read) as one ranged GET, in pieces of
-    at least ``piece_size`` bytes (the last may be shorter): the server's streamed answers, where a piece
-    crosses from the store's event loop to the server's. A version replaced meanwhile fails."""
-    pending: list[bytes] = []
+    ``IfMatch`` pins, the ETag or generation its open handle read) as one ranged GET, in batches of
+    pieces as they arrived adding up to at least ``batch_size`` bytes (the last may be less): the
+    server's streamed answers, where a batch crosses from the store's event loop to the server's
+    in one hand-off, its pieces never joined (a copy of every byte). A version replaced meanwhile
+    fails."""
+    batch: list[bytes] = []
     held = 0
     conditions = {"IfMatch": version} if version else {}
     async for piece in read_range(get_object, span, conditions=conditions):
-        pending.append(piece)
+        batch.append(piece)
         held += len(piece)
-        if held >= piece_size:
-            yield b"".join(pending)
-            pending, held = [], 0
-    if pending:
-        yield b"".join(pending)
+        if held >= batch_size:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 async def write_range(

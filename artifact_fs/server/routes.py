@@ -154,7 +154,7 @@ def _etags(header: str) -> set[str]:
     return {tag.strip() for tag in header.split(",")}
 
 
-_VersionStream = tuple[AsyncIterator[bytes], asyncio.AbstractEventLoop]
+_VersionStream = tuple[AsyncIterator[list[bytes]], asyncio.AbstractEventLoop]
 """One GET of the version a handle opened, and the event loop it runs on."""
 
 

@@ -463,21 +463,21 @@ async def read_stream(
 
 
 READ_AHEAD = 2
-"""Pieces a streamed answer reads from the store ahead of what it has sent."""
+"""Batches a streamed answer reads from the store ahead of what it has sent."""
 
 _END = object()
 
 
 async def _pump(
-    pieces: AsyncIterator[bytes], slots: asyncio.Semaphore, hand: Callable[[object], None]
+    batches: AsyncIterator[list[bytes]], slots: asyncio.Semaphore, hand: Callable[[object], None]
 ) -> None:
-    """On the store's loop: hand each piece of ``pieces`` over as a slot frees, then the end or the
+    """On the store's loop: hand each batch of ``batches`` over as a slot frees, then the end or the
     failure; the stream is closed however this ends (cancelled when the answer stops)."""
     try:
-        async with contextlib.aclosing(pieces):  # type: ignore[type-var]
-            async for piece in pieces:
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for batch in batches:
                 await slots.acquire()
-                hand(piece)
+                hand(batch)
     except Exception as exc:  # noqa: BLE001 - the answer raises it; cancelled means it stopped
         hand(exc)
         return
@@ -485,7 +485,7 @@ async def _pump(
 
 
 async def stream_version(
-    pieces: AsyncIterator[bytes],
+    batches: AsyncIterator[list[bytes]],
     loop: asyncio.AbstractEventLoop,
     path: str,
     length: int,
@@ -494,8 +494,9 @@ async def stream_version(
 ) -> AsyncIterator[bytes]:
     """The pieces of one GET the store streams on its own event loop ``loop``
     (:meth:`ArtifactStore.version_stream`), checked as :func:`read_stream`'s chunks are: no worker
-    thread, and the store reads :data:`READ_AHEAD` pieces ahead while one is sent. A store that
-    fails, or an answer that stops (the client went away), ends the other side too."""
+    thread, one hand-off per batch, and the store reads :data:`READ_AHEAD` batches ahead while one
+    is sent. A store that fails, or an answer that stops (the client went away), ends the other
+    side too."""
     check = _BodyCheck(path, length, expected)
     here = asyncio.get_running_loop()
     arrived: asyncio.Queue[object] = asyncio.Queue()
@@ -504,7 +505,7 @@ async def stream_version(
     def hand(item: object) -> None:
         here.call_soon_threadsafe(arrived.put_nowait, item)
 
-    pump = asyncio.run_coroutine_threadsafe(_pump(pieces, slots, hand), loop)
+    pump = asyncio.run_coroutine_threadsafe(_pump(batches, slots, hand), loop)
     try:
         while True:
             item = await arrived.get()
@@ -515,8 +516,9 @@ async def stream_version(
             if isinstance(item, BaseException):
                 raise item
             loop.call_soon_threadsafe(slots.release)
-            assert isinstance(item, bytes)
-            yield check.take(item)
+            assert isinstance(item, list)
+            for piece in item:
+                yield check.take(piece)
     except OSError as exc:  # DigestMismatchError included
         _report_cut(path, exc)
         raise
