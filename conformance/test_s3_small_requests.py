@@ -275,6 +275,29 @@ def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concur
     assert (tmp_path / "out" / "weights.bin").read_bytes() == data
 
 
+@pytest.mark.parametrize("payer", [False, True], ids=["presigned", "requester-pays"])
+def test_a_streamed_write_sends_presigned_parts_unless_its_arguments_must_ride(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, payer: bool
+) -> None:
+    """A file written piece by piece (the server's proxied PUTs) sends each full part as it fills:
+    presigned with its Content-MD5 (no SigV4 hash of the payload on the server's CPU), through the
+    SDK when an argument every request carries (requester pays) must go with it."""
+    data = random_bytes((PARTS - 1) * PART + 4321, seed=12)
+    options = {"s3_additional_kwargs": {"RequestPayer": "requester"}} if payer else {}
+    store = _parts_store(seaweedfs_server, proxy, **options)
+    proxy.reset()
+
+    with store.open("streamed.bin", "wb") as handle:
+        for start in range(0, len(data), PART // 3):
+            handle.write(data[start : start + PART // 3])
+
+    kinds = proxy.reset()
+    sent = "upload-part" if payer else "url-upload-part"
+    assert kinds["create-multipart"] == 1 and kinds["complete-multipart"] == 1, kinds
+    assert kinds[sent] == PARTS and kinds["url-upload-part" if payer else "upload-part"] == 0, kinds
+    assert _object(seaweedfs_server, store, "streamed.bin") == data
+
+
 def test_a_part_the_store_refuses_presigned_goes_through_the_sdk(
     seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,8 +14,10 @@ import concurrent.futures
 import io
 from typing import Any
 
-Pending = list[tuple[int, "concurrent.futures.Future[Any]"]]
-"""Parts in flight, oldest first: ``(part number, future of its upload_part response)``."""
+from artifact_fs.backends import s3_upload
+
+Pending = list[tuple[int, "concurrent.futures.Future[dict[str, Any]]"]]
+"""Parts in flight, oldest first: ``(part number, future of its entry for the completion)``."""
 
 
 def parts_in_flight(max_concurrency: int) -> int:
@@ -64,10 +66,8 @@ class ConcurrentParts:
         self._collect_parts(0)
         super().commit()  # type: ignore[misc]
 
-    def _pending(self) -> list[tuple[int, concurrent.futures.Future[Any]]]:
-        pending: list[tuple[int, concurrent.futures.Future[Any]]] = self.__dict__.setdefault(
-            "_parts_pending", []
-        )
+    def _pending(self) -> Pending:
+        pending: Pending = self.__dict__.setdefault("_parts_pending", [])
         return pending
 
     def _submit_part(self, data: bytes) -> None:
@@ -76,14 +76,15 @@ class ConcurrentParts:
         pending = self._pending()
         number = len(self.parts) + len(pending) + 1
         bucket, key, _ = self.fs.split_path(self.path)
-        upload = self.fs._call_s3(
-            "upload_part",
-            self.s3_additional_kwargs,
-            Bucket=bucket,
-            Key=key,
-            PartNumber=number,
-            UploadId=self.mpu["UploadId"],
-            Body=data,
+        upload = s3_upload.send_part(
+            self.fs,
+            bucket,
+            key,
+            data,
+            upload_id=self.mpu["UploadId"],
+            number=number,
+            md5=s3_upload.content_md5(data),  # in the writer's thread, not on the loop
+            upload_arguments=self.s3_additional_kwargs,
         )
         pending.append((number, asyncio.run_coroutine_threadsafe(upload, self.fs.loop)))
         self._collect_parts(parts_in_flight(self.fs.max_concurrency) - 1)
@@ -92,13 +93,10 @@ class ConcurrentParts:
         """Wait for the oldest parts until at most ``keep`` are in flight; record them in order."""
         pending = self._pending()
         while len(pending) > keep:
-            number, future = pending[0]
-            result = future.result()
+            _, future = pending[0]
+            sent = future.result()
             pending.pop(0)
-            part = {"PartNumber": number, "ETag": result["ETag"]}
-            if "ChecksumSHA256" in result:
-                part["ChecksumSHA256"] = result["ChecksumSHA256"]
-            self.parts.append(part)
+            self.parts.append(sent)
 
     def drop_pending_parts(self) -> None:
         """Cancel the parts in flight and wait for them (before the upload is aborted)."""

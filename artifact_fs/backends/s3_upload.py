@@ -39,14 +39,52 @@ def part_size(size: int, chunk_size: int) -> int:
     return max(chunk_size, math.ceil(size / MAX_PARTS))
 
 
+def content_md5(data: bytes) -> str:
+    """A part's base64 ``Content-MD5`` (hashlib releases the GIL: compute it in a thread)."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
 def _read_part(fd: int, offset: int, length: int) -> tuple[bytes, str]:
-    """A part's bytes and their base64 MD5 (run in a thread: hashlib releases the GIL)."""
+    """A part's bytes and their :func:`content_md5` (run in a thread)."""
     data = os.pread(fd, length, offset)
     if len(data) != length:
         raise OSError(
             f"the file changed while it was uploaded: {length} bytes expected at {offset}, read {len(data)}"
         )
-    return data, base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    return data, content_md5(data)
+
+
+async def send_part(
+    fs: Any,
+    bucket: str,
+    key: str,
+    data: bytes,
+    *,
+    upload_id: str,
+    number: int,
+    md5: str,
+    upload_arguments: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Send one part of a multipart upload; its entry for ``complete_multipart_upload`` (number,
+    ETag, and the checksum the SDK was asked for, if any). A presigned PUT (:mod:`.s3_small`)
+    first, the SDK (and its retries) for what that leaves, and always where ``upload_arguments``
+    (SSE-C keys, request payer, a checksum algorithm) must ride with the part."""
+    if not upload_arguments:
+        etag = await fs.small.upload_part(bucket, key, data, upload_id=upload_id, number=number, md5=md5)
+        if etag is not None:
+            return {"PartNumber": number, "ETag": etag}
+    answer = await fs._call_s3(
+        "upload_part",
+        dict(upload_arguments or {}),
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        PartNumber=number,
+        Body=data,
+        ContentMD5=md5,
+    )
+    checksums = {name: value for name, value in answer.items() if name.startswith("Checksum")}
+    return {"PartNumber": number, "ETag": answer["ETag"], **checksums}
 
 
 async def put_file(
@@ -112,20 +150,9 @@ async def _send_parts(
     async def send(number: int, offset: int) -> dict[str, Any]:
         async with slots:
             data, md5 = await loop.run_in_executor(None, _read_part, fd, offset, min(part, size - offset))
-            etag = await fs.small.upload_part(bucket, key, data, upload_id=upload_id, number=number, md5=md5)
-            if etag is None:  # the SDK sends what the presigned path leaves (and retries it)
-                answer = await fs._call_s3(
-                    "upload_part",
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentMD5=md5,
-                )
-                etag = answer["ETag"]
+            sent = await send_part(fs, bucket, key, data, upload_id=upload_id, number=number, md5=md5)
             callback.relative_update(len(data))
-            return {"PartNumber": number, "ETag": etag}
+            return sent
 
     try:
         async with asyncio.TaskGroup() as group:  # the first failure cancels the parts still in flight
