@@ -438,6 +438,61 @@ def test_a_tree_uploads_whole_when_its_batches_are_cut_mid_stream(
     } == expected
 
 
+class _FirstExchangesCut(FaultyProxy):
+    """Resets the first ``cuts`` exchanges once :attr:`armed` (50 KB into each), passes the rest."""
+
+    armed = False
+    cuts = 0
+
+    def _roll(self, relayed: int) -> int | None:
+        with self._lock:
+            self.exchanges += 1
+            if not self.armed or self.cuts <= 0:
+                return None
+            self.cuts -= 1
+        return relayed + 50_000
+
+
+def test_a_retried_batch_upload_sends_the_whole_batch_again(
+    server: ArtifactServer, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's retry policy sends a request cut by a reset again: a streamed batch starts again
+    from its first entry (a spent generator would send only its rest, a tar of the files it had not
+    yet read), so both batches are stored whole by their second attempt and no file goes alone."""
+    source = tmp_path / "source"
+    for i in range(200):
+        path = source / f"d{i % 5}" / f"f{i:03d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(random_bytes(2000 + i * 11, seed=i))
+    proxy = _FirstExchangesCut(server.port)
+    original = BatchTransfers.put_batched
+    delivered: list[int] = []
+
+    def cut_first_attempts(self: BatchTransfers, files: Any) -> set[str]:
+        proxy.armed, proxy.cuts = True, 2  # the first attempt of each of the two batches
+        try:
+            done: set[str] = original(self, files)
+        finally:
+            proxy.armed = False
+        delivered.append(len(done))
+        return done
+
+    monkeypatch.setattr(BatchTransfers, "put_batched", cut_first_attempts)
+    try:
+        url = f"{proxy.url}/api/2.0/mlflow-artifacts/artifacts/{prefix}"
+        store = ArtifactStore(url, environ=CLIENT_ENVIRON, skip_instance_cache=True)
+        store.backend_fs.server_info()  # asked once, before the cuts are armed: they are for batches
+        store.log_artifacts(str(source))
+    finally:
+        proxy.stop()
+    assert proxy.resets == 2 and delivered == [200], (proxy.resets, delivered)
+    expected = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    stored = Path(server.destination) / prefix
+    assert {
+        p.relative_to(stored).as_posix(): p.read_bytes() for p in stored.rglob("*") if p.is_file()
+    } == expected
+
+
 @pytest.mark.s3
 def test_a_batch_upload_to_s3_is_checked_before_anything_is_stored(
     artifact_server_s3: ArtifactServer,

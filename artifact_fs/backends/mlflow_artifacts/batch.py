@@ -64,6 +64,18 @@ class BatchLimits:
         return cls(path, files, size)  # type: ignore[arg-type]
 
 
+class _Resent:
+    """A streamed request body that starts again from its first byte each time it is iterated: a
+    request the session retries (MLflow's retry policy) sends the whole batch again, where a spent
+    generator would send only what it had not yet yielded."""
+
+    def __init__(self, start: Callable[[], Iterator[bytes]]) -> None:
+        self.start = start
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.start()
+
+
 class BatchTransfers(ArtifactsReads):
     """Downloads and uploads of many small files as tar streams (:mod:`artifact_fs.server.batch`)."""
 
@@ -133,11 +145,16 @@ class BatchTransfers(ArtifactsReads):
         what the server read whole before it failed, and the caller sends every file again alone."""
         url = f"{self.service_url}/mlflow-artifacts/{limits.path}"
         sent: list[str] = []
+
+        def from_the_start() -> Iterator[bytes]:
+            sent.clear()
+            return self._tar_of(limits, batch, files, sent)
+
         try:
             with af_http.translating_requests(url, batch[0]):
                 response = self.session.post(
                     url,
-                    data=self._tar_of(limits, batch, files, sent),
+                    data=_Resent(from_the_start),
                     headers={"Content-Type": "application/x-tar"},
                     timeout=self.transfer_timeout,
                 )
