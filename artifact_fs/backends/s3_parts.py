@@ -83,7 +83,6 @@ class ConcurrentParts:
             data,
             upload_id=self.mpu["UploadId"],
             number=number,
-            md5=s3_upload.content_md5(data),  # in the writer's thread, not on the loop
             upload_arguments=self.s3_additional_kwargs,
         )
         pending.append((number, asyncio.run_coroutine_threadsafe(upload, self.fs.loop)))

@@ -62,13 +62,16 @@ async def send_part(
     *,
     upload_id: str,
     number: int,
-    md5: str,
+    md5: str | None = None,
     upload_arguments: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Send one part of a multipart upload; its entry for ``complete_multipart_upload`` (number,
     ETag, and the checksum the SDK was asked for, if any). A presigned PUT (:mod:`.s3_small`)
     first, the SDK (and its retries) for what that leaves, and always where ``upload_arguments``
-    (SSE-C keys, request payer, a checksum algorithm) must ride with the part."""
+    (SSE-C keys, request payer, a checksum algorithm) must ride with the part. ``md5``: the part's
+    :func:`content_md5`, computed in a thread when not given."""
+    if md5 is None:  # in a thread: the loop goes on meanwhile, and so does the part's writer
+        md5 = await asyncio.get_running_loop().run_in_executor(None, content_md5, data)
     if not upload_arguments:
         etag = await fs.small.upload_part(bucket, key, data, upload_id=upload_id, number=number, md5=md5)
         if etag is not None:
