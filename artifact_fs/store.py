@@ -717,6 +717,47 @@ class ArtifactStore:
             info["digest"] = digest.header()
         return handle, info
 
+    @property
+    def reads_small_on_loop(self) -> bool:
+        """Whether :meth:`aread_small` runs here: an async object store that reads a small file in
+        one GET (S3)."""
+        fs = self.backend_fs
+        return bool(
+            getattr(fs, "async_impl", False)
+            and not getattr(fs, "asynchronous", False)
+            and callable(getattr(fs, "_read_small", None))
+        )
+
+    async def aread_small(self, path: str, limit: int) -> tuple[bytes, dict[str, Any]] | None:
+        """On the backend's loop (:attr:`reads_small_on_loop`): the artifact file ``path``'s whole
+        bytes if it has at most ``limit``, and the ``info`` of that version (as
+        :meth:`open_version` gives, its record in ``info["digest"]``), in one GET; ``None`` when it
+        is larger. The bytes are checked against the record first: a mismatch is
+        :class:`~artifact_fs.integrity.DigestMismatchError`. The server's batch downloads."""
+        relative = self._relative(path)
+        if not relative:
+            raise IsADirectoryError(errno.EISDIR, "the artifact root is a directory", str(self.uri))
+        full = self._full(relative)
+        try:
+            with errors.translating(full):
+                read = await self.backend_fs._read_small(full, limit)
+        except FileNotFoundError as exc:
+            raise _no_such_artifact(path) from exc
+        if read is None:
+            return None
+        data, info = read
+        record = (
+            await integrity.arecorded(self.backend, self.backend_fs, full, info)
+            if self.root.digests_enabled
+            else None
+        )
+        if record is not None:
+            info["digest"] = record.header()
+            quick = integrity.quick_digest(info["digest"])
+            if quick is not None:
+                integrity.check(path, quick, integrity.digest_of(data, quick.algorithm))
+        return data, info
+
     def version_stream(
         self, path: str, info: Mapping[str, Any], start: int, length: int, batch_size: int
     ) -> tuple[AsyncIterator[list[bytes]], asyncio.AbstractEventLoop] | None:

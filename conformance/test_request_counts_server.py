@@ -93,13 +93,13 @@ def test_one_parquet_column_through_the_server_moves_at_most_1_2x_its_bytes_on_e
     assert store_bytes <= COLUMN_BYTES_LIMIT * column, (store_bytes, column, store_kinds)
 
 
-def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_head_and_get_each(
+def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_get_each(
     legs: Legs, seaweedfs_server: SeaweedFS, tmp_path: Path
 ) -> None:
-    """The server opens each file with one HEAD, which also brings the record the object carries
-    (logged by artifact_fs directly: no hidden-record GET), and reads it with one GET, both
-    presigned (a third of botocore's CPU each). It used to be an SDK HEAD, a record GET and an SDK GET.
-    The client asks for all of them in one batch request (a tar stream)."""
+    """The client asks for all of them in one batch request (a tar stream); the server reads each
+    with one presigned GET on the store's loop, whose headers name the version (ETag, size) and
+    bring the record the object carries (logged by artifact_fs directly: no hidden-record GET).
+    It used to be an SDK HEAD, a record GET and an SDK GET, then a presigned HEAD and GET."""
     files = 24
     expected = {f"d{i % 3}/f{i}.bin": random_bytes(5000 + i, seed=i) for i in range(files)}
     for name, data in expected.items():
@@ -125,14 +125,14 @@ def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_head_an
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.bin")} == expected
     assert client_kinds["download"] == 0 and client_kinds["batch"] == 1, client_kinds  # one tar stream
     per_file = {kind: count for kind, count in store_kinds.items() if kind != "list"}
-    assert per_file == {"url-head": files, "url-get": files}, store_kinds
+    assert per_file == {"url-get": files}, store_kinds
 
 
 def test_small_files_uploaded_through_the_server_are_one_presigned_put_carrying_their_record(
     legs: Legs, tmp_path: Path
 ) -> None:
     """The server writes a small artifact as one presigned PUT whose metadata carries the record it
-    computed (beside the hidden record), so serving it back is a HEAD and a GET, no record read."""
+    computed (beside the hidden record), so serving it back in a batch is one GET, no record read."""
     files = 24
     expected = {f"d{i % 3}/f{i}.bin": random_bytes(7000 + i, seed=100 + i) for i in range(files)}
     for name, data in expected.items():
@@ -153,7 +153,7 @@ def test_small_files_uploaded_through_the_server_are_one_presigned_put_carrying_
     out = tmp_path / "out"
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.bin")} == expected
     per_file = {kind: count for kind, count in downloaded.items() if kind != "list"}
-    assert per_file == {"url-head": files, "url-get": files}, downloaded
+    assert per_file == {"url-get": files}, downloaded
 
 
 MIB = 1024 * 1024

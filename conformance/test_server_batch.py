@@ -26,9 +26,11 @@ from artifact_fs.backends.mlflow_artifacts.batch import BatchTransfers
 from artifact_fs.integrity import DigestMismatchError
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.server import batch
+from conformance.backends.artifact_server import S3_BUCKET, S3_PREFIX
 from conformance.helpers import random_bytes
 from conformance.servers.artifact_server import ArtifactServer, start_artifact_server
 from conformance.servers.faulty_proxy import FaultyProxy
+from conformance.servers.moto import MotoServer
 
 pytestmark = pytest.mark.server
 
@@ -524,3 +526,34 @@ def test_a_batch_upload_to_s3_is_checked_before_anything_is_stored(
     assert (
         requests.get(f"{artifact_server_s3.artifacts_url}/{prefix}/wrong.bin", timeout=30).status_code == 404
     )
+
+
+@pytest.mark.s3
+def test_a_batch_download_from_s3_reads_each_file_once_and_leaves_out_a_changed_one(
+    artifact_server_s3: ArtifactServer, moto_server: MotoServer
+) -> None:
+    """On S3 each file of a batch is one GET on the store's loop (its headers name the version):
+    the entries carry the ETag a file's own GET sends and the record checked against their bytes;
+    an empty file goes too; a file over the limit and one whose bytes no longer match its record
+    (replaced behind the server's back) are left out, and the changed one's own GET is cut short."""
+    prefix = f"batch-s3-down-{uuid.uuid4().hex[:8]}"
+    files = {f"{prefix}/f{i}.bin": random_bytes(3000 + i, seed=40 + i) for i in range(5)}
+    files[f"{prefix}/empty.txt"] = b""
+    assert _upload(artifact_server_s3, _tar([(name, data, _record(data)) for name, data in files.items()])).ok
+    big = f"{prefix}/big.bin"
+    _put(artifact_server_s3, big, random_bytes(batch.MAX_FILE_SIZE + 1, seed=49))
+    changed = f"{prefix}/f0.bin"
+    moto_server.client().put_object(
+        Bucket=S3_BUCKET, Key=f"{S3_PREFIX}/{changed}", Body=random_bytes(3000, seed=99)
+    )
+
+    entries = _entries(_post(artifact_server_s3, {"paths": [*files, big]}))
+
+    assert set(entries) == set(files) - {changed}
+    for name, (data, headers) in entries.items():
+        own = requests.head(f"{artifact_server_s3.artifacts_url}/{name}", timeout=30)
+        assert data == files[name], name
+        assert headers[batch.ETAG_KEY] == own.headers["ETag"], name
+        assert headers[batch.DIGEST_KEY] == _record(files[name]), name
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(f"{artifact_server_s3.artifacts_url}/{changed}", timeout=30)

@@ -162,6 +162,30 @@ async def stream_version(
         yield batch
 
 
+async def read_small(get_object: GetObject, limit: int) -> tuple[bytes, Mapping[str, Any]] | None:
+    """A whole object of at most ``limit`` bytes in one GET (the first ``limit + 1`` bytes asked,
+    so a larger one costs no more than that), with the answer whose headers name the version read;
+    ``None`` when the object is larger. A body cut short resumes pinned to that version."""
+    try:
+        answer = await get_object(Range=f"bytes=0-{limit}")
+    except OSError as exc:
+        if not errors.is_invalid_range(exc):
+            raise
+        answer = await get_object()  # an empty object: S3 and GCS answer 416 to any range
+    size = object_size(answer)
+    if size > limit:
+        answer["Body"].close()
+        return None
+    etag = answer.get("ETag")
+    conditions = {"IfMatch": etag} if etag else {}
+    pieces = [
+        piece async for piece in read_range(get_object, (0, size - 1), conditions=conditions, response=answer)
+    ]
+    if sum(map(len, pieces)) != size:
+        raise OSError(errno.EIO, f"the store sent {sum(map(len, pieces))} of the object's {size} bytes")
+    return b"".join(pieces), answer
+
+
 async def write_range(
     response: Mapping[str, Any],
     get_object: GetObject,

@@ -25,7 +25,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, integrity, settings
-from artifact_fs.backends import object_store, s3_download, s3_small, s3_upload
+from artifact_fs.backends import object_store, ranged_download, s3_download, s3_small, s3_upload
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.ranged_download import GetObject
@@ -459,6 +459,17 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         sink = kw.get("digest_sink")
         if sink is not None and first is not None:
             sink["digest"] = (first.get("Metadata") or {}).get(integrity.METADATA_KEY)
+
+    async def _read_small(self, path: str, limit: int) -> tuple[bytes, dict[str, Any]] | None:
+        """The whole object ``path`` in one GET if it has at most ``limit`` bytes, with the info of
+        the version read (its ETag, size, and the metadata a record rides in: no HEAD first);
+        ``None`` when it is larger (:func:`.ranged_download.read_small`)."""
+        read = await ranged_download.read_small(s3_download.object_getter(self, path), limit)
+        if read is None:
+            return None
+        data, answer = read
+        info = {"name": path, "type": "file", "size": len(data), "ETag": answer.get("ETag")}
+        return data, {**info, "Metadata": dict(answer.get("Metadata") or {})}
 
     def version_getter(self, path: str, info: Mapping[str, Any]) -> tuple[GetObject, str] | None:
         """A GET of ``path`` (presigned first, :mod:`.s3_small`) pinned by the ETag ``info`` names."""
