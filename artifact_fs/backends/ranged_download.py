@@ -162,16 +162,22 @@ async def stream_version(
         yield batch
 
 
+async def first_range(get_object: GetObject, length: int) -> Mapping[str, Any]:
+    """The GET of an object's first ``length`` bytes (its answer gives the whole size); an empty
+    object, which S3 and GCS answer 416 to any range of, is asked again without one."""
+    try:
+        return await get_object(Range=f"bytes=0-{length - 1}")
+    except OSError as exc:
+        if not errors.is_invalid_range(exc):
+            raise
+        return await get_object()
+
+
 async def read_small(get_object: GetObject, limit: int) -> tuple[bytes, Mapping[str, Any]] | None:
     """A whole object of at most ``limit`` bytes in one GET (the first ``limit + 1`` bytes asked,
     so a larger one costs no more than that), with the answer whose headers name the version read;
     ``None`` when the object is larger. A body cut short resumes pinned to that version."""
-    try:
-        answer = await get_object(Range=f"bytes=0-{limit}")
-    except OSError as exc:
-        if not errors.is_invalid_range(exc):
-            raise
-        answer = await get_object()  # an empty object: S3 and GCS answer 416 to any range
+    answer = await first_range(get_object, limit + 1)
     size = object_size(answer)
     if size > limit:
         answer["Body"].close()
@@ -218,15 +224,7 @@ async def download(
 
     ``part_size=0`` downloads with one plain GET (``MLFLOW_ENABLE_MULTIPART_DOWNLOAD=false``).
     """
-    if part_size <= 0:
-        first = await get_object()
-    else:
-        try:
-            first = await get_object(Range=f"bytes=0-{part_size - 1}")
-        except OSError as exc:
-            if not errors.is_invalid_range(exc):
-                raise
-            first = await get_object()  # an empty object: S3 and GCS answer 416 to any range
+    first = await (first_range(get_object, part_size) if part_size > 0 else get_object())
     size = object_size(first)
     callback.set_size(size)
     etag = first.get("ETag")
