@@ -718,15 +718,20 @@ class ArtifactStore:
         return handle, info
 
     @property
+    def backend_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop an async backend runs its coroutines on (its own thread, fsspec's);
+        ``None`` for a synchronous backend, or one driven by its caller's loop (``asynchronous``)."""
+        fs = self.backend_fs
+        if getattr(fs, "async_impl", False) and not getattr(fs, "asynchronous", False):
+            loop: asyncio.AbstractEventLoop = fs.loop
+            return loop
+        return None
+
+    @property
     def reads_small_on_loop(self) -> bool:
         """Whether :meth:`aread_small` runs here: an async object store that reads a small file in
         one GET (S3)."""
-        fs = self.backend_fs
-        return bool(
-            getattr(fs, "async_impl", False)
-            and not getattr(fs, "asynchronous", False)
-            and callable(getattr(fs, "_read_small", None))
-        )
+        return self.backend_loop is not None and callable(getattr(self.backend_fs, "_read_small", None))
 
     async def aread_small(self, path: str, limit: int) -> tuple[bytes, dict[str, Any]] | None:
         """On the backend's loop (:attr:`reads_small_on_loop`): the artifact file ``path``'s whole
@@ -767,14 +772,12 @@ class ArtifactStore:
         ``None`` where the backend cannot (not an async object store, or no version to pin), and the
         open handle is read instead. The server's streamed answers: one request to the store per
         answer, read as it arrives, where the handle makes one request per chunk it is asked for."""
-        fs = self.backend_fs
-        if not getattr(fs, "async_impl", False) or getattr(fs, "asynchronous", False):
-            return None
-        streamer = getattr(fs, "version_stream", None)
-        if streamer is None or length <= 0:
+        loop = self.backend_loop
+        streamer = getattr(self.backend_fs, "version_stream", None)
+        if loop is None or streamer is None or length <= 0:
             return None
         stream = streamer(self._full(self._relative(path)), info, (start, start + length - 1), batch_size)
-        return None if stream is None else (stream, fs.loop)
+        return None if stream is None else (stream, loop)
 
     def _opened_info(self, handle: IO[bytes], relative: str) -> dict[str, Any]:
         """What an open handle knows of the version it reads (fsspec's ``details``, or ``fstat``)."""
@@ -809,8 +812,9 @@ class ArtifactStore:
         """
         if not transfers:
             return
-        if self.backend_fs.async_impl and not getattr(self.backend_fs, "asynchronous", False):
-            failures = sync(self.backend_fs.loop, self._gather, transfers, asynchronous)
+        loop = self.backend_loop
+        if loop is not None:
+            failures = sync(loop, self._gather, transfers, asynchronous)
         else:
             failures = self._in_threads(transfers, blocking)
         if failures:

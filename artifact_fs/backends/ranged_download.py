@@ -187,9 +187,10 @@ async def read_small(get_object: GetObject, limit: int) -> tuple[bytes, Mapping[
     pieces = [
         piece async for piece in read_range(get_object, (0, size - 1), conditions=conditions, response=answer)
     ]
-    if sum(map(len, pieces)) != size:
-        raise OSError(errno.EIO, f"the store sent {sum(map(len, pieces))} of the object's {size} bytes")
-    return b"".join(pieces), answer
+    data = b"".join(pieces)
+    if len(data) != size:
+        raise OSError(errno.EIO, f"the store sent {len(data)} of the object's {size} bytes")
+    return data, answer
 
 
 async def write_range(

@@ -149,8 +149,8 @@ async def _read_on_loop(store: ArtifactStore, path: str) -> tuple[bytes, dict[st
 def _reader(store: ArtifactStore) -> Callable[[str], Awaitable[tuple[bytes, dict[str, Any]] | None]]:
     """How a batch reads a file: a coroutine on the store's loop where the store reads a small file
     in one GET (S3: no HEAD first, no thread), else :func:`read_file` in a worker thread."""
-    if store.reads_small_on_loop:
-        loop = store.backend_fs.loop
+    loop = store.backend_loop
+    if loop is not None and store.reads_small_on_loop:
 
         def on_loop(path: str) -> Awaitable[tuple[bytes, dict[str, Any]] | None]:
             return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_read_on_loop(store, path), loop))
@@ -271,8 +271,7 @@ def unpack(
     slots = threading.BoundedSemaphore(CONCURRENCY)
     seen: set[str] = set()
     writes: list[Future[Any]] = []
-    backend = store.backend_fs
-    on_loop = backend.async_impl and not getattr(backend, "asynchronous", False)
+    loop = store.backend_loop
 
     def settle(path: str, write: Future[Any]) -> None:
         try:
@@ -312,10 +311,8 @@ def unpack(
                 source = archive.extractfile(member)
                 data = source.read() if source is not None else b""
                 slots.acquire()
-                if on_loop:  # a coroutine on the backend's own loop: no thread per file
-                    write = asyncio.run_coroutine_threadsafe(
-                        store.awrite_whole(path, data, expected), backend.loop
-                    )
+                if loop is not None:  # a coroutine on the backend's own loop: no thread per file
+                    write = asyncio.run_coroutine_threadsafe(store.awrite_whole(path, data, expected), loop)
                 else:
                     write = pool.submit(whole, path, data, expected)
                 write.add_done_callback(functools.partial(settle, path))
