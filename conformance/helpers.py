@@ -142,7 +142,11 @@ class RequestCountingProxy:
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
         """The most requests of each kind the relay held at once (parts sent concurrently show > 1)."""
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        self.gates: dict[str, int] = {}
+        """Kinds whose requests wait, before they are relayed, until this many are held at once
+        (:meth:`gather`): then a client that does keep them in flight shows it whatever the timing."""
+        self.gate_timeout = 10.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,6 +162,7 @@ class RequestCountingProxy:
                 upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
                 proxy.started(kind)
                 try:
+                    proxy.wait_at_gate(kind)
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     data = response.read()
@@ -206,6 +211,21 @@ class RequestCountingProxy:
         with self.lock:
             self.in_flight[kind] += 1
             self.peak_in_flight[kind] = max(self.peak_in_flight[kind], self.in_flight[kind])
+            if self.in_flight[kind] >= self.gates.get(kind, 0):
+                self.gates.pop(kind, None)  # reached: this gate is open for good
+                self.lock.notify_all()
+
+    def gather(self, kind: str, count: int) -> None:
+        """Hold requests of ``kind`` until ``count`` of them are in flight at once (or
+        :attr:`gate_timeout` passes, when the client never sends that many together); once reached,
+        the gate stays open. Concurrency is then asserted through ``peak_in_flight`` without
+        depending on how fast the target answers the first of them."""
+        with self.lock:
+            self.gates[kind] = count
+
+    def wait_at_gate(self, kind: str) -> None:
+        with self.lock:
+            self.lock.wait_for(lambda: kind not in self.gates, timeout=self.gate_timeout)
 
     def finished(self, kind: str) -> None:
         with self.lock:
@@ -222,6 +242,8 @@ class RequestCountingProxy:
         with self.lock:
             seen, self.kinds = self.kinds, Counter()
             self.received, self.sent, self.peak_in_flight = Counter(), Counter(), Counter()
+            self.gates.clear()
+            self.lock.notify_all()
         return seen
 
     def stop(self) -> None:

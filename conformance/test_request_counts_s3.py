@@ -224,6 +224,7 @@ def test_a_streamed_write_sends_its_parts_concurrently(
     uri, options = root
     fs, path = artifact_fs.url_to_fs(f"{uri}/streamed.bin", **options)
     proxy.reset()
+    proxy.gather("upload-part", 2)  # a sequential writer leaves the first part waiting alone
 
     with fs.open(path, "wb", block_size=part) as handle:  # as the server writes a proxied PUT
         handle.write(data[: 2 * part + 10])

@@ -258,6 +258,7 @@ def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concur
     source, data = _large(tmp_path)
     store = _parts_store(seaweedfs_server, proxy)
     proxy.reset()
+    proxy.gather("url-upload-part", 2)
 
     store.log_artifact(str(source))
 
