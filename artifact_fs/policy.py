@@ -14,7 +14,9 @@ MLflow's own numbers are the defaults: ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (120 s),
 
 from __future__ import annotations
 
+import inspect
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,6 +48,41 @@ def download_part_size(environ: Mapping[str, str]) -> int:
     if settings.MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE.is_set(environ):
         return int(settings.MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE.get(environ))
     return DOWNLOAD_PART_SIZE
+
+
+@dataclass(frozen=True)
+class StallBoundedSockets:
+    """An aiohttp ``socket_factory``: TCP connections on which sent bytes stay unacknowledged for
+    ``timeout`` seconds fail with ``ETIMEDOUT`` (Linux's ``TCP_USER_TIMEOUT``; a peer whose receive
+    window stays shut counts too). aiohttp's ``sock_read`` timeout starts only once a request's body
+    has been sent, so a store or proxy that stops reading an upload's body (more than the socket
+    buffers hold: a 4 MiB PUT, any part) held the upload forever. Clients on blocking sockets with
+    timeouts (urllib3, ftplib, paramiko) need nothing of this."""
+
+    timeout: float
+
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        family, kind, proto = addr_info[:3]
+        sock = socket.socket(family=family, type=kind, proto=proto)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(self.timeout * 1000)))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+def stall_bounded_sockets(timeout: float | None) -> StallBoundedSockets | None:
+    """:class:`StallBoundedSockets` for a read timeout of ``timeout`` seconds; ``None`` where there is
+    no timeout (``-1``), no ``TCP_USER_TIMEOUT`` (not Linux) or an aiohttp without ``socket_factory``
+    (before 3.12), which then keep their own sockets."""
+    if timeout is None or timeout <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return None
+    import aiohttp  # only the asynchronous backends (S3, GCS, Azure) have it, and ask
+
+    if "socket_factory" not in inspect.signature(aiohttp.TCPConnector).parameters:
+        return None
+    return StallBoundedSockets(timeout)
 
 
 def _thread_workers() -> int:

@@ -390,6 +390,28 @@ AWS_CA_BUNDLE = string(
     "AWS_CA_BUNDLE", None, "CA bundle for S3 TLS (never together with MLFLOW_S3_IGNORE_TLS)."
 )
 AWS_PROFILE = string("AWS_PROFILE", None, "Profile in ~/.aws/credentials.")
+
+
+def _parse_checksum_when(text: str) -> str:
+    if text not in {"when_supported", "when_required"}:
+        raise ValueError("expected when_supported or when_required")
+    return text
+
+
+AWS_REQUEST_CHECKSUM_CALCULATION = Setting(
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    None,  # type: ignore[arg-type]
+    _parse_checksum_when,
+    "S3 flexible checksums on uploads: botocore's when_supported on AWS, when_required elsewhere "
+    "(parts then carry Content-MD5); when_supported makes parts carry CRC32C on any store.",
+)
+AWS_RESPONSE_CHECKSUM_VALIDATION = Setting(
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
+    None,  # type: ignore[arg-type]
+    _parse_checksum_when,
+    "botocore's checking of S3's flexible checksums on downloads: when_supported on AWS, "
+    "when_required elsewhere.",
+)
 AZURE_STORAGE_CONNECTION_STRING = string(
     "AZURE_STORAGE_CONNECTION_STRING", None, "Azure credential, precedence 1."
 )

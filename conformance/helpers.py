@@ -140,6 +140,8 @@ class RequestCountingProxy:
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()
+        self.headers: Counter[tuple[str, str]] = Counter()
+        """Requests by kind and each header name they sent (lower case): what rode with them."""
         self.peak_in_flight: Counter[str] = Counter()
         """The most requests of each kind the relay held at once (parts sent concurrently show > 1)."""
         self.lock = threading.Condition()
@@ -160,7 +162,7 @@ class RequestCountingProxy:
                     body = self._chunked_body()  # relayed with its length (a streamed batch upload)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
-                proxy.started(kind)
+                proxy.started(kind, headers)
                 try:
                     proxy.wait_at_gate(kind)
                     upstream.request(self.command, self.path, body=body, headers=headers)
@@ -207,8 +209,9 @@ class RequestCountingProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}"
 
-    def started(self, kind: str) -> None:
+    def started(self, kind: str, headers: Mapping[str, str] = {}) -> None:
         with self.lock:
+            self.headers.update((kind, name.lower()) for name in headers)
             self.in_flight[kind] += 1
             self.peak_in_flight[kind] = max(self.peak_in_flight[kind], self.in_flight[kind])
             if self.in_flight[kind] >= self.gates.get(kind, 0):
@@ -242,6 +245,7 @@ class RequestCountingProxy:
         with self.lock:
             seen, self.kinds = self.kinds, Counter()
             self.received, self.sent, self.peak_in_flight = Counter(), Counter(), Counter()
+            self.headers = Counter()
             self.gates.clear()
             self.lock.notify_all()
         return seen

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yarl
+from fsspec.asyn import sync
 
 import artifact_fs
 from artifact_fs import settings
@@ -226,16 +227,34 @@ def _large(tmp_path: Path) -> tuple[Path, bytes]:
     return source, data
 
 
+CHECKSUMS = {
+    "content-md5": ({}, "content-md5"),
+    "crc32c": ({"AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported"}, "x-amz-checksum-crc32c"),
+}
+"""How parts are checked: ``Content-MD5`` on a store not known to take S3's flexible checksums (the
+default off AWS), CRC32C where botocore's variable says it does; the header each part then carries."""
+
+
 def _parts_store(
-    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy | FaultyProxy, **options: Any
+    seaweedfs_server: SeaweedFS,
+    proxy: RequestCountingProxy | FaultyProxy,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> artifact_fs.ArtifactStore:
     return _store(
         seaweedfs_server,
         proxy,
-        environ={"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(PART)},
+        environ={"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(PART), **(environ or {})},
         max_concurrency=3,
         **options,
     )
+
+
+def _checked_parts(proxy: RequestCountingProxy, kind: str, header: str) -> int:
+    """How many ``kind`` requests carried ``header``, after checking none carried the other check."""
+    others = {other for _, other in CHECKSUMS.values()} - {header}
+    assert not [name for (seen, name), _ in proxy.headers.items() if seen == kind and name in others]
+    return proxy.headers[(kind, header)]
 
 
 def _object(seaweedfs_server: SeaweedFS, store: artifact_fs.ArtifactStore, name: str) -> bytes:
@@ -250,18 +269,21 @@ def _pending_uploads(seaweedfs_server: SeaweedFS, store: artifact_fs.ArtifactSto
     return list(answer.get("Uploads", []))
 
 
+@pytest.mark.parametrize("checksum", CHECKSUMS)
 def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concurrency_at_once(
-    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, tmp_path: Path, checksum: str
 ) -> None:
     """The upload is created and completed through the SDK (its arguments and metadata), and each
-    part is one presigned PUT carrying its Content-MD5, at most ``max_concurrency`` in flight."""
+    part is one presigned PUT carrying its checksum, at most ``max_concurrency`` in flight."""
+    environ, header = CHECKSUMS[checksum]
     source, data = _large(tmp_path)
-    store = _parts_store(seaweedfs_server, proxy)
+    store = _parts_store(seaweedfs_server, proxy, environ)
     proxy.reset()
     proxy.gather("url-upload-part", 2)
 
     store.log_artifact(str(source))
 
+    assert _checked_parts(proxy, "url-upload-part", header) == PARTS
     peak, kinds = proxy.peak_in_flight["url-upload-part"], proxy.reset()
     assert kinds == {
         "create-multipart": 1,
@@ -276,27 +298,76 @@ def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concur
     assert (tmp_path / "out" / "weights.bin").read_bytes() == data
 
 
+@pytest.mark.parametrize("checksum", CHECKSUMS)
 @pytest.mark.parametrize("payer", [False, True], ids=["presigned", "requester-pays"])
 def test_a_streamed_write_sends_presigned_parts_unless_its_arguments_must_ride(
-    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, payer: bool
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, payer: bool, checksum: str
 ) -> None:
     """A file written piece by piece (the server's proxied PUTs) sends each full part as it fills:
-    presigned with its Content-MD5 (no SigV4 hash of the payload on the server's CPU), through the
+    presigned with its checksum (no SigV4 hash of the payload on the server's CPU), through the
     SDK when an argument every request carries (requester pays) must go with it."""
+    environ, header = CHECKSUMS[checksum]
     data = random_bytes((PARTS - 1) * PART + 4321, seed=12)
     options = {"s3_additional_kwargs": {"RequestPayer": "requester"}} if payer else {}
-    store = _parts_store(seaweedfs_server, proxy, **options)
+    store = _parts_store(seaweedfs_server, proxy, environ, **options)
     proxy.reset()
 
     with store.open("streamed.bin", "wb") as handle:
         for start in range(0, len(data), PART // 3):
             handle.write(data[start : start + PART // 3])
 
-    kinds = proxy.reset()
     sent = "upload-part" if payer else "url-upload-part"
+    assert _checked_parts(proxy, sent, header) == PARTS
+    kinds = proxy.reset()
     assert kinds["create-multipart"] == 1 and kinds["complete-multipart"] == 1, kinds
     assert kinds[sent] == PARTS and kinds["url-upload-part" if payer else "upload-part"] == 0, kinds
     assert _object(seaweedfs_server, store, "streamed.bin") == data
+
+
+@pytest.mark.parametrize("checksum", CHECKSUMS)
+def test_a_part_whose_bytes_do_not_match_its_checksum_is_refused_by_the_store(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, checksum: str
+) -> None:
+    """The checksum a part carries is the store's check of the bytes it received: a part sent
+    with another part's checksum fails, presigned and then again through the SDK, and nothing of
+    it is kept; the same part with its own checksum goes."""
+    environ, _ = CHECKSUMS[checksum]
+    store = _parts_store(seaweedfs_server, proxy, environ)
+    fs, root = store.fs.fs, store.fs.path  # the S3 filesystem under the store's root
+    bucket, key, _ = fs.split_path(f"{root}/checked.bin")
+    data, other = random_bytes(PART, seed=31), random_bytes(PART, seed=32)
+    algorithm = sync(fs.loop, s3_upload.part_algorithm, fs)
+    assert algorithm == ("CRC32C" if environ else None)
+    created = fs.call_s3(
+        "create_multipart_upload", Bucket=bucket, Key=key, **s3_upload.creation_arguments(algorithm)
+    )
+    upload = created["UploadId"]
+
+    def send(check: s3_upload.PartCheck) -> dict[str, Any]:
+        sent: dict[str, Any] = sync(
+            fs.loop, s3_upload.send_part, fs, bucket, key, data, upload_id=upload, number=1, check=check
+        )
+        return sent
+
+    try:
+        proxy.reset()
+        with pytest.raises(OSError, match="BadDigest|did not match"):
+            send(s3_upload.part_check(other, algorithm))
+        kinds = proxy.reset()
+        assert kinds == {"url-upload-part": 1, "upload-part": 1}, kinds  # refused both ways
+        assert not fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload).get("Parts")
+        entry = send(s3_upload.part_check(data, algorithm))
+        fs.call_s3(
+            "complete_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload,
+            MultipartUpload={"Parts": [entry]},
+        )
+    except BaseException:
+        fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload)
+        raise
+    assert fs.cat_file(f"{root}/checked.bin") == data
 
 
 def test_a_part_the_store_refuses_presigned_goes_through_the_sdk(
@@ -322,10 +393,10 @@ def test_a_failed_part_aborts_the_upload_and_leaves_nothing(
     read_part = s3_upload._read_part
     source, _ = _large(tmp_path)
 
-    def truncated(fd: int, offset: int, length: int) -> tuple[bytes, str]:
+    def truncated(fd: int, offset: int, length: int, algorithm: str | None) -> tuple[bytes, Any]:
         if offset >= 3 * PART:
             os.truncate(source, 3 * PART + 10)
-        return read_part(fd, offset, length)
+        return read_part(fd, offset, length, algorithm)
 
     monkeypatch.setattr(s3_upload, "_read_part", truncated)
     store = _parts_store(seaweedfs_server, proxy)

@@ -18,7 +18,9 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import botocore.exceptions
 import botocore.handlers
+from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from fsspec.asyn import sync, sync_wrapper
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -43,7 +45,7 @@ from artifact_fs.backends.s3_options import (
 )
 from artifact_fs.backends.s3_parts import ConcurrentParts
 from artifact_fs.backends.s3_presign import S3Presigner
-from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE
+from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE, stall_bounded_sockets
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, write_parts_min_size=settings.S3_MIN_PART)
 DIGESTS = object_store.CARRIED_DIGESTS
@@ -219,7 +221,11 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             # botocore >= 1.36 sends CRC checksums by default; many S3-compatible stores refuse them.
             config["request_checksum_calculation"] = "when_required"
             config["response_checksum_validation"] = "when_required"
-        config.update(config_kwargs or {})
+        factory = _connector_socket_factory(read_timeout)
+        if factory is not None:  # an upload body the store stops reading fails after read_timeout
+            config["connector_args"] = {"socket_factory": factory}
+        for name, value in (config_kwargs or {}).items():
+            config[name] = {**config.get(name, {}), **value} if name == "connector_args" else value
         additional = {name: extra[name] for name in _READ_EXTRA_ARGS if name in extra}
         if expected_bucket_owner:
             additional["ExpectedBucketOwner"] = expected_bucket_owner
@@ -588,6 +594,19 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             requester_pays=self.requester_pays if requester_pays is None else requester_pays,
             **file_options,
         )
+
+
+def _connector_socket_factory(read_timeout: float | None) -> Any:
+    """:func:`~artifact_fs.policy.stall_bounded_sockets` where aiobotocore takes a ``socket_factory``
+    among its ``connector_args`` (2.20 and later), else ``None``."""
+    factory = stall_bounded_sockets(read_timeout)
+    if factory is None:
+        return None
+    try:
+        AioConfig(connector_args={"socket_factory": factory})
+    except botocore.exceptions.ParamValidationError:
+        return None
+    return factory
 
 
 def _cause(exc: BaseException) -> BaseException:

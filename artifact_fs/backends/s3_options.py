@@ -142,6 +142,13 @@ def options(
     profile = settings.AWS_PROFILE.get(environ)
     if profile and not {"key", "secret", "token"} & set(overrides):
         result["profile"] = profile
+    checksums = {
+        setting.name[len("AWS_") :].lower(): setting.get(environ)
+        for setting in (settings.AWS_REQUEST_CHECKSUM_CALCULATION, settings.AWS_RESPONSE_CHECKSUM_VALIDATION)
+        if setting.is_set(environ)
+    }
+    if checksums:  # botocore's own variables; the filesystem's default for other stores yields to them
+        overrides = {**overrides, "config_kwargs": {**checksums, **overrides.get("config_kwargs", {})}}
     # botocore reads its credential chain from the process environment, never from ``environ``.
     result["credential_environment"] = credential_environment_digest()
     result.update(overrides)  # type: ignore[typeddict-item]

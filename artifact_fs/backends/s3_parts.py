@@ -14,6 +14,8 @@ import concurrent.futures
 import io
 from typing import Any
 
+from fsspec.asyn import sync
+
 from artifact_fs.backends import s3_upload
 
 Pending = list[tuple[int, "concurrent.futures.Future[dict[str, Any]]"]]
@@ -66,6 +68,15 @@ class ConcurrentParts:
         self._collect_parts(0)
         super().commit()  # type: ignore[misc]
 
+    def _call_s3(self, method: str, *kwarglist: Any, **kwargs: Any) -> Any:
+        """s3fs's calls; the multipart upload this class sends the parts of is created with the
+        checksum algorithm they carry (:func:`~.s3_upload.part_algorithm`)."""
+        if method == "create_multipart_upload" and not self.append_block:
+            algorithm = sync(self.fs.loop, s3_upload.part_algorithm, self.fs, self.s3_additional_kwargs)
+            self.__dict__["_part_algorithm"] = algorithm
+            kwargs.update(s3_upload.creation_arguments(algorithm))
+        return super()._call_s3(method, *kwarglist, **kwargs)  # type: ignore[misc]
+
     def _pending(self) -> Pending:
         pending: Pending = self.__dict__.setdefault("_parts_pending", [])
         return pending
@@ -83,6 +94,7 @@ class ConcurrentParts:
             data,
             upload_id=self.mpu["UploadId"],
             number=number,
+            algorithm=self.__dict__.get("_part_algorithm"),
             upload_arguments=self.s3_additional_kwargs,
         )
         pending.append((number, asyncio.run_coroutine_threadsafe(upload, self.fs.loop)))

@@ -44,6 +44,7 @@ from fsspec.asyn import sync
 from artifact_fs import errors
 from artifact_fs.backends.ranged_download import ResponseBody
 from artifact_fs.backends.s3_options import parse_timestamp
+from artifact_fs.policy import stall_bounded_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ REFUSED = frozenset({400, 403, 405, 501})
 """Answers meaning the store does not take these requests (an unsupported signature, a policy)."""
 HTTP_NOT_FOUND = 404
 HTTP_RANGE_NOT_SATISFIABLE = 416
+CHECK_HEADERS = {"ContentMD5": "Content-MD5", "ChecksumCRC32C": "x-amz-checksum-crc32c"}
+"""The header a part's checksum parameter is sent as."""
 
 
 def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -125,7 +128,9 @@ class SmallRequests:
             config = client.meta.config
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=max(int(config.max_pool_connections or 10), 64), ssl=self._ssl(client)
+                    limit=max(int(config.max_pool_connections or 10), 64),
+                    ssl=self._ssl(client),
+                    **_sockets(config.read_timeout),
                 ),
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=config.connect_timeout, sock_read=config.read_timeout
@@ -272,14 +277,15 @@ class SmallRequests:
         return response.status == 200
 
     async def upload_part(
-        self, bucket: str, key: str, data: bytes, *, upload_id: str, number: int, md5: str
+        self, bucket: str, key: str, data: bytes, *, upload_id: str, number: int, check: tuple[str, str]
     ) -> str | None:
-        """Send one part of a multipart upload (``md5``: its base64 ``Content-MD5``); its ETag, or
-        ``None`` when the SDK should send it."""
-        params = {"UploadId": upload_id, "PartNumber": number, "ContentMD5": md5}
-        response = await self._send(
-            "PUT", "upload_part", bucket, key, params, headers={"Content-MD5": md5}, data=data
-        )
+        """Send one part of a multipart upload (``check``: its checksum as the ``upload_part``
+        parameter and value, :func:`.s3_upload.part_check`); its ETag, or ``None`` when the SDK
+        should send it."""
+        name, value = check
+        params = {"UploadId": upload_id, "PartNumber": number, name: value}
+        headers = {CHECK_HEADERS[name]: value}
+        response = await self._send("PUT", "upload_part", bucket, key, params, headers=headers, data=data)
         if response is None:
             return None
         await _drained(response)
@@ -330,6 +336,12 @@ class SmallRequests:
             return None
         self.proven = True
         return response
+
+
+def _sockets(read_timeout: float | None) -> dict[str, Any]:
+    """The connector's sockets: a body the store stops reading fails after the read timeout."""
+    factory = stall_bounded_sockets(read_timeout)
+    return {"socket_factory": factory} if factory else {}
 
 
 async def _drained(response: aiohttp.ClientResponse) -> bytes:
