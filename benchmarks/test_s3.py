@@ -142,8 +142,13 @@ class S3Bench:
             "region_name": self.server.region,
         }
 
+    def environ(self) -> dict[str, str]:
+        """The server's variables, with botocore's flexible checksums on as the boto3 peers' default
+        client has them (a CRC per part; artifact_fs's parts then carry CRC32C, not Content-MD5)."""
+        return {**self.server.environ(), "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported"}
+
     def store(self, prefix: str) -> ArtifactStore:
-        return ArtifactStore(f"s3://{BUCKET}/{prefix}", environ=self.server.environ(), **self.store_options)
+        return ArtifactStore(f"s3://{BUCKET}/{prefix}", environ=self.environ(), **self.store_options)
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +181,7 @@ def served_s3(s3: S3Bench, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     presigned downloads are not (docs/server.md); small files and a 256 MiB file go through it.
     """
     environ = {
-        **s3.server.environ(),
+        **s3.environ(),
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
         "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
     }

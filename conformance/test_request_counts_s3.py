@@ -223,6 +223,8 @@ def test_a_streamed_write_sends_its_parts_concurrently(
     data = os.urandom(4 * part + 1234)
     uri, options = root
     fs, path = artifact_fs.url_to_fs(f"{uri}/streamed.bin", **options)
+    # Until a store has answered one presigned request they go one at a time (s3_small): prove it.
+    fs.pipe_file(f"{path}.first", b"one small presigned PUT")
     proxy.reset()
     proxy.gather("upload-part", 2)  # a sequential writer leaves the first part waiting alone
 

@@ -278,6 +278,7 @@ def test_a_large_file_goes_in_presigned_parts_read_in_threads_at_most_max_concur
     environ, header = CHECKSUMS[checksum]
     source, data = _large(tmp_path)
     store = _parts_store(seaweedfs_server, proxy, environ)
+    store.fs.pipe_file("first.txt", b"presigned requests go one at a time until one is answered")
     proxy.reset()
     proxy.gather("url-upload-part", 2)
 
