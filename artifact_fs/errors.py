@@ -241,6 +241,8 @@ def rule_for(exc: BaseException) -> Rule | None:
     transport = transport_rule(exc)
     if transport is not None:
         return transport
+    if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:  # aiohttp's ClientOSError, a socket's
+        return Rule(TimeoutError, True)
     for klass in type(exc).__mro__:
         if klass.__name__ in EXCEPTION_NAMES:
             return EXCEPTION_NAMES[klass.__name__]
@@ -432,10 +434,13 @@ def is_certificate_failure(exc: BaseException) -> bool:
 
 def transport_rule(exc: BaseException) -> Rule | None:
     """requests/urllib3: the row of the failure a ``MaxRetryError`` wraps (``requests.ConnectionError``
-    wraps a read timeout after urllib3's retries); a certificate failure is never retryable."""
+    wraps a read timeout after urllib3's retries), azure-core: of its ``inner_exception``; a
+    certificate failure is never retryable."""
     wrapped = exc.args[0] if exc.args else None
     reason = getattr(wrapped, "reason", None) if isinstance(wrapped, BaseException) else None
     reason = reason if isinstance(reason, BaseException) else getattr(exc, "reason", None)
+    if not isinstance(reason, BaseException):  # azure-core keeps the transport's own failure here
+        reason = getattr(exc, "inner_exception", None)
     if not isinstance(reason, BaseException) or reason is exc:
         return None
     if is_certificate_failure(reason):

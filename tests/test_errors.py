@@ -123,3 +123,18 @@ def test_decorator_translates_sync_and_async_methods() -> None:
 )
 def test_mlflow_error_codes(exc: BaseException, code: str) -> None:
     assert mlflow_error_code(exc) == code
+
+
+def test_a_socket_timeout_inside_aiohttp_or_azure_core_is_a_timeout_error() -> None:
+    """A connection that timed out (``ETIMEDOUT``: a stalled upload's ``TCP_USER_TIMEOUT``) is a
+    ``TimeoutError``, as aiohttp raises it and as azure-core wraps it, not a refused connection."""
+    import aiohttp
+    from azure.core.exceptions import ServiceRequestError
+
+    raw = aiohttp.ClientOSError(errno.ETIMEDOUT, "Connection timed out")
+    direct = translate(raw, "b/up.bin")
+    assert type(direct) is TimeoutError and direct.errno == errno.ETIMEDOUT and direct.__cause__ is raw
+    wrapped = ServiceRequestError("[Errno 110] Connection timed out", error=raw)
+    assert type(translate(wrapped, "b/up.bin")) is TimeoutError
+    refused = ServiceRequestError("refused", error=aiohttp.ClientOSError(errno.ECONNREFUSED, "refused"))
+    assert type(translate(refused, "b/up.bin")) is ConnectionError

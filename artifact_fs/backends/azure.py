@@ -36,8 +36,10 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+import aiohttp
 from adlfs import AzureBlobFile, AzureBlobFileSystem
 from adlfs.spec import _USER_AGENT, make_callback
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient
 from fsspec.asyn import AsyncFileSystem
 
@@ -47,7 +49,7 @@ from artifact_fs.backends.azure_presign import AzurePresigner
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.ranged_download import discarding
-from artifact_fs.policy import TransferPolicy, download_part_size
+from artifact_fs.policy import StallBoundedSockets, TransferPolicy, download_part_size, stall_bounded_sockets
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = dataclasses.replace(object_store.CAPABILITIES, exclusive_create=True)
@@ -197,6 +199,31 @@ class ArtifactAzureBlobFile(DiscardOnError, AzureBlobFile):
     invisible and Azure drops them)."""
 
 
+class StallBoundedTransport(AioHttpTransport):
+    """azure-core's aiohttp transport, its connections made by
+    :class:`~artifact_fs.policy.StallBoundedSockets`: aiohttp starts its read timeout only once a
+    body is sent, so a store that stopped reading a block's body held the upload forever. The
+    session is the one azure-core would open (no cookies, bytes as sent, proxies from the
+    environment), with that connector."""
+
+    def __init__(self, *, socket_factory: StallBoundedSockets, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._socket_factory = socket_factory
+        self._first_open = True
+
+    async def open(self) -> None:
+        # Once: azure-core refuses to reopen a closed transport.
+        if self._first_open and getattr(self, "session", None) is None:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(socket_factory=self._socket_factory),
+                trust_env=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+        self._first_open = False
+        await super().open()
+
+
 class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
     """adlfs with an explicit blob endpoint, SDK block sizes, retries and TLS settings.
 
@@ -234,6 +261,11 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
         for name in ("connection_timeout", "read_timeout"):
             if name in self._timeout_kwargs:
                 client_options[name] = self._timeout_kwargs[name]
+        factory = stall_bounded_sockets(client_options.get("read_timeout"))
+        if factory is not None and "transport" not in client_options:
+            names = ("connection_timeout", "read_timeout")
+            timeouts = {name: client_options[name] for name in names if name in client_options}
+            client_options["transport"] = StallBoundedTransport(socket_factory=factory, **timeouts)
         try:
             chosen = self._chosen
             if chosen["connection_string"]:

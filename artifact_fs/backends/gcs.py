@@ -41,7 +41,13 @@ from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.ranged_download import GetObject, discarding
-from artifact_fs.policy import DEFAULT_CONNECT_TIMEOUT, DOWNLOAD_PART_SIZE, TransferPolicy, download_part_size
+from artifact_fs.policy import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DOWNLOAD_PART_SIZE,
+    TransferPolicy,
+    download_part_size,
+    stall_bounded_sockets,
+)
 from artifact_fs.uris import ArtifactURI
 
 CAPABILITIES = object_store.CAPABILITIES
@@ -218,6 +224,21 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         self.max_concurrency = max_concurrency
         self.transfer_timeout = transfer_timeout
         self.retries = retries
+
+    async def _set_session(self) -> Any:
+        """gcsfs's session, its connections made by :class:`~artifact_fs.policy.StallBoundedSockets`
+        (an upload body the store stops reading fails after the transfer timeout), unless
+        ``session_kwargs`` bring a connector or gcsfs makes one for a client certificate."""
+        factory = stall_bounded_sockets(self.transfer_timeout)
+        kwargs: dict[str, Any] = self.__dict__.get("session_kwargs") or {}
+        certificate = getattr(self, "_use_client_cert", False)
+        if self._session is not None or factory is None or "connector" in kwargs or certificate:
+            return await super()._set_session()
+        self.session_kwargs = {**kwargs, "connector": aiohttp.TCPConnector(socket_factory=factory)}
+        try:
+            return await super()._set_session()
+        finally:
+            self.session_kwargs = kwargs
 
     # gcsfs fixes its attempt count when the class is defined; apply ours with its own retry helper.
     async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
