@@ -19,6 +19,9 @@ import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
+from fsspec.asyn import mirror_sync_methods
+from fsspec.exceptions import FSTimeoutError
+
 from artifact_fs import uris
 
 P = ParamSpec("P")
@@ -738,3 +741,39 @@ def is_credential_error(exc: BaseException) -> bool:
         _error_code(current) in CREDENTIAL_CODES or type(current).__name__.endswith("CredentialsError")
         for current in _causes(exc)
     )
+
+
+def reporting_timeouts(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A blocking fsspec method that raises the loop's ``TimeoutError`` itself.
+
+    fsspec's ``sync`` replaces any ``TimeoutError`` from the loop with an empty ``FSTimeoutError``
+    (the original only as its cause): not a builtin error, and it hides the path and the variable.
+    A timeout of ``sync``'s own (no such cause) stays as it is.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except FSTimeoutError as exc:
+            if type(exc.__cause__) is not TimeoutError:
+                raise
+            raise exc.__cause__ from exc.__cause__.__cause__
+
+    return wrapper
+
+
+def report_timeouts(fs: Any) -> None:
+    """Make every blocking twin of ``fs``'s coroutines raise the loop's ``TimeoutError`` itself
+    (SFTP, and the object stores through ``ObjectStoreFileSystem``).
+
+    Call from ``__init__``: fsspec mirrors the blocking methods after it, and leaves alone the
+    ones already set on the instance.
+    """
+    mirror_sync_methods(fs)
+    for name in dir(type(fs)):
+        if name[:1] != "_" or name[1:2] == "_" or not inspect.iscoroutinefunction(getattr(type(fs), name)):
+            continue
+        blocking = getattr(fs, name[1:], None)
+        if callable(blocking):
+            setattr(fs, name[1:], reporting_timeouts(blocking))

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from artifact_fs import uris
+from artifact_fs import errors, uris
 from artifact_fs.backends import sftp, sftp_timeouts
 
 
@@ -140,11 +140,11 @@ def test_fsspec_timeout_wrapper_is_unwrapped_to_the_loops_timeout_error() -> Non
         raise FSTimeoutError from stalled
 
     with pytest.raises(TimeoutError) as caught:
-        sftp_timeouts.reporting_timeouts(hidden)()
+        errors.reporting_timeouts(hidden)()
     assert caught.value is stalled
 
     def fsspecs_own() -> None:
         raise FSTimeoutError("sync(timeout=...) expired")
 
     with pytest.raises(FSTimeoutError):
-        sftp_timeouts.reporting_timeouts(fsspecs_own)()
+        errors.reporting_timeouts(fsspecs_own)()

@@ -26,7 +26,7 @@ from fsspec.asyn import AsyncFileSystem, sync_wrapper
 from artifact_fs.backends.ranged_download import GetObject, stream_version
 from artifact_fs.backends.ranges import cat_slice
 from artifact_fs.capabilities import Capabilities
-from artifact_fs.errors import is_invalid_range, translate_errors, translating
+from artifact_fs.errors import is_invalid_range, report_timeouts, translate_errors, translating
 from artifact_fs.integrity import (
     IDENTIFIER_METADATA_KEY,
     METADATA_KEY,
@@ -76,6 +76,7 @@ class ObjectStoreFileSystem(AsyncFileSystem):
         super().__init__(*args, **kwargs)
         if batch_size is not None:
             self.batch_size = batch_size  # not every SDK passes it on to fsspec
+        report_timeouts(self)  # a stalled transfer is the builtin TimeoutError, not fsspec's
 
     def object_path(self, path: str) -> tuple[str, str]:
         """``(bucket, key)`` of an object; a path naming only a bucket is refused."""

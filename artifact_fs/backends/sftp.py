@@ -192,7 +192,7 @@ class ArtifactSFTPFileSystem(SSHFileSystem):
         watch = self.watch = sftp_timeouts.ConnectionWatch()
         keepalive = sftp_timeouts.keepalive_arguments(transfer_timeout)
         super().__init__(host, **{**keepalive, "client_factory": lambda: watch, **kwargs})
-        sftp_timeouts.report_timeouts(self)
+        errors.report_timeouts(self)
         if transfer_timeout is not None:  # only a stall ends a transfer by ConnectionLost
             sftp_timeouts.quiet_abandoned_block_tasks(self.loop)
         self.host = host

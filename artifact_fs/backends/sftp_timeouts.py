@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import asyncssh
-from fsspec.asyn import AsyncFileSystem, mirror_sync_methods
-from fsspec.exceptions import FSTimeoutError
 
 KEEPALIVE_PROBES = 3
 """Keepalives asyncssh sends unanswered before it drops the connection (its default)."""
@@ -60,40 +55,6 @@ def stall_error(action: str, path: Any, host: str, timeout: float | None) -> Tim
     )
     error.filename = path if isinstance(path, str) else None
     return error
-
-
-def reporting_timeouts(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A blocking fsspec method that raises the loop's ``TimeoutError`` itself.
-
-    fsspec's ``sync`` replaces any ``TimeoutError`` from the loop with an empty ``FSTimeoutError``
-    (the original only as its cause), which would hide the path and the variable.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except FSTimeoutError as exc:
-            if type(exc.__cause__) is not TimeoutError:
-                raise
-            raise exc.__cause__ from exc.__cause__.__cause__
-
-    return wrapper
-
-
-def report_timeouts(fs: AsyncFileSystem) -> None:
-    """Make every blocking twin of ``fs``'s coroutines raise the loop's ``TimeoutError`` itself.
-
-    Call from ``__init__``: fsspec mirrors the blocking methods after it, and leaves alone the
-    ones already set on the instance.
-    """
-    mirror_sync_methods(fs)
-    for name in dir(type(fs)):
-        if name[:1] != "_" or name[1:2] == "_" or not inspect.iscoroutinefunction(getattr(type(fs), name)):
-            continue
-        blocking = getattr(fs, name[1:], None)
-        if callable(blocking):
-            setattr(fs, name[1:], reporting_timeouts(blocking))
 
 
 PARALLEL_IO_TASK = "_SFTPParallelIO._start_task"
