@@ -79,13 +79,8 @@ def proxy(seaweedfs_server: SeaweedFS) -> Iterator[RequestCountingProxy]:
 @pytest.fixture
 def root(seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy) -> tuple[str, dict[str, Any]]:
     """A fresh artifact root on SeaweedFS, and the storage options that reach it through the relay."""
-    options = {
-        "endpoint_url": proxy.url,
-        "key": seaweedfs_server.access_key,
-        "secret": seaweedfs_server.secret_key,
-        "skip_instance_cache": True,
-    }
-    return f"s3://{BUCKET}/request-counts/{uuid.uuid4().hex[:12]}", options
+    uri = f"s3://{BUCKET}/request-counts/{uuid.uuid4().hex[:12]}"
+    return uri, seaweedfs_server.storage_options(proxy.url)
 
 
 def _tree(source: Path) -> dict[str, bytes]:

@@ -48,13 +48,7 @@ def _azure(proxy: FaultyProxy) -> tuple[str, dict[str, Any]]:
 
 def _s3(proxy: FaultyProxy, seaweedfs: SeaweedFS) -> tuple[str, dict[str, Any]]:
     seaweedfs.create_bucket(S3_BUCKET)
-    options = {
-        "endpoint_url": proxy.url,
-        "key": seaweedfs.access_key,
-        "secret": seaweedfs.secret_key,
-        "skip_instance_cache": True,
-    }
-    return f"s3://{S3_BUCKET}/stalls-{uuid.uuid4().hex[:8]}", options
+    return f"s3://{S3_BUCKET}/stalls-{uuid.uuid4().hex[:8]}", seaweedfs.storage_options(proxy.url)
 
 
 EMULATORS = {"gcs": "fake_gcs_server", "azure": "azurite_server", "s3": "seaweedfs_server"}

@@ -85,6 +85,16 @@ class SeaweedFS:
             "AWS_DEFAULT_REGION": self.region,
         }
 
+    def storage_options(self, endpoint_url: str | None = None) -> dict[str, Any]:
+        """artifact_fs's options for this server as the admin, through ``endpoint_url`` (a relay) if
+        given, on a filesystem of their own (no instance shared with other tests)."""
+        return {
+            "endpoint_url": endpoint_url or self.endpoint_url,
+            "key": self.access_key,
+            "secret": self.secret_key,
+            "skip_instance_cache": True,
+        }
+
     def client(self, **kwargs: Any) -> Any:
         """A boto3 S3 client as the admin (keyword arguments override, e.g. other credentials)."""
         return _client(self.endpoint_url, self.access_key, self.secret_key, **kwargs)
