@@ -74,8 +74,8 @@ class StallBoundedSockets:
 
 def stall_bounded_sockets(timeout: float | None) -> StallBoundedSockets | None:
     """:class:`StallBoundedSockets` for a read timeout of ``timeout`` seconds; ``None`` where there is
-    no timeout (``-1``), no ``TCP_USER_TIMEOUT`` (not Linux) or an aiohttp without ``socket_factory``
-    (before 3.12), which then keep their own sockets."""
+    no timeout (``-1``), no ``TCP_USER_TIMEOUT`` (not Linux) or an aiohttp whose ``TCPConnector``
+    takes no ``socket_factory``: the libraries then keep their own sockets."""
     if timeout is None or timeout <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
         return None
     import aiohttp  # only the asynchronous backends (S3, GCS, Azure) have it, and ask

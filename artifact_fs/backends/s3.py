@@ -598,7 +598,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
 
 def _connector_socket_factory(read_timeout: float | None) -> Any:
     """:func:`~artifact_fs.policy.stall_bounded_sockets` where aiobotocore takes a ``socket_factory``
-    among its ``connector_args`` (2.20 and later), else ``None``."""
+    among its ``connector_args`` (checked by building an ``AioConfig`` with it), else ``None``."""
     factory = stall_bounded_sockets(read_timeout)
     if factory is None:
         return None
