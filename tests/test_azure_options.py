@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
@@ -121,3 +122,27 @@ def test_sdk_client_options_reach_the_service_client() -> None:
     assert (config.max_block_size, config.max_single_put_size) == (1024, 2048)
     assert config.retry_policy.total_retries == 1
     assert fs.service_client.url.startswith("http://127.0.0.1:9/acct1")
+
+
+@pytest.mark.parametrize(
+    ("environ", "verify"),
+    [
+        ({}, True),
+        ({"MLFLOW_TRACKING_INSECURE_TLS": "true"}, False),
+        ({"MLFLOW_TRACKING_SERVER_CERT_PATH": "/ca.pem"}, "/ca.pem"),
+    ],
+)
+def test_the_stall_bounded_transport_keeps_the_tls_and_timeout_settings(
+    environ: dict[str, str], verify: bool | str
+) -> None:
+    """The client's transport is ours (its sockets bound a stalled upload); MLflow's TLS variables and
+    the timeouts must still reach it, as they reach the transport the SDK would build itself."""
+    options = azure.options(
+        WASBS, {"MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "7", **environ}, connection_string=CS
+    )
+    transport = azure.filesystem(options).service_client._config.transport
+    if not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    assert isinstance(transport, azure.StallBoundedTransport)
+    config = transport.connection_config
+    assert (config.verify, config.read_timeout) == (verify, 7)

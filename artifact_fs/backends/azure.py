@@ -204,9 +204,11 @@ class StallBoundedTransport(AioHttpTransport):
     :class:`~artifact_fs.policy.StallBoundedSockets`: aiohttp starts its read timeout only once a
     body is sent, so a store that stopped reading a block's body held the upload forever. The
     session is the one azure-core would open (no cookies, bytes as sent, proxies from the
-    environment), with that connector."""
+    environment unless ``use_env_settings=False``), with that connector; the TLS and timeout
+    settings are the transport's, from the client's options."""
 
     def __init__(self, *, socket_factory: StallBoundedSockets, **kwargs: Any) -> None:
+        self._trust_env = bool(kwargs.get("use_env_settings", True))
         super().__init__(**kwargs)
         self._socket_factory = socket_factory
         self._first_open = True
@@ -216,7 +218,7 @@ class StallBoundedTransport(AioHttpTransport):
         if self._first_open and getattr(self, "session", None) is None:
             self.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(socket_factory=self._socket_factory),
-                trust_env=True,
+                trust_env=self._trust_env,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
             )
@@ -263,9 +265,9 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
                 client_options[name] = self._timeout_kwargs[name]
         factory = stall_bounded_sockets(client_options.get("read_timeout"))
         if factory is not None and "transport" not in client_options:
-            names = ("connection_timeout", "read_timeout")
-            timeouts = {name: client_options[name] for name in names if name in client_options}
-            client_options["transport"] = StallBoundedTransport(socket_factory=factory, **timeouts)
+            # Built from the client's options, as the SDK builds its own transport from them: the
+            # timeouts, connection_verify (MLflow's TLS variables) and connection_cert live there.
+            client_options["transport"] = StallBoundedTransport(socket_factory=factory, **client_options)
         try:
             chosen = self._chosen
             if chosen["connection_string"]:
