@@ -14,6 +14,7 @@ MLflow's own numbers are the defaults: ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (120 s),
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import socket
@@ -76,13 +77,20 @@ def stall_bounded_sockets(timeout: float | None) -> StallBoundedSockets | None:
     """:class:`StallBoundedSockets` for a read timeout of ``timeout`` seconds; ``None`` where there is
     no timeout (``-1``), no ``TCP_USER_TIMEOUT`` (not Linux) or an aiohttp whose ``TCPConnector``
     takes no ``socket_factory``: the libraries then keep their own sockets."""
-    if timeout is None or timeout <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
-        return None
-    import aiohttp  # only the asynchronous backends (S3, GCS, Azure) have it, and ask
-
-    if "socket_factory" not in inspect.signature(aiohttp.TCPConnector).parameters:
+    if timeout is None or timeout <= 0 or not _sockets_can_be_bounded():
         return None
     return StallBoundedSockets(timeout)
+
+
+@functools.cache
+def _sockets_can_be_bounded() -> bool:
+    """Whether this system has ``TCP_USER_TIMEOUT`` and aiohttp's connector a ``socket_factory``
+    (asked once a process, not on every filesystem and session)."""
+    if not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return False
+    import aiohttp  # only the asynchronous backends (S3, GCS, Azure) have it, and ask
+
+    return "socket_factory" in inspect.signature(aiohttp.TCPConnector).parameters
 
 
 def _thread_workers() -> int:

@@ -12,8 +12,10 @@ flight, and a failed multipart upload is aborted so no part is left pending.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import mimetypes
 import os
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -598,15 +600,20 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
 
 def _connector_socket_factory(read_timeout: float | None) -> Any:
     """:func:`~artifact_fs.policy.stall_bounded_sockets` where aiobotocore takes a ``socket_factory``
-    among its ``connector_args`` (checked by building an ``AioConfig`` with it), else ``None``."""
+    among its ``connector_args``, else ``None``."""
     factory = stall_bounded_sockets(read_timeout)
-    if factory is None:
-        return None
+    return factory if factory is not None and _aiobotocore_takes_socket_factory() else None
+
+
+@functools.cache
+def _aiobotocore_takes_socket_factory() -> bool:
+    """Whether aiobotocore accepts ``connector_args={"socket_factory": ...}`` (asked once a process,
+    by building an ``AioConfig`` with one)."""
     try:
-        AioConfig(connector_args={"socket_factory": factory})
+        AioConfig(connector_args={"socket_factory": socket.socket})
     except botocore.exceptions.ParamValidationError:
-        return None
-    return factory
+        return False
+    return True
 
 
 def _cause(exc: BaseException) -> BaseException:

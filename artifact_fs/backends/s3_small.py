@@ -26,8 +26,6 @@ Everything unusual goes back to the SDK, which stays the one place for retries a
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import os
 import ssl
@@ -44,6 +42,7 @@ from fsspec.asyn import sync
 from artifact_fs import errors
 from artifact_fs.backends.ranged_download import ResponseBody
 from artifact_fs.backends.s3_options import parse_timestamp
+from artifact_fs.backends.s3_upload import content_md5
 from artifact_fs.policy import stall_bounded_sockets
 
 logger = logging.getLogger(__name__)
@@ -268,7 +267,7 @@ class SmallRequests:
             headers["Content-Encoding"] = arguments["ContentEncoding"]
         headers.update({f"x-amz-meta-{name}": value for name, value in arguments.get("Metadata", {}).items()})
         # The store checks the body it received (botocore would send a CRC on AWS): a signed header.
-        headers["Content-MD5"] = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        headers["Content-MD5"] = content_md5(data)
         arguments = {**arguments, "ContentMD5": headers["Content-MD5"]}
         response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=data)
         if response is None:

@@ -26,8 +26,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import google_crc32c
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+
+from artifact_fs import integrity
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def creation_arguments(algorithm: str | None) -> dict[str, str]:
 def part_check(data: bytes, algorithm: str | None) -> PartCheck:
     """``data``'s checksum for an upload created with ``algorithm`` (run it in a thread)."""
     if algorithm == "CRC32C":
-        return "ChecksumCRC32C", base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+        return "ChecksumCRC32C", base64.b64encode(integrity.digest_of(data, "crc32c").value).decode()
     return "ContentMD5", content_md5(data)
 
 
