@@ -7,6 +7,7 @@ import base64
 import datetime
 import errno
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from fsspec.asyn import sync
 
 from artifact_fs import uris
-from artifact_fs.backends import s3_download, s3_upload
+from artifact_fs.backends import s3_download, s3_small, s3_upload
 from artifact_fs.backends.s3 import ArtifactS3FileSystem
 from artifact_fs.backends.s3_options import options, parse_timestamp
 from artifact_fs.backends.s3_parts import parts_in_flight
@@ -162,3 +163,20 @@ def test_an_upload_body_nobody_reads_fails_after_the_read_timeout_not_never() ->
         for sock in accepted:
             sock.close()
     assert elapsed < 30, elapsed
+
+
+def test_a_body_over_a_piece_is_sent_in_pieces_with_its_length() -> None:
+    data = os.urandom(2 * s3_small.STREAMED_PIECE + 5)
+    headers: dict[str, str] = {}
+    body = s3_small._body(data, headers)
+
+    async def pieces() -> list[memoryview]:
+        return [piece async for piece in body]
+
+    sent = asyncio.run(pieces())
+    assert headers == {"Content-Length": str(len(data))}  # never chunked: S3 wants the length
+    assert [len(piece) for piece in sent] == [s3_small.STREAMED_PIECE, s3_small.STREAMED_PIECE, 5]
+    assert all(piece.obj is data for piece in sent)  # views of the part: no copy
+    assert b"".join(sent) == data
+    small: dict[str, str] = {}
+    assert s3_small._body(b"tiny", small) == b"tiny" and small == {}

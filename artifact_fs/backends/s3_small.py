@@ -30,7 +30,7 @@ import logging
 import os
 import ssl
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from xml.etree import ElementTree
 
@@ -54,6 +54,12 @@ PUT_ARGUMENTS = frozenset({"ContentType", "ContentEncoding", "Metadata"})
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 REFUSED = frozenset({400, 403, 405, 501})
 """Answers meaning the store does not take these requests (an unsupported signature, a policy)."""
+STREAMED_PIECE = 1024 * 1024
+"""A body larger than this goes in pieces of this size, each written once the socket has taken the
+last: aiohttp joins a ``bytes`` body to the request's head, and asyncio's transport (before Python
+3.12) keeps a copy of what the socket did not take at once; slices of a ``memoryview`` are copied by
+neither. Measured on a 256 MiB upload in 16 MiB parts: 0.17-0.25 s of the sender's CPU as ``bytes``,
+0.07 s in pieces."""
 HTTP_NOT_FOUND = 404
 HTTP_RANGE_NOT_SATISFIABLE = 416
 CHECK_HEADERS = {"ContentMD5": "Content-MD5", "ChecksumCRC32C": "x-amz-checksum-crc32c"}
@@ -269,7 +275,8 @@ class SmallRequests:
         # The store checks the body it received (botocore would send a CRC on AWS): a signed header.
         headers["Content-MD5"] = content_md5(data)
         arguments = {**arguments, "ContentMD5": headers["Content-MD5"]}
-        response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=data)
+        body = _body(data, headers)
+        response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=body)
         if response is None:
             return False
         await _drained(response)
@@ -284,7 +291,8 @@ class SmallRequests:
         name, value = check
         params = {"UploadId": upload_id, "PartNumber": number, name: value}
         headers = {CHECK_HEADERS[name]: value}
-        response = await self._send("PUT", "upload_part", bucket, key, params, headers=headers, data=data)
+        body = _body(data, headers)
+        response = await self._send("PUT", "upload_part", bucket, key, params, headers=headers, data=body)
         if response is None:
             return None
         await _drained(response)
@@ -335,6 +343,20 @@ class SmallRequests:
             return None
         self.proven = True
         return response
+
+
+def _body(data: bytes, headers: dict[str, str]) -> Any:
+    """A request body: ``data`` itself, or its :data:`STREAMED_PIECE` pieces with the length in
+    ``headers`` (aiohttp would otherwise send an iterated body chunked)."""
+    if len(data) <= STREAMED_PIECE:
+        return data
+    headers["Content-Length"] = str(len(data))
+    return _pieces(memoryview(data))
+
+
+async def _pieces(view: memoryview) -> AsyncIterator[memoryview]:
+    for start in range(0, len(view), STREAMED_PIECE):
+        yield view[start : start + STREAMED_PIECE]
 
 
 def _sockets(read_timeout: float | None) -> dict[str, Any]:
