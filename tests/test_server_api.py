@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,103 @@ def test_large_upload_streams_in_batches_and_round_trips(tmp_path: Path) -> None
 
     assert client.put(f"{ROOT}/big.bin", content=body()).status_code == 200
     assert (tmp_path / "0/run/artifacts/big.bin").read_bytes() == payload
+
+
+def test_a_batch_is_written_while_the_next_is_received(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch's write waits (up to 10 s) for the body to go on arriving: it does only if
+    the server keeps reading while a worker thread writes; the bytes are stored whole, in order."""
+    from artifact_fs import ArtifactStore
+    from artifact_fs.server import transfer
+
+    more_arrived, overlapped = threading.Event(), threading.Event()
+    write = transfer._Upload.write
+
+    def first_batch_waits(upload: Any, chunks: Any) -> None:
+        if upload.written == 0 and more_arrived.wait(10):
+            overlapped.set()
+        write(upload, chunks)
+
+    monkeypatch.setattr(transfer._Upload, "write", first_batch_waits)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"a" * 1500  # the first batch (over 1,000 bytes)
+        yield b"b" * 400
+        more_arrived.set()  # asked for only while the first batch is being written
+        yield b"c" * 700  # completes the second batch
+        yield b"d" * 10
+
+    store = ArtifactStore(str(tmp_path))
+    stored = asyncio.run(write_stream(store, "dir/overlap.bin", body(), batch_size=1000))
+    assert overlapped.is_set()
+    assert stored.size == 2610
+    assert (tmp_path / "dir/overlap.bin").read_bytes() == b"a" * 1500 + b"b" * 400 + b"c" * 700 + b"d" * 10
+
+
+def test_a_batch_that_fails_to_write_fails_the_upload_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artifact_fs import ArtifactStore
+    from artifact_fs.server import transfer
+
+    write = transfer._Upload.write
+
+    def second_batch_fails(upload: Any, chunks: Any) -> None:
+        if upload.written:
+            raise OSError(28, "No space left on device")
+        write(upload, chunks)
+
+    monkeypatch.setattr(transfer._Upload, "write", second_batch_fails)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"z" * 600
+
+    store = ArtifactStore(str(tmp_path))
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(write_stream(store, "dir/full.bin", body(), batch_size=1000))
+    assert not (tmp_path / "dir/full.bin").exists()
+    assert [p.name for p in (tmp_path / "dir").iterdir() if not p.name.startswith(".")] == []
+
+
+def test_an_upload_cancelled_while_a_batch_is_written_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is cancelled (the client went away, a shutdown) while a worker thread writes a
+    batch: the write ends first, then the upload is abandoned, and nothing is stored."""
+    from artifact_fs import ArtifactStore
+    from artifact_fs.server import transfer
+
+    in_write, release = threading.Event(), threading.Event()
+    write = transfer._Upload.write
+
+    def slow_second_batch(upload: Any, chunks: Any) -> None:
+        if upload.written:
+            in_write.set()
+            release.wait(10)
+        write(upload, chunks)
+
+    monkeypatch.setattr(transfer._Upload, "write", slow_second_batch)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"w" * 600
+
+    async def cancelled_mid_write() -> None:
+        store = ArtifactStore(str(tmp_path))
+        task = asyncio.ensure_future(write_stream(store, "dir/cut.bin", body(), batch_size=1000))
+        while not in_write.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled_mid_write())
+    assert not (tmp_path / "dir/cut.bin").exists()
+    assert [p.name for p in (tmp_path / "dir").iterdir() if not p.name.startswith(".")] == []
 
 
 def test_aborted_upload_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -179,3 +179,47 @@ def test_httptools_is_the_default_and_h11_the_fallback(monkeypatch: pytest.Monke
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "httptools" else real(name))
     assert default_protocol() == "artifact_fs.server.protocol:GuardedH11Protocol"
+
+
+async def echo_body_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers ``<length>,<length>,...\n<body>``: each ``http.request`` message's length, then the body."""
+    if scope["type"] != "http":
+        return
+    body, lengths = [], []
+    while True:
+        message = await receive()
+        assert type(message["body"]) is bytes  # what ASGI promises the app
+        body.append(message["body"])
+        lengths.append(b"%d" % len(message["body"]))
+        if not message.get("more_body"):
+            break
+    answer = b",".join(lengths) + b"\n" + b"".join(body)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]}
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
+def test_a_body_in_many_reads_reaches_the_app_whole_and_in_order(protocol: type[ProtocolGuards]) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: past uvicorn's 64 KiB high-water mark, in pieces
+    head = b"PUT /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    pieces = [head] + [payload[start : start + 70_000] for start in range(0, len(payload), 70_000)]
+    with serving(echo_body_app, protocol, lifespan="off") as (port, _):
+        reply = exchange(port, *pieces, pause=0.001)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    lengths, _, body = reply.split(b"\r\n\r\n", 1)[1].partition(b"\n")
+    assert body == payload
+    assert sum(int(length) for length in lengths.split(b",")) == len(payload)
+
+
+def test_body_pieces_give_the_parser_s_own_bytes_to_the_app() -> None:
+    from artifact_fs.server.httptools_protocol import BodyPieces
+
+    one = b"x" * 100_000
+    pieces = BodyPieces()
+    pieces += one
+    assert len(pieces) == len(one)
+    assert bytes(pieces) is one  # no copy: what the parser made is what the app gets
+    pieces += b"yz"
+    assert bytes(pieces) == one + b"yz"
+    assert bytes(BodyPieces(bytearray(b"kept"))) == b"kept"  # what uvicorn held before the first piece

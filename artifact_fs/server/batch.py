@@ -284,7 +284,7 @@ def unpack(
             slots.release()
 
     def whole(path: str, data: bytes, expected: tuple[integrity.Digest, ...]) -> integrity.Record | None:
-        return _Upload(store, path, expected, uploads).whole(data, None).digest
+        return _Upload(store, path, expected, uploads).whole([data], None).digest
 
     try:
         with (

@@ -1,11 +1,12 @@
 """Streaming request and response bodies with bounded memory, through the destination's store.
 
 Uploads: request chunks are gathered into batches of ``batch_size`` bytes and written to
-``ArtifactStore.open(path, "wb")`` in a worker thread, so the server never holds a whole body in
-memory or in a temp dir (MLflow spools every non-local upload to disk first). A body that fits
-one batch (most artifacts) is opened, written and committed in a single worker-thread call. A
-failed or aborted upload is abandoned through fsspec's own ``discard`` (s3fs and gcsfs abort the
-multipart upload), or the partial file is removed, so nothing is left behind.
+``ArtifactStore.open(path, "wb")`` in a worker thread while the next batch is received, so the
+server never holds a whole body in memory or in a temp dir (MLflow spools every non-local upload
+to disk first). A body that fits one batch (most artifacts) is opened, written and committed in a
+single worker-thread call. A failed or aborted upload is abandoned through fsspec's own
+``discard`` (s3fs and gcsfs abort the multipart upload), or the partial file is removed, so
+nothing is left behind.
 
 Downloads: ``Content-Length``, ``ETag`` and a single HTTP ``Range`` (206, ``Content-Range``; 416 when
 unsatisfiable) for every destination, read in ``chunk_size`` pieces from the one handle
@@ -199,12 +200,14 @@ class _Upload:
     def _open(self) -> None:
         self.handle = self.store.open(self.path, "wb", expected_digests=self.expected)
 
-    def write(self, data: bytes | bytearray) -> None:
-        if data:
-            self.handle.write(data)
-            self.written += len(data)
+    def write(self, chunks: Iterable[bytes]) -> None:
+        """Write the request's chunks as received (a batch is never joined: no copy of its bytes)."""
+        for data in chunks:
+            if data:
+                self.handle.write(data)
+                self.written += len(data)
 
-    def start(self, first: bytes | bytearray) -> None:
+    def start(self, first: Iterable[bytes]) -> None:
         """Open, register (a shutdown aborts it from now on) and write the first batch."""
         self._open()
         if self.uploads is not None:
@@ -212,7 +215,7 @@ class _Upload:
             self.registered = True
         self.write(first)
 
-    def finish(self, tail: bytes | bytearray, then: Callable[[], object] | None) -> Stored:
+    def finish(self, tail: Iterable[bytes], then: Callable[[], object] | None) -> Stored:
         """Write the last bytes, commit (digests are checked here), then ``then`` (e.g. drop a listing)."""
         self.write(tail)
         self.handle.close()
@@ -223,7 +226,7 @@ class _Upload:
             then()
         return self._stored()
 
-    def whole(self, body: bytes | bytearray, then: Callable[[], object] | None) -> Stored:
+    def whole(self, body: Iterable[bytes], then: Callable[[], object] | None) -> Stored:
         """A body that fits one batch: open, write, commit and ``then`` in this one thread call.
 
         It is not registered for a shutdown to abort: no other thread may touch a handle in use
@@ -271,34 +274,45 @@ async def write_stream(
     ``expected_digests`` (the request's ``Content-Digest``) are checked before the write is
     committed: a mismatch is :class:`~artifact_fs.integrity.DigestMismatchError` and nothing is stored.
     The first batch is read before anything is opened: a body that fits it (most artifacts) is
-    opened, written and committed in one worker-thread call, not one per step.
+    opened, written and committed in one worker-thread call, not one per step. A larger body's
+    batches are written in order, each while the next is received (at most two batches held), so
+    hashing and handing parts to the store do not stop the connection's reads.
     """
     upload = _Upload(store, path, tuple(expected_digests), uploads)
     stream = aiter(chunks)
-    pending = bytearray()
+    pending: list[bytes] = []
+    size = 0
+    writing: asyncio.Future[None] | None = None
     try:
         async for chunk in stream:
-            pending += chunk
-            if len(pending) > batch_size:
+            pending.append(chunk)
+            size += len(chunk)
+            if size > batch_size:
                 break
         else:
             return await run_in_threadpool(upload.whole, pending, then)
-        await run_in_threadpool(upload.start, pending)
-        pending = bytearray()
+        writing = asyncio.ensure_future(run_in_threadpool(upload.start, pending))
+        pending, size = [], 0
         async for chunk in stream:
-            pending += chunk
-            if len(pending) >= batch_size:
-                batch, pending = pending, bytearray()
-                await run_in_threadpool(upload.write, batch)
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= batch_size:
+                await writing  # one batch is written while the next is received, in order
+                writing = asyncio.ensure_future(run_in_threadpool(upload.write, pending))
+                pending, size = [], 0
+        await writing
         return await run_in_threadpool(upload.finish, pending, then)
     except BaseException:
         with anyio.CancelScope(shield=True):
+            if writing is not None:  # the handle is the writing thread's until it returns
+                await asyncio.wait({writing})
+                if not writing.cancelled():
+                    writing.exception()  # raised above, or superseded by the failure that ends this
             if upload.handle is not None and not upload.done:
                 await run_in_threadpool(upload.abandon)
         raise
 
 
-# -- downloads --------------------------------------------------------------------------------------
 class RangeNotSatisfiableError(Exception):
     """The requested byte range lies outside the file (HTTP 416)."""
 
