@@ -47,20 +47,39 @@ class ConcurrentParts:
     path: str
     s3_additional_kwargs: dict[str, Any]
 
+    def write(self, data: Any) -> int:
+        """fsspec's ``write``, with a piece that would take the buffer past one part split where the
+        part ends: the buffer then holds exactly one part when it is sent, which
+        :meth:`_upload_chunk` hands over without copying it."""
+        buffer = self.buffer
+        if buffer is None or self.append_block or len(data) <= self.blocksize - buffer.tell():
+            return int(super().write(data))  # type: ignore[misc]
+        view = memoryview(data).cast("B")
+        written = 0
+        while view:
+            room = self.blocksize - self.buffer.tell()
+            piece, view = (view[:room], view[room:]) if room > 0 else (view, view[:0])
+            written += int(super().write(piece))  # type: ignore[misc]
+        return written
+
     def _upload_chunk(self, final: bool = False) -> bool:
         one_shot = self.autocommit and final and self.tell() < self.blocksize  # type: ignore[attr-defined]
         if self.append_block or one_shot or not self.mpu:
             return bool(super()._upload_chunk(final=final))  # type: ignore[misc]
-        self.buffer.seek(0)
-        minimum = 1 if final else self.blocksize
-        while len(self.buffer.getbuffer()) - self.buffer.tell() >= minimum:
-            self._submit_part(self.buffer.read(self.blocksize))
+        data = self.buffer.getvalue()  # BytesIO's own bytes, not a copy (reading them out was one)
+        size = self.blocksize
+        end = len(data) if final else len(data) - len(data) % size
+        if end == len(data) <= size:
+            self._submit_part(data)  # the usual: exactly one part (see write), or the last
+        else:
+            for start in range(0, end, size):
+                self._submit_part(data[start : start + size])
         if self.autocommit and final:
             self._collect_parts(0)
             self.commit()  # type: ignore[attr-defined]
         else:
-            self.offset += self.buffer.tell()
-            self.buffer = io.BytesIO(self.buffer.read())
+            self.offset += end
+            self.buffer = io.BytesIO(data[end:])
             self.buffer.seek(0, 2)
         return False  # fsspec's flush must not clear the buffer: the rest of it is kept above
 
