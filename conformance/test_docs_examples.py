@@ -126,9 +126,9 @@ FINISHED = "-- example finished --"
 EXIT_ABORT = "terminate called without an active exception"
 """What libstdc++ prints when pyarrow's C++ threads abort the interpreter's exit after a script that
 read Parquet through a Python file object has finished (apache/arrow#34314, #39162: open upstream,
-intermittent). docs/data-tools.md's first example aborted so in 26 of 129 runs (2026-12-01; twice
-in a row in one CI run); since artifact_fs frees unreachable objects at exit, before the
-interpreter shuts down (``artifact_fs._collect_before_exit``), in 1 of 80."""
+intermittent). docs/data-tools.md's first example aborted so in 26 of 141 runs (2026-12-01, six
+batches; twice in a row in one CI run); since artifact_fs frees unreachable objects at exit,
+before the interpreter shuts down (``artifact_fs._collect_before_exit``), in 1 of 80."""
 
 
 def _aborted_after_finishing(completed: subprocess.CompletedProcess[str]) -> bool:
