@@ -331,7 +331,8 @@ def test_a_part_whose_bytes_do_not_match_its_checksum_is_refused_by_the_store(
 ) -> None:
     """The checksum a part carries is the store's check of the bytes it received: a part sent
     with another part's checksum fails, presigned and then again through the SDK, and nothing of
-    it is kept; the same part with its own checksum goes."""
+    it is kept; the same part with its own checksum goes, presigned (a BadDigest refuses that
+    body, not the presigned path)."""
     environ, _ = CHECKSUMS[checksum]
     store = _parts_store(seaweedfs_server, proxy, environ)
     fs, root = store.fs.fs, store.fs.path  # the S3 filesystem under the store's root
@@ -357,7 +358,9 @@ def test_a_part_whose_bytes_do_not_match_its_checksum_is_refused_by_the_store(
         kinds = proxy.reset()
         assert kinds == {"url-upload-part": 1, "upload-part": 1}, kinds  # refused both ways
         assert not fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload).get("Parts")
+        proxy.reset()
         entry = send(s3_upload.part_check(data, algorithm))
+        assert proxy.reset() == {"url-upload-part": 1}  # one damaged part leaves the path on
         fs.call_s3(
             "complete_multipart_upload",
             Bucket=bucket,

@@ -15,7 +15,7 @@ Everything unusual goes back to the SDK, which stays the one place for retries a
   objects other tools wrote, is ``FileNotFoundError`` at once, from the same error table);
 * a transport failure (reset, timeout) is retried through the SDK too, and this filesystem stops
   using the path, as it does after an answer that says the store refuses presigned requests
-  (400, 403, 405, 501);
+  (400, 403, 405, 501), except a ``BadDigest``, which refuses one damaged body, not the path;
 * requests that need headers of their own (SSE-C keys, requester pays, expected bucket owner, upload
   arguments other than Content-Type, Content-Encoding and metadata, conditional creates, versions),
   a proxy, or a client configured with its own ``proxies`` are never sent this way.
@@ -54,6 +54,9 @@ PUT_ARGUMENTS = frozenset({"ContentType", "ContentEncoding", "Metadata"})
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 REFUSED = frozenset({400, 403, 405, 501})
 """Answers meaning the store does not take these requests (an unsupported signature, a policy)."""
+MISMATCHED_BODY = frozenset({"BadDigest"})
+"""Error codes of a 400 that refuses this one body (its bytes do not match the checksum it carried:
+damaged on the way), not the path: the SDK sends it again and the path stays on."""
 STREAMED_PIECE = 1024 * 1024
 """A body larger than this goes in pieces of this size, each written once the socket has taken the
 last: aiohttp joins a ``bytes`` body to the request's head, and asyncio's transport (before Python
@@ -339,7 +342,9 @@ class SmallRequests:
             self._off(repr(exc))
             return None
         if response.status in REFUSED:
-            self._off(f"HTTP {response.status} {_error_code(await _drained(response))}")
+            code = _error_code(await _drained(response))
+            if code not in MISMATCHED_BODY:
+                self._off(f"HTTP {response.status} {code}")
             return None
         self.proven = True
         return response
