@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import atexit
-import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,8 @@ def _collect_before_exit() -> None:
     without an active exception" and SIGABRT after the script had finished (apache/arrow#34314):
     4 of 24 runs of docs/data-tools.md's first example, 0 of 24 with this collection first.
     """
+    import gc  # here: the package's own ``gc`` subpackage (``artifact-fs gc``) takes the name above
+
     if "pyarrow" in sys.modules:
         gc.collect()
 

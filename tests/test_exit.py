@@ -27,9 +27,10 @@ del cycle
     ("imports", "expected"),
     [
         ("import artifact_fs\nimport pyarrow", "freed while finalizing: False"),
+        ("import artifact_fs.gc\nimport pyarrow", "freed while finalizing: False"),  # its subpackage
         ("import pyarrow", "freed while finalizing: True"),  # the shutdown's collection, without us
     ],
-    ids=["artifact_fs-and-pyarrow", "pyarrow-alone"],
+    ids=["artifact_fs-and-pyarrow", "with-artifact_fs.gc-imported", "pyarrow-alone"],
 )
 def test_garbage_is_freed_before_the_interpreter_shuts_down(imports: str, expected: str) -> None:
     script = SCRIPT.format(imports=imports)
@@ -38,3 +39,4 @@ def test_garbage_is_freed_before_the_interpreter_shuts_down(imports: str, expect
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == expected
+    assert completed.stderr == ""  # e.g. no "Exception ignored in atexit callback"
