@@ -69,11 +69,8 @@ class ConcurrentParts:
         data = self.buffer.getvalue()  # BytesIO's own bytes, not a copy (reading them out was one)
         size = self.blocksize
         end = len(data) if final else len(data) - len(data) % size
-        if end == len(data) <= size:
-            self._submit_part(data)  # the usual: exactly one part (see write), or the last
-        else:
-            for start in range(0, end, size):
-                self._submit_part(data[start : start + size])
+        for start in range(0, end, size):  # usually one part (see write): a whole-bytes slice is no copy
+            self._submit_part(data[start : start + size])
         if self.autocommit and final:
             self._collect_parts(0)
             self.commit()  # type: ignore[attr-defined]

@@ -313,6 +313,7 @@ async def write_stream(
         raise
 
 
+# -- downloads --------------------------------------------------------------------------------------
 class RangeNotSatisfiableError(Exception):
     """The requested byte range lies outside the file (HTTP 416)."""
 
