@@ -30,6 +30,7 @@ TARGETS: dict[tuple[str, str], float] = {
     ("served-s3-small-download", "ratio_vs_best"): 1.3,
     ("served-s3-large-upload", "ratio_vs_boto3_tuned"): 1.2,
     ("served-s3-large-download", "ratio_vs_boto3_tuned"): 1.2,
+    ("proxied-s3-large-download", "ratio_vs_boto3_tuned"): 1.2,
     ("s3-large-upload-digests", "ratio_digests_on_vs_off"): 1.10,
     ("s3-large-download-digests", "ratio_digests_on_vs_off"): 1.10,
     ("served-s3-list-10000", "ratio_vs_boto3_paginator"): 1.0,

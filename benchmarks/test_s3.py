@@ -12,8 +12,9 @@ benchmark stores the peers' medians and ``ratio_vs_<peer>`` (our median divided 
 is faster) and ``ratio_vs_best`` (against the faster of tuned boto3 and s3fs) in ``extra_info``.
 
 The same scenarios run again with artifact_fs's own client through ``artifact-fs serve`` (one
-worker, the bucket as its destination; ``served-s3-*``), against the same direct peers: the proxied
-path's cost over going to S3 directly.
+worker, the bucket as its destination, presigned uploads and downloads advertised; ``served-s3-*``),
+against the same direct peers: the server's cost over going to S3 directly. The 256 MiB download
+runs a third time through a server that streams it (``proxied-s3-*``, presigned downloads off).
 
 A listing benchmark lists 10,000 objects with ``list_artifacts`` against boto3's paginator, directly
 and through the server, and a Parquet benchmark reads one column of an 8-column object with
@@ -68,6 +69,10 @@ pytestmark = [pytest.mark.benchmark(group="store-s3"), pytest.mark.timeout(900)]
 SCENARIOS = ["small-upload", "small-download", "large-upload", "large-download"]
 ROUTES = ["direct", "served"]
 """``s3://`` from this process, or artifact_fs's client through ``artifact-fs serve`` on the bucket."""
+CASES = [(scenario, route) for scenario in SCENARIOS for route in ROUTES] + [("large-download", "proxied")]
+"""Every scenario both ways, and the large download once more through a server that streams it
+(presigned downloads not advertised, MLflow's default), where ``served`` hands out presigned URLs."""
+SERVED_PREFIX = {"direct": "s3", "served": "served-s3", "proxied": "proxied-s3"}
 S3_ROUNDS = ROUNDS
 PARQUET_KEY = "parquet/wide.parquet"
 PARQUET_COLUMNS = 8
@@ -177,16 +182,29 @@ class ServedS3:
 def served_s3(s3: S3Bench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedS3]:
     """The server on this SeaweedFS bucket's root, so the logged data sits at the same paths.
 
-    As in the conformance suite on SeaweedFS, proxied multipart uploads are advertised and
-    presigned downloads are not (docs/server.md); small files and a 256 MiB file go through it.
+    As in the conformance suite on SeaweedFS, presigned multipart uploads and presigned downloads
+    are advertised (docs/server.md): small files go through it in batches, a 256 MiB upload as one
+    streamed PUT, a 256 MiB download as concurrent ranges of a presigned URL.
     """
+    yield from _served(s3, tmp_path_factory, "served-s3", download="true")
+
+
+@pytest.fixture(scope="session")
+def proxied_s3(s3: S3Bench, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedS3]:
+    """The same server without presigned downloads (MLflow's default): every byte goes through it."""
+    yield from _served(s3, tmp_path_factory, "proxied-s3", download="false")
+
+
+def _served(
+    s3: S3Bench, tmp_path_factory: pytest.TempPathFactory, name: str, download: str
+) -> Iterator[ServedS3]:
     environ = {
         **s3.environ(),
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
-        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": download,
     }
     server = start_artifact_server(
-        tmp_path_factory.mktemp("served-s3-logs"), f"s3://{BUCKET}", env=environ, name="served-s3"
+        tmp_path_factory.mktemp(f"{name}-logs"), f"s3://{BUCKET}", env=environ, name=name
     )
     try:
         yield ServedS3(server.artifacts_url)
@@ -234,8 +252,7 @@ def mlflow_s3(s3: S3Bench, small: Any, large: Any, workdir: Path) -> dict[str, f
 
 
 # -- artifact_fs ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize(("scenario", "route"), CASES)
 def test_artifact_fs_s3(
     benchmark: Any,
     request: pytest.FixtureRequest,
@@ -251,7 +268,7 @@ def test_artifact_fs_s3(
     source: Path = request.getfixturevalue(dataset_name).source
     logged = s3.logged[dataset_name]
     s3_client = s3.client
-    store = s3.store if route == "direct" else request.getfixturevalue("served_s3").store
+    store = s3.store if route == "direct" else request.getfixturevalue(f"{route}_s3").store
     server = s3.server
     s3fs_fs = s3fs_filesystem(server.endpoint_url, server.access_key, server.secret_key)
     peers = {"boto3_tuned": PeerRounds(WARMUP_ROUNDS), "s3fs": PeerRounds(WARMUP_ROUNDS)}
@@ -309,7 +326,7 @@ def test_artifact_fs_s3(
 
     ours = benchmark.stats.stats.median
     info = benchmark.extra_info
-    info["scenario"] = f"s3-{scenario}" if route == "direct" else f"served-s3-{scenario}"
+    info["scenario"] = f"{SERVED_PREFIX[route]}-{scenario}"
     info["median_s"] = ours
     medians = {peer: rounds.median() for peer, rounds in peers.items()}
     if scenario in mlflow_s3:

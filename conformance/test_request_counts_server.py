@@ -48,13 +48,26 @@ class Legs:
 
 @pytest.fixture(scope="module")
 def legs(server_log_dir: Path, seaweedfs_server: SeaweedFS) -> Iterator[Legs]:
+    yield from _legs(server_log_dir, seaweedfs_server, "artifact-server-counted")
+
+
+@pytest.fixture(scope="module")
+def presigned_legs(server_log_dir: Path, seaweedfs_server: SeaweedFS) -> Iterator[Legs]:
+    """The same, with presigned downloads advertised: its URLs point at the store's relay."""
+    yield from _legs(
+        server_log_dir,
+        seaweedfs_server,
+        "artifact-server-counted-presigned",
+        MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD="true",
+    )
+
+
+def _legs(server_log_dir: Path, seaweedfs_server: SeaweedFS, name: str, **environ: str) -> Iterator[Legs]:
     store = RequestCountingProxy(
         int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), classify=presigned_or_sdk_kind
     )
-    environ = {**seaweedfs_server.environ(), "MLFLOW_S3_ENDPOINT_URL": store.url}
-    server = start_artifact_server(
-        server_log_dir, f"s3://{BUCKET}/through-server", env=environ, name="artifact-server-counted"
-    )
+    environ = {**seaweedfs_server.environ(), "MLFLOW_S3_ENDPOINT_URL": store.url, **environ}
+    server = start_artifact_server(server_log_dir, f"s3://{BUCKET}/through-server", env=environ, name=name)
     client = RequestCountingProxy(server.port, classify=mlflow_artifacts_kind)
     try:
         yield Legs(server, client, store)
@@ -204,6 +217,31 @@ def test_a_large_answer_through_the_server_is_one_get_to_s3(legs: Legs, seaweedf
     assert Path(local).read_bytes() == data
     assert client_kinds["download"] == 2, client_kinds
     assert store_kinds["get"] + store_kinds["url-get"] == 2, store_kinds
+
+
+def test_a_large_download_with_presigned_urls_goes_to_s3_in_ranges_and_not_through_the_server(
+    presigned_legs: Legs, seaweedfs_server: SeaweedFS
+) -> None:
+    """With presigned downloads advertised, artifact_fs's client asks the server once for a URL and
+    reads the file's 16 MiB ranges from S3 itself: no body crosses the server. SeaweedFS checks the
+    URL's SigV4 signature, ``response-content-disposition`` included (it refused the SigV2 URLs
+    botocore mints when the signature version is left unnamed)."""
+    legs = presigned_legs
+    prefix = uuid.uuid4().hex[:12]
+    data = random_bytes(21 * MIB, seed=17)
+    _direct_store(seaweedfs_server, prefix).fs.pipe_file("big.bin", data)
+    served = artifact_fs.ArtifactStore(legs.url(prefix), skip_instance_cache=True, **CLIENT_OPTIONS)
+    legs.client.reset()
+    legs.store.reset()
+    local = served.download_artifacts("big.bin")
+    client_bytes = legs.client.received["download"]
+    ranged_bytes = legs.store.received["url-get"]
+    client_kinds, store_kinds = legs.client.reset(), legs.store.reset()
+    assert Path(local).read_bytes() == data
+    assert client_kinds["presigned"] == 1 and client_kinds["download"] == 0, client_kinds
+    assert client_bytes == 0
+    assert store_kinds["url-get"] == 2 and store_kinds["get"] == 0, store_kinds
+    assert ranged_bytes == len(data), (ranged_bytes, store_kinds)
 
 
 def test_a_streamed_answer_is_pinned_to_the_version_the_server_opened(seaweedfs_server: SeaweedFS) -> None:

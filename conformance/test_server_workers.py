@@ -29,7 +29,7 @@ def second_replica(server_log_dir: Path, seaweedfs_server: SeaweedFS) -> Iterato
     server = start_artifact_server(
         server_log_dir,
         f"s3://{BUCKET}/{S3_PREFIX}",
-        env=s3_destination_environ(seaweedfs_server, download=False),
+        env=s3_destination_environ(seaweedfs_server),
         workers=2,
         name="artifact-server-replica",
     )

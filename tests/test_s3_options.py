@@ -6,6 +6,7 @@ import json
 
 import pytest
 from botocore import UNSIGNED
+from fsspec.asyn import sync
 
 from artifact_fs import uris
 from artifact_fs.backends import s3
@@ -131,6 +132,35 @@ def test_unsigned_is_botocore_unsigned() -> None:
     assert fs.anon is True
     client = fs.connect()
     assert client.meta.config.signature_version is UNSIGNED
+
+
+@pytest.mark.parametrize(
+    ("environ", "algorithm"),
+    [
+        ({}, "X-Amz-Algorithm=AWS4-HMAC-SHA256"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "X-Amz-Algorithm=AWS4-HMAC-SHA256"),
+        ({"MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION": "s3"}, "AWSAccessKeyId="),  # SigV2, asked for
+    ],
+)
+def test_presigned_urls_are_signed_with_the_configured_version(
+    environ: dict[str, str], algorithm: str
+) -> None:
+    """MLflow names ``s3v4`` to botocore; unnamed, botocore presigns SigV2 in us-east-1 and eu-west-1,
+    which AWS refuses for new buckets and SeaweedFS for a presigned download's disposition."""
+    options = s3.options(S3, environ)
+    fs = s3.filesystem({**options, "key": "AKIDEXAMPLE", "secret": "s" * 40, "skip_instance_cache": True})
+    assert algorithm in _presigned_get(fs)
+
+
+def test_a_filesystem_made_without_options_presigns_sigv4() -> None:
+    fs = s3.ArtifactS3FileSystem(key="AKIDEXAMPLE", secret="s" * 40, skip_instance_cache=True)
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in _presigned_get(fs)
+
+
+def _presigned_get(fs: s3.ArtifactS3FileSystem) -> str:
+    """A presigned GET from the filesystem's own (aiobotocore) client: signing needs no server."""
+    params = {"Bucket": "bucket", "Key": "a b.bin"}
+    return str(sync(fs.loop, fs.connect().generate_presigned_url, "get_object", Params=params))
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,11 @@ DEFAULT_READ_TIMEOUT = 60
 DEFAULT_RETRIES = 2
 """botocore ``standard`` mode's 3 attempts: throttling (SlowDown, 503) and transient errors back off,
 and an unreachable endpoint is reported within seconds."""
+SIGNATURE_VERSION = settings.MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION.default
+"""SigV4, always named to botocore as MLflow's client names it. Left unnamed, botocore still signs
+requests with SigV4 but *presigns* with SigV2 in us-east-1 and the older regions: URLs that AWS
+refuses for buckets made since mid-2020, and that SeaweedFS refuses when they carry a
+``response-content-disposition`` (the server's presigned downloads)."""
 DEFAULT_READ_BLOCK_SIZE = 512 * settings.KIB
 """Read-ahead of files opened for reading; small so columnar readers fetch little beyond their ranges."""
 
@@ -128,7 +133,7 @@ def options(
     signature = settings.MLFLOW_EXPERIMENTAL_S3_SIGNATURE_VERSION.get(environ)
     if signature.lower() == "unsigned":
         result["anon"] = True
-    elif signature != "s3v4":
+    else:  # always named (SIGNATURE_VERSION)
         result["signature_version"] = signature
     extra_args = settings.MLFLOW_S3_UPLOAD_EXTRA_ARGS.get(environ)
     if extra_args:

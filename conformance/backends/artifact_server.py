@@ -38,13 +38,13 @@ ARTIFACT_SERVER_S3 = BackendSpec(
 SPECS: list[BackendSpec] = [ARTIFACT_SERVER_LOCAL, ARTIFACT_SERVER_S3]
 
 
-def s3_destination_environ(s3_server: SeaweedFS | MotoServer, download: bool = True) -> dict[str, str]:
-    """The server's environment for an S3 destination with proxied multipart advertised."""
+def s3_destination_environ(s3_server: SeaweedFS | MotoServer) -> dict[str, str]:
+    """The server's environment for an S3 destination with presigned uploads and downloads advertised."""
     environ: Mapping[str, str] = s3_server.environ()
     return {
         **environ,
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
-        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true" if download else "false",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
     }
 
 
@@ -76,11 +76,11 @@ def artifact_server_s3(server_log_dir: Path, moto_server: MotoServer) -> Iterato
 
 @pytest.fixture(scope="session")
 def artifact_server_seaweedfs(server_log_dir: Path, seaweedfs_server: SeaweedFS) -> Iterator[ArtifactServer]:
-    """On SeaweedFS, for MLflow's own client; presigned downloads stay off (see docs/server.md)."""
+    """On SeaweedFS, for MLflow's own client, with presigned multipart uploads and downloads."""
     server = start_artifact_server(
         server_log_dir,
         f"s3://{S3_BUCKET}/{S3_PREFIX}",
-        env=s3_destination_environ(seaweedfs_server, download=False),
+        env=s3_destination_environ(seaweedfs_server),
         name="artifact-server-seaweedfs",
     )
     try:
