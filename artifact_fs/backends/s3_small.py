@@ -115,23 +115,33 @@ class BucketSigning:
 
     def sign(self, credentials: Any, method: str, key: str, params: Mapping[str, Any]) -> str | None:
         """The presigned URL of ``method`` on ``key`` with ``params``; ``None`` for parameters
-        other than :data:`SIGNED_HEADERS`, :data:`QUERY_PARAMETERS` and ``Metadata``."""
-        headers: dict[str, str] = {}
-        query: dict[str, str] = {}
-        for name, value in params.items():
-            if name in SIGNED_HEADERS:
-                headers[SIGNED_HEADERS[name]] = str(value)
-            elif name in QUERY_PARAMETERS:
-                query[QUERY_PARAMETERS[name]] = str(value)
-            elif name == "Metadata":
-                headers.update({f"x-amz-meta-{meta}": str(text) for meta, text in value.items()})
-            else:
-                return None
+        :func:`request_fields` does not know."""
+        fields = request_fields(params)
+        if fields is None:
+            return None
+        headers, query = fields
         request = AWSRequest(
             method=method, url=self.base + percent_encode(key, safe="/~"), headers=headers, params=query
         )
         S3SigV4QueryAuth(credentials, "s3", self.region, expires=EXPIRES_IN).add_auth(request)
         return str(request.url)
+
+
+def request_fields(params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The headers and query fields a presigned request carries for ``params`` (:data:`SIGNED_HEADERS`,
+    ``Metadata`` as ``x-amz-meta-*``, :data:`QUERY_PARAMETERS`); ``None`` for any other parameter."""
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if name in SIGNED_HEADERS:
+            headers[SIGNED_HEADERS[name]] = str(value)
+        elif name in QUERY_PARAMETERS:
+            query[QUERY_PARAMETERS[name]] = str(value)
+        elif name == "Metadata":
+            headers.update({f"x-amz-meta-{meta}": str(text) for meta, text in value.items()})
+        else:
+            return None
+    return headers, query
 
 
 def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -350,13 +360,12 @@ class SmallRequests:
         """Send ``data`` as the object in one PUT; ``False`` when the SDK should send it."""
         if not self.enabled or not set(arguments) <= PUT_ARGUMENTS:
             return False
-        headers = {"Content-Type": arguments["ContentType"]} if "ContentType" in arguments else {}
-        if "ContentEncoding" in arguments:
-            headers["Content-Encoding"] = arguments["ContentEncoding"]
-        headers.update({f"x-amz-meta-{name}": value for name, value in arguments.get("Metadata", {}).items()})
         # The store checks the body it received (botocore would send a CRC on AWS): a signed header.
-        headers["Content-MD5"] = content_md5(data)
-        arguments = {**arguments, "ContentMD5": headers["Content-MD5"]}
+        arguments = {**arguments, "ContentMD5": content_md5(data)}
+        fields = request_fields(arguments)
+        if fields is None:
+            return False
+        headers = fields[0]
         body = _body(data, headers)
         response = await self._send("PUT", "put_object", bucket, key, arguments, headers=headers, data=body)
         if response is None:
@@ -372,7 +381,10 @@ class SmallRequests:
         should send it."""
         name, value = check
         params = {"UploadId": upload_id, "PartNumber": number, name: value}
-        headers = {CHECK_HEADERS[name]: value}
+        fields = request_fields({name: value})
+        if fields is None:
+            return None
+        headers = fields[0]
         body = _body(data, headers)
         response = await self._send("PUT", "upload_part", bucket, key, params, headers=headers, data=body)
         if response is None:
