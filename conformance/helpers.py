@@ -84,6 +84,19 @@ def run_in_fork(child):
 
 
 MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+
+COLUMN_BYTES_LIMIT = 1.2
+"""Issue #13: a one-column Parquet read moves at most 1.2x the column's bytes on every leg."""
+PARQUET_FOOTER_READ = 64 * 1024
+"""pyarrow's first read of a Parquet file: its last 64 KiB, which hold the footer."""
+
+
+def column_bytes_beyond_footer(received: int, column: int) -> int:
+    """What a one-column read fetched beyond the column and pyarrow's footer read: ~0 when every
+    range is fetched as asked, a read-ahead block per range when a cache reads past it."""
+    return received - column - PARQUET_FOOTER_READ
+
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "expect"}
 
 

@@ -22,14 +22,19 @@ import requests
 import artifact_fs
 from conformance.backends.mlflow_artifacts import CLIENT_OPTIONS
 from conformance.backends.s3 import BUCKET
-from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, mlflow_artifacts_kind, random_bytes
+from conformance.helpers import (
+    COLUMN_BYTES_LIMIT,
+    MLFLOW_ARTIFACTS,
+    RequestCountingProxy,
+    column_bytes_beyond_footer,
+    mlflow_artifacts_kind,
+    random_bytes,
+)
 from conformance.servers.artifact_server import ArtifactServer, start_artifact_server
 from conformance.servers.seaweedfs import SeaweedFS
 from conformance.test_s3_small_requests import presigned_or_sdk_kind
 
 pytestmark = [pytest.mark.server, pytest.mark.s3]
-
-COLUMN_BYTES_LIMIT = 1.2
 
 
 class Legs:
@@ -104,6 +109,9 @@ def test_one_parquet_column_through_the_server_moves_at_most_1_2x_its_bytes_on_e
     )
     assert client_bytes <= COLUMN_BYTES_LIMIT * column, (client_bytes, column, client_kinds)
     assert store_bytes <= COLUMN_BYTES_LIMIT * column, (store_bytes, column, store_kinds)
+    # each range as pyarrow asked it, on both legs: no read-ahead block past it (block-readahead)
+    assert column_bytes_beyond_footer(client_bytes, column) <= 16 * 1024, (client_bytes, column, client_kinds)
+    assert column_bytes_beyond_footer(store_bytes, column) <= 16 * 1024, (store_bytes, column, store_kinds)
 
 
 def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_get_each(

@@ -44,7 +44,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from fsspec.asyn import AsyncFileSystem
 
 from artifact_fs import integrity, settings
-from artifact_fs.backends import object_store
+from artifact_fs.backends import object_store, read_cache
 from artifact_fs.backends.azure_presign import AzurePresigner
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
@@ -287,7 +287,7 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
 
     def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> AzureBlobFile:
         self.check_version_id(kwargs.get("version_id"))
-        kwargs.setdefault("cache_type", "readahead")
+        kwargs.setdefault("cache_type", read_cache.NAME)
         if "x" in mode and self.exists(path):
             # Fail at open, as fsspec expects; the commit's If-None-Match still guards the race.
             raise FileExistsError(errno.EEXIST, "artifact already exists", path)

@@ -36,7 +36,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from gcsfs.core import GCSFile, GCSFileSystem
 from gcsfs.retry import retry_request
 
-from artifact_fs.backends import gcs_download, object_store
+from artifact_fs.backends import gcs_download, object_store, read_cache
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
@@ -294,6 +294,7 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
             chunk = self.download_chunk_size if "r" in mode else self.upload_chunk_size
             block_size = chunk or self.default_block_size
         const = kwargs.pop("consistency", None) or self.consistency
+        kwargs.setdefault("cache_type", read_cache.NAME)
         return ArtifactGCSFile(self, path, mode, block_size, consistency=const, **kwargs)
 
 

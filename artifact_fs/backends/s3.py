@@ -29,7 +29,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from s3fs import S3File, S3FileSystem
 
 from artifact_fs import errors, integrity, settings
-from artifact_fs.backends import object_store, ranged_download, s3_download, s3_small, s3_upload
+from artifact_fs.backends import object_store, ranged_download, read_cache, s3_download, s3_small, s3_upload
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
 from artifact_fs.backends.ranged_download import GetObject
@@ -241,7 +241,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             default_block_size=chunk_size,
             max_concurrency=max_concurrency,
             fixed_upload_size=True,
-            **kwargs,
+            **{"default_cache_type": read_cache.NAME, **kwargs},
         )
         self.upload_extra_args = extra
         self.expected_bucket_owner = expected_bucket_owner

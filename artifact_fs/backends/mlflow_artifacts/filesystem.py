@@ -12,6 +12,7 @@ from typing import Any
 
 from fsspec.spec import AbstractBufferedFile
 
+from artifact_fs.backends import read_cache
 from artifact_fs.backends.mlflow_artifacts.files import MlflowArtifactFile, MlflowArtifactStreamFile
 from artifact_fs.backends.mlflow_artifacts.resolve import service_url
 from artifact_fs.backends.mlflow_artifacts.writes import ArtifactsWrites, MlflowArtifactWriter
@@ -85,7 +86,7 @@ class MlflowArtifactsFileSystem(ArtifactsWrites):
             path,
             mode,
             block_size=block_size or self.blocksize,
-            cache_type=kwargs.pop("cache_type", "readahead"),
+            cache_type=kwargs.pop("cache_type", read_cache.NAME),
             cache_options=cache_options,
             **kwargs,
         )
