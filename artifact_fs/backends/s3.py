@@ -11,12 +11,14 @@ flight, and a failed multipart upload is aborted so no part is left pending.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import mimetypes
 import os
 import socket
 import urllib.parse
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +81,57 @@ def _shared_loader(session: AioSession) -> Any:
     new session would otherwise parse S3's service model and endpoint rules again (~50 ms a client)."""
     loader = session.get_component("data_loader")
     return _LOADERS.setdefault(tuple(loader.search_paths), loader)
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], AioSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_session(arguments: Mapping[str, Any]) -> AioSession:
+    """The configured botocore session of this event loop for the current credential environment.
+
+    A session costs ~4 ms to make (botocore registers its ~200 handlers, checking each one's
+    signature), paid by every filesystem built outside fsspec's instance cache. A session holds no
+    connection and no per-filesystem handler (a client copies the session's handlers), so the
+    filesystems of one loop share it, as boto3's default session is shared by the clients MLflow
+    makes. What it does keep: the credentials it resolved and the AWS config files it read; so it
+    is shared only while :func:`credential_environment_digest` and those files are unchanged (a new
+    environment gets a new session, as a new filesystem always had), and only within one event loop
+    (botocore sessions are not thread-safe; a loop is one thread). ``arguments``: the session's own
+    (s3fs passes ``profile`` and other unknown options to ``AioSession``).
+    """
+    key = (credential_environment_digest(), _aws_files_stamp(), repr(sorted(arguments.items())))
+    sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
+    session = sessions.get(key)
+    if session is None:
+        session = sessions[key] = _configure(AioSession(**arguments))
+    return session
+
+
+def _aws_files_stamp() -> tuple[tuple[int, int] | None, ...]:
+    """The modification time and size of the AWS config and credentials files (``None``: missing)."""
+    stamps: list[tuple[int, int] | None] = []
+    for setting, default in (
+        (settings.AWS_CONFIG_FILE, "~/.aws/config"),
+        (settings.AWS_SHARED_CREDENTIALS_FILE, "~/.aws/credentials"),
+    ):
+        try:
+            stat = os.stat(os.path.expanduser(setting.raw() or default))
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
+
+
+def _configure(session: AioSession) -> AioSession:
+    """Standard-library timestamp parsing, botocore's models loaded once per process, and no
+    ``Expect: 100-continue`` (see :meth:`ArtifactS3FileSystem.set_session`)."""
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+    session.unregister("before-call.s3", botocore.handlers.add_expect_header)
+    session.register_component("data_loader", _shared_loader(session))
+    return session
 
 
 def _is_aws(endpoint_url: str | None) -> bool:
@@ -255,18 +308,18 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         self.small = s3_small.SmallRequests(self)
 
     async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
-        """s3fs's session, with standard-library timestamp parsing (:func:`.s3_options.parse_timestamp`),
-        botocore's models loaded once per process (:func:`_shared_loader`), and uploads that send
-        their body without waiting for ``100 Continue`` first: aiohttp applies no timeout to that
-        wait, so a store that stopped answering held every PUT forever."""
+        """s3fs's client, made from a botocore session shared while the credential environment is
+        the same (:func:`_shared_session`) and configured with standard-library timestamp parsing
+        (:func:`.s3_options.parse_timestamp`), botocore's models loaded once per process
+        (:func:`_shared_loader`), and uploads that send their body without waiting for
+        ``100 Continue`` first: aiohttp applies no timeout to that wait, so a store that stopped
+        answering held every PUT forever."""
         if self._s3 is not None and not refresh:  # made and configured already (every call asks)
             return self._s3
-        session: Any = getattr(self, "session", None)
-        if session is None:  # the session s3fs would make, made here to configure it
-            session = self.session = AioSession(**self.kwargs)
-        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
-        session.unregister("before-call.s3", botocore.handlers.add_expect_header)
-        session.register_component("data_loader", _shared_loader(session))
+        if getattr(self, "session", None) is None:  # the session s3fs would make, configured here
+            self.session = _shared_session(self.kwargs)
+        else:  # a session the caller passed (or the one a refresh keeps)
+            _configure(self.session)
         return await super().set_session(refresh, dict(kwargs or {}))
 
     connect = sync_wrapper(set_session)
