@@ -23,7 +23,7 @@ from fsspec.asyn import sync
 
 import artifact_fs
 from artifact_fs import settings
-from artifact_fs.backends import s3_small, s3_upload
+from artifact_fs.backends import s3, s3_small, s3_upload
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes
 from conformance.servers.faulty_proxy import FaultyProxy
@@ -442,6 +442,54 @@ def test_reads_of_an_open_file_are_presigned_ranges_pinned_to_the_version_it_ope
         fs.pipe_file(f"{root}/model.bin", second)
         with pytest.raises(OSError, match="pre-conditions"):
             handle.read(1000)
+
+
+def test_an_open_right_after_a_head_of_the_object_takes_its_answer_and_pins_its_version(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow asks ``isfile`` before each open: the open takes that HEAD's answer (once, within
+    ``s3.OPEN_AFTER_HEAD``) instead of asking again, and pins the ETag it names. A write through the
+    filesystem in between, or an older answer, makes the open ask; an object another writer replaced
+    in between fails the read (as one replaced after the open's own HEAD does), never mixes."""
+    options = {
+        "endpoint_url": proxy.url,
+        "key": seaweedfs_server.access_key,
+        "secret": seaweedfs_server.secret_key,
+        "skip_instance_cache": True,
+    }
+    uri = str(_store(seaweedfs_server, proxy).uri)
+    fs, root = artifact_fs.url_to_fs(uri, **options)
+    other, _ = artifact_fs.url_to_fs(uri, **options)
+    assert other is not fs
+    path = f"{root}/model.bin"
+    first, second = random_bytes(200_000, seed=31), random_bytes(200_000, seed=32)
+    fs.pipe_file(path, first)
+    proxy.reset()
+
+    assert fs.isfile(path)
+    with fs.open(path, "rb") as handle:
+        assert handle.read() == first
+    assert proxy.reset() == {"url-head": 1, "url-get": 1}
+    with fs.open(path, "rb") as handle:  # the answer is taken once: this open asks its own
+        assert handle.read(10) == first[:10]
+    assert proxy.reset()["url-head"] == 1
+
+    assert fs.isfile(path)
+    fs.pipe_file(path, second)  # through this filesystem: the kept answer is dropped
+    with fs.open(path, "rb") as handle:
+        assert handle.read() == second
+
+    assert fs.isfile(path)
+    other.pipe_file(path, first)  # another writer, between the HEAD and the open
+    with fs.open(path, "rb") as handle, pytest.raises(OSError, match="pre-conditions"):
+        handle.read()
+
+    monkeypatch.setattr(s3, "OPEN_AFTER_HEAD", 0.0)
+    assert fs.isfile(path)
+    proxy.reset()
+    with fs.open(path, "rb") as handle:  # an answer older than the window: the open asks
+        assert handle.read() == first
+    assert proxy.reset() == {"url-head": 1, "url-get": 1}
 
 
 def test_pandas_writes_through_a_file_object_as_one_presigned_put_read_back_by_boto3(
