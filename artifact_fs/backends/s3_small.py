@@ -27,6 +27,9 @@ Everything unusual goes back to the SDK, which stays the one place for retries a
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import hmac
 import logging
 import os
 import ssl
@@ -38,10 +41,9 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 import aiohttp
+import botocore.auth
 import botocore.httpsession
 import yarl
-from botocore.auth import S3SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
 from botocore.utils import percent_encode
 from fsspec.asyn import sync
 
@@ -90,13 +92,29 @@ class BucketSigning:
     the bucket's address up to its keys (endpoint, addressing style) and the signing region.
 
     botocore's ``generate_presigned_url`` costs about 200 us, most of it resolving the endpoint and
-    serialising the request, which are the same for every key of a bucket; its signer alone costs
-    80 us. So :meth:`SmallRequests._url` asks botocore once per bucket and signs each URL with
-    botocore's own ``S3SigV4QueryAuth``: the same URL, byte for byte (``tests/test_s3_small_signing.py``).
+    serialising the request, which are the same for every key of a bucket; its ``S3SigV4QueryAuth``
+    alone costs 80 us (a request object, the host parsed from the URL again, the signing key derived
+    again: four HMACs). So :meth:`SmallRequests._url` asks botocore once per bucket and signs each
+    URL here, with AWS's SigV4 query-string algorithm (the canonical request of the method, the
+    key's path, the query, the signed headers and ``UNSIGNED-PAYLOAD``; the signing key derived
+    once a day): about 15 us, and the same URL as botocore's, byte for byte with the clock stopped
+    (``tests/test_s3_small_signing.py``). The time is botocore's clock.
     """
 
     base: str
     region: str
+
+    @functools.cached_property
+    def _address(self) -> tuple[str, str]:
+        """The path of the bucket's address and the ``host`` header SigV4 signs (the port unless
+        it is the scheme's own, an IPv6 address in brackets), as botocore derives them."""
+        parts = urlsplit(self.base)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+            host = f"{host}:{parts.port}"
+        return parts.path, host
 
     @classmethod
     def of(cls, probe_url: str) -> BucketSigning | None:
@@ -120,11 +138,57 @@ class BucketSigning:
         if fields is None:
             return None
         headers, query = fields
-        request = AWSRequest(
-            method=method, url=self.base + percent_encode(key, safe="/~"), headers=headers, params=query
+        path, host = self._address
+        signed_headers = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
+        signed_headers["host"] = host
+        names = sorted(signed_headers)
+        stamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)
+        scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
+        authorising = [
+            ("X-Amz-Algorithm", SIGV4_ALGORITHM),
+            ("X-Amz-Credential", f"{credentials.access_key}/{scope}"),
+            ("X-Amz-Date", stamp),
+            ("X-Amz-Expires", str(EXPIRES_IN)),
+            ("X-Amz-SignedHeaders", ";".join(names)),
+        ]
+        if credentials.token is not None:
+            authorising.append(("X-Amz-Security-Token", credentials.token))
+        fields_encoded = [(_encoded(name), _encoded(value)) for name, value in [*query.items(), *authorising]]
+        key_path = percent_encode(key, safe="/~")
+        canonical = "\n".join(
+            [
+                method,
+                path + key_path,
+                "&".join(f"{name}={value}" for name, value in sorted(fields_encoded)),
+                "".join(f"{name}:{signed_headers[name]}\n" for name in names),
+                ";".join(names),
+                UNSIGNED_PAYLOAD,
+            ]
         )
-        S3SigV4QueryAuth(credentials, "s3", self.region, expires=EXPIRES_IN).add_auth(request)
-        return str(request.url)
+        to_sign = "\n".join([SIGV4_ALGORITHM, stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        signing_key = _signing_key(credentials.secret_key, stamp[:8], self.region)
+        signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        query_string = "&".join(f"{name}={value}" for name, value in fields_encoded)
+        return f"{self.base}{key_path}?{query_string}&X-Amz-Signature={signature}"
+
+
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+def _encoded(text: str) -> str:
+    """A query field's name or value as SigV4 encodes it (RFC 3986: only ``-._~`` left as they are)."""
+    return percent_encode(text, safe="-_.~")
+
+
+@functools.lru_cache(maxsize=32)
+def _signing_key(secret: str, day: str, region: str) -> bytes:
+    """SigV4's signing key of ``day`` (``YYYYMMDD``) for S3 in ``region``: four HMACs, once a day."""
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 def request_fields(params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]] | None:
