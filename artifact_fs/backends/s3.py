@@ -444,13 +444,8 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             concurrency=kwargs.get("max_concurrency") or self.max_concurrency,
             callback=kwargs.get("callback") or DEFAULT_CALLBACK,
         )
-        self._invalidate_parents(rpath)
+        self.invalidate_cache(rpath)  # and its parents (s3fs's)
         return True
-
-    def _invalidate_parents(self, path: str) -> None:
-        while path:
-            self.invalidate_cache(path)
-            path = self._parent(path)
 
     async def _put_small(self, lpath: str, rpath: str, size: int, kwargs: Mapping[str, Any]) -> bool:
         if not self._presignable(size, kwargs):
@@ -498,7 +493,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             arguments.pop(control, None)
         if not await self.small.put(bucket, key, data, arguments):
             return False
-        self._invalidate_parents(path)
+        self.invalidate_cache(path)  # and its parents (s3fs's)
         return True
 
     async def _cat_object(self, path: str) -> bytes:
