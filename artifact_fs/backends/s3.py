@@ -554,8 +554,9 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
             heads.clear()
             return
         stripped = self._strip_protocol(path).rstrip("/")
-        for name in [name for name in heads if name == stripped or name.startswith(stripped + "/")]:
-            heads.pop(name, None)
+        for name in tuple(heads):  # a snapshot: the event loop's thread may add one meanwhile
+            if name == stripped or name.startswith(stripped + "/"):
+                heads.pop(name, None)
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:

@@ -27,6 +27,7 @@ Everything unusual goes back to the SDK, which stays the one place for retries a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import hashlib
 import hmac
@@ -84,6 +85,10 @@ SIGV4_QUERY = frozenset(
     | {"X-Amz-Signature", "X-Amz-Security-Token"}
 )
 PROBE_KEY = "probe"
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+"""The payload hash of a presigned URL: the body is not signed (its checksum header is)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class BucketSigning:
         signed_headers = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
         signed_headers["host"] = host
         names = sorted(signed_headers)
-        stamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)
+        stamp = _now().strftime(SIGV4_TIMESTAMP)
         scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
         authorising = [
             ("X-Amz-Algorithm", SIGV4_ALGORITHM),
@@ -172,9 +177,11 @@ class BucketSigning:
         return f"{self.base}{key_path}?{query_string}&X-Amz-Signature={signature}"
 
 
-SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
-SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+def _now() -> datetime.datetime:
+    """botocore's signing clock (``botocore.auth.get_current_datetime``, which its presigner reads),
+    or UTC now where botocore has none."""
+    clock = getattr(botocore.auth, "get_current_datetime", None)
+    return clock() if clock is not None else datetime.datetime.now(datetime.UTC)
 
 
 def _encoded(text: str) -> str:
