@@ -72,7 +72,8 @@ def test_an_edited_config_file_gets_a_new_session(aws_environment: Path) -> None
     after = _fs()
     after.connect()
     assert after.session is not before.session
-    assert after.session.get_config_variable("region") == "eu-central-1"
+    assert after.session.get_scoped_config()["region"] == "eu-central-1"  # the file, not AWS_DEFAULT_REGION
+    assert before.session.get_scoped_config()["region"] == "eu-west-1"
 
 
 def test_another_event_loop_gets_its_own_session(aws_environment: Path) -> None:
