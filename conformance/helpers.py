@@ -89,6 +89,9 @@ COLUMN_BYTES_LIMIT = 1.2
 """Issue #13: a one-column Parquet read moves at most 1.2x the column's bytes on every leg."""
 PARQUET_FOOTER_READ = 64 * 1024
 """pyarrow's first read of a Parquet file: its last 64 KiB, which hold the footer."""
+BEYOND_FOOTER_LIMIT = 16 * 1024
+"""What a one-column read may fetch beyond the column and the footer read (a read-ahead block past
+each range, 256-512 KiB, exceeds it)."""
 
 
 def column_bytes_beyond_footer(received: int, column: int) -> int:

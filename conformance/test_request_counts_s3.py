@@ -36,6 +36,7 @@ from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.policy import DOWNLOAD_PART_SIZE
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import (
+    BEYOND_FOOTER_LIMIT,
     COLUMN_BYTES_LIMIT,
     RequestCountingProxy,
     column_bytes_beyond_footer,
@@ -229,7 +230,7 @@ def test_one_parquet_column_moves_at_most_1_2x_its_bytes_in_no_more_requests_tha
     assert sum(kinds.values()) <= sum(peer_kinds.values()), (kinds, peer_kinds)
     assert received <= COLUMN_BYTES_LIMIT * column, (received, column, kinds)
     # each range is fetched as pyarrow asked it, no read-ahead block past it (block-readahead)
-    assert column_bytes_beyond_footer(received, column) <= 16 * 1024, (received, column, kinds)
+    assert column_bytes_beyond_footer(received, column) <= BEYOND_FOOTER_LIMIT, (received, column, kinds)
 
 
 def test_a_streamed_write_sends_its_parts_concurrently(

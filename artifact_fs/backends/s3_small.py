@@ -98,11 +98,11 @@ class BucketSigning:
 
     botocore's ``generate_presigned_url`` costs about 200 us, most of it resolving the endpoint and
     serialising the request, which are the same for every key of a bucket; its ``S3SigV4QueryAuth``
-    alone costs 80 us (a request object, the host parsed from the URL again, the signing key derived
+    alone costs 66-80 us (a request object, the host parsed from the URL again, the signing key derived
     again: four HMACs). So :meth:`SmallRequests._url` asks botocore once per bucket and signs each
     URL here, with AWS's SigV4 query-string algorithm (the canonical request of the method, the
     key's path, the query, the signed headers and ``UNSIGNED-PAYLOAD``; the signing key derived
-    once a day): about 15 us, and the same URL as botocore's, byte for byte with the clock stopped
+    once a day): about 20 us, and the same URL as botocore's, byte for byte with the clock stopped
     (``tests/test_s3_small_signing.py``). The time is botocore's clock.
     """
 
