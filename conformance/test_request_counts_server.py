@@ -117,6 +117,39 @@ def test_one_parquet_column_through_the_server_moves_at_most_1_2x_its_bytes_on_e
     assert beyond <= BEYOND_FOOTER_LIMIT, (store_bytes, column, store_kinds)
 
 
+@pytest.mark.parametrize("route", ["legs", "presigned_legs"])
+def test_a_large_read_through_the_server_is_one_get_into_the_callers_memory(
+    route: str, request: pytest.FixtureRequest
+) -> None:
+    """Once the first ranged read has shown ranges work, a read of a block or more is one GET
+    written into the caller's buffer (``readinto``) or a pyarrow buffer (``read_buffer``), proxied
+    or presigned; the store moves those bytes and no more."""
+    legs: Legs = request.getfixturevalue(route)
+    fs, path = artifact_fs.url_to_fs(
+        legs.url(f"{uuid.uuid4().hex[:12]}/weights.bin"), skip_instance_cache=True, **CLIENT_OPTIONS
+    )
+    data = random_bytes(3 * 1024 * 1024, seed=43)
+    fs.pipe_file(path, data)
+    legs.client.reset()
+    legs.store.reset()
+    with fs.open(path, "rb") as handle:
+        assert handle.read(10) == data[:10]  # a short read: one block through the cache
+        handle.seek(handle.blocksize)
+        into = bytearray(2 * handle.blocksize)
+        assert handle.readinto(into) == len(into)
+        assert into == data[handle.blocksize : 3 * handle.blocksize]
+        chunk = handle.read_buffer(len(data))
+        assert isinstance(chunk, pa.Buffer)
+        assert chunk.to_pybytes() == data[3 * handle.blocksize :]
+    store_bytes = legs.store.received["get"] + legs.store.received["url-get"]
+    client_kinds, store_kinds = legs.client.reset(), legs.store.reset()
+    # the open's one listing; three GETs, proxied or on the one presigned URL the client asked for
+    expected = {"download": 3} if route == "legs" else {"presigned": 1}
+    assert client_kinds == {"list": 1, **expected}, client_kinds
+    assert store_kinds["url-get"] + store_kinds["get"] == 3, store_kinds
+    assert store_bytes == len(data), store_bytes
+
+
 def test_small_files_downloaded_through_the_server_cost_s3_one_presigned_get_each(
     legs: Legs, seaweedfs_server: SeaweedFS, tmp_path: Path
 ) -> None:

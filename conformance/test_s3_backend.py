@@ -348,14 +348,20 @@ def test_read_parquet_fetches_only_the_needed_ranges(any_s3: BackendUnderTest, m
 
     monkeypatch.setitem(_registry, "s3", s3.ArtifactS3FileSystem)
     fetched = {"bytes": 0}
-    original = s3.ArtifactS3File._fetch_range
+    original, original_into = s3.ArtifactS3File._fetch_range, s3.ArtifactS3File._fetch_range_into
 
     def counting(self: Any, start: int, end: int) -> bytes:  # every read, presigned or through the SDK
         data = original(self, start, end)
         fetched["bytes"] += len(data)
         return data
 
+    def counting_into(self: Any, start: int, view: memoryview) -> bool:  # a large read, into pyarrow's buffer
+        done = original_into(self, start, view)
+        fetched["bytes"] += len(view) if done else 0
+        return done
+
     monkeypatch.setattr(s3.ArtifactS3File, "_fetch_range", counting)
+    monkeypatch.setattr(s3.ArtifactS3File, "_fetch_range_into", counting_into)
     options = {**any_s3.storage_options, "skip_instance_cache": True}
     result = pd.read_parquet(f"s3://{BUCKET}/{key}", columns=["c3"], storage_options=options)
     assert result["c3"].tolist() == frame["c3"].tolist()

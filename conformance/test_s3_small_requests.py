@@ -492,6 +492,86 @@ def test_an_open_right_after_a_head_of_the_object_takes_its_answer_and_pins_its_
     assert proxy.reset() == {"url-head": 1, "url-get": 1}
 
 
+def test_a_large_read_is_one_get_written_into_the_callers_memory_or_a_pyarrow_buffer(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy
+) -> None:
+    """A read of a block or more is one ranged GET, its body written as it arrives into the
+    caller's buffer (``readinto``) or, for pyarrow's ``PythonFile``, into a buffer of pyarrow's
+    pool (``read_buffer``), with no joined copy; a short read still takes a block through the cache."""
+    import pyarrow as pa
+
+    store = _store(seaweedfs_server, proxy)
+    fs, root = artifact_fs.url_to_fs(
+        str(store.uri),
+        endpoint_url=proxy.url,
+        key=seaweedfs_server.access_key,
+        secret=seaweedfs_server.secret_key,
+        skip_instance_cache=True,
+    )
+    path = f"{root}/table.parquet"
+    data = random_bytes(3 * 1024 * 1024 + 5, seed=41)
+    fs.pipe_file(path, data)
+    proxy.reset()
+    with fs.open(path, "rb") as handle:
+        block = handle.blocksize
+        into = bytearray(2 * block)
+        handle.seek(100)
+        assert handle.readinto(into) == len(into)
+        assert into == data[100 : 100 + 2 * block]
+        assert handle.tell() == 100 + 2 * block
+
+        chunk = handle.read_buffer(block + 7)
+        assert isinstance(chunk, pa.Buffer)
+        assert chunk.to_pybytes() == data[100 + 2 * block : 100 + 3 * block + 7]
+        rest = handle.read_buffer(len(data))  # clipped to the file
+        assert isinstance(rest, pa.Buffer)
+        assert rest.to_pybytes() == data[100 + 3 * block + 7 :]
+        assert handle.read_buffer(10) == b""
+
+        handle.seek(0)
+        head = handle.read_buffer(10)  # short: a block through the cache, then held
+        assert isinstance(head, bytes)
+        assert head + handle.read_buffer(20) == data[:30]
+    received = proxy.received["url-get"]
+    counts = proxy.reset()
+    assert counts == {"url-head": 1, "url-get": 4}, counts
+    assert received == 2 * block + block + 7 + len(rest) + block
+
+
+def test_a_large_read_cut_mid_body_is_read_again_never_short(seaweedfs_server: SeaweedFS) -> None:
+    """A body cut mid-way while it is written into the caller's memory leaves nothing half-read:
+    the read is asked again (through the SDK, whose retries apply) and returns every byte."""
+    import pyarrow as pa
+
+    faulty = FaultyProxy(int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), reset_within=2 * 1024 * 1024)
+    try:
+        fs, root = artifact_fs.url_to_fs(
+            str(_store(seaweedfs_server, faulty).uri),
+            endpoint_url=faulty.url,
+            key=seaweedfs_server.access_key,
+            secret=seaweedfs_server.secret_key,
+            skip_instance_cache=True,
+        )
+        path = f"{root}/weights.bin"
+        data = random_bytes(2 * 1024 * 1024, seed=42)
+        fs.pipe_file(path, data)
+        faulty.reset_rate = 0.3
+        for round_ in range(12):
+            with fs.open(path, "rb") as handle:
+                start = 1000 * round_
+                handle.seek(start)
+                if round_ % 2:
+                    into = bytearray(len(data) - start)
+                    assert handle.readinto(into) == len(into)
+                    assert into == data[start:]
+                else:
+                    chunk = handle.read_buffer(len(data))
+                    assert pa.py_buffer(chunk).to_pybytes() == data[start:]
+        assert faulty.resets >= 1, faulty.exchanges
+    finally:
+        faulty.stop()
+
+
 def test_pandas_writes_through_a_file_object_as_one_presigned_put_read_back_by_boto3(
     seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy
 ) -> None:

@@ -88,3 +88,82 @@ def test_a_file_opened_with_it_reads_what_it_asks_and_no_more() -> None:
         assert handle.read() == DATA[510:]
     assert fetcher.requests == [(200, 500), (500, 600), (600, 1024)]
     assert caches["readahead"] is not BlockReadAhead  # fsspec's own stays under its name
+
+
+class DirectBlob(read_cache.DirectReads, Blob):
+    """A file that reads large ranges into the caller's memory; ``into`` records those reads and
+    ``refuse`` makes them answer ``False`` (the backend's fast route unavailable)."""
+
+    def __init__(self, fetcher: Fetcher, cache_type: str = read_cache.NAME, refuse: bool = False) -> None:
+        self.into: list[tuple[int, int]] = []
+        self.refuse = refuse
+        self.fetcher = fetcher
+        AbstractBufferedFile.__init__(
+            self, MemoryFileSystem(), "/blob", "rb", block_size=BLOCK, cache_type=cache_type, size=len(DATA)
+        )
+
+    def _fetch_range_into(self, start: int, view: memoryview) -> bool:
+        self.into.append((start, start + len(view)))
+        if self.refuse:
+            view[:] = b"\0" * len(view)  # a half-written view must not be returned
+            return False
+        view[:] = DATA[start : start + len(view)]
+        return True
+
+
+def test_a_read_of_a_block_or_more_goes_into_the_callers_buffer() -> None:
+    fetcher = Fetcher()
+    with DirectBlob(fetcher) as handle:
+        handle.seek(50)
+        target = bytearray(300)
+        assert handle.readinto(target) == 300
+        assert target == DATA[50:350]
+        assert handle.tell() == 350
+        tail = bytearray(1000)  # more than is left: clipped to the file
+        assert handle.readinto(tail) == len(DATA) - 350
+        assert tail[: len(DATA) - 350] == DATA[350:]
+        assert handle.readinto(bytearray(10)) == 0
+        assert handle.into == [(50, 350), (350, len(DATA))]
+    assert fetcher.requests == []
+
+
+def test_read_buffer_gives_pyarrow_its_own_buffer_for_a_large_read_and_bytes_for_a_short_one() -> None:
+    pa = pytest.importorskip("pyarrow")
+    fetcher = Fetcher()
+    with DirectBlob(fetcher) as handle:
+        short = handle.read_buffer(10)  # a block through the cache
+        assert short == DATA[:10]
+        assert isinstance(short, bytes)
+        held = handle.read_buffer(200)  # starts inside the held block: the cache's tail, then on
+        assert held == DATA[10:210]
+        large = handle.read_buffer(400)
+        assert isinstance(large, pa.Buffer)
+        assert large.to_pybytes() == DATA[210:610]
+        assert handle.read_buffer(-1).to_pybytes() == DATA[610:]
+    assert fetcher.requests == [(0, BLOCK), (BLOCK, 210)]
+    assert handle.into == [(210, 610), (610, len(DATA))]
+
+
+def test_a_refused_direct_read_is_the_ordinary_read() -> None:
+    pa = pytest.importorskip("pyarrow")
+    fetcher = Fetcher()
+    with DirectBlob(fetcher, refuse=True) as handle:
+        target = bytearray(300)
+        assert handle.readinto(target) == 300
+        assert target == DATA[:300]
+        chunk = handle.read_buffer(300)
+        assert not isinstance(chunk, pa.Buffer)
+        assert chunk == DATA[300:600]
+    assert handle.into == [(0, 300), (300, 600)]
+    assert fetcher.requests == [(0, 300), (300, 600)]
+
+
+def test_a_cache_the_caller_chose_keeps_its_reads() -> None:
+    fetcher = Fetcher()
+    with DirectBlob(fetcher, cache_type="all") as handle:
+        target = bytearray(300)
+        assert handle.readinto(target) == 300
+        assert target == DATA[:300]
+        assert handle.read(300) == DATA[300:600]
+    assert handle.into == []
+    assert fetcher.requests == [(0, len(DATA))]

@@ -58,6 +58,18 @@ class ResponseBody:
         data: bytes = await self.response.content.read(size)
         return data
 
+    async def readinto(self, view: memoryview) -> int:
+        """The body into ``view`` as its pieces arrive, no joined copy; the bytes written (fewer
+        when the body ends first, and never past ``view``: a longer body is a ``ValueError``)."""
+        filled = 0
+        content = self.response.content
+        while piece := await content.readany():
+            if filled + len(piece) > len(view):
+                raise ValueError(f"the body runs past the {len(view)} bytes asked for")
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        return filled
+
     def close(self) -> None:
         self.response.release()  # a body not read to its end closes its connection
 

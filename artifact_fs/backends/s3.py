@@ -159,7 +159,7 @@ def guess_content_headers(name: str) -> dict[str, str]:
     return guessed
 
 
-class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
+class ArtifactS3File(DiscardOnError, ConcurrentParts, read_cache.DirectReads, S3File):
     """An S3 file whose failed write leaves nothing behind: no object, no pending multipart upload.
 
     Parts go up several at a time (:class:`~artifact_fs.backends.s3_parts.ConcurrentParts`).
@@ -226,15 +226,41 @@ class ArtifactS3File(DiscardOnError, ConcurrentParts, S3File):
     def _fetch_range(self, start: int, end: int) -> bytes:
         """A ranged read as one presigned GET (:mod:`.s3_small`), pinned to the ETag the file opened
         (s3fs's ``If-Match``); s3fs's own read for anything that path leaves."""
-        small = self.fs.small
-        plain = not (self.version_id or self.read_kw.get("RequestPayer") or self.fs.local_expiry_check)
-        if start < end and small.enabled and plain:
+        if start < end and self._presigned_reads():
             data = sync(
-                self.fs.loop, small.read_range, self.bucket, self.key, start, end, self.read_kw.get("IfMatch")
+                self.fs.loop,
+                self.fs.small.read_range,
+                self.bucket,
+                self.key,
+                start,
+                end,
+                self.read_kw.get("IfMatch"),
             )
             if data is not None:
                 return data
         return bytes(super()._fetch_range(start, end))
+
+    def _fetch_range_into(self, start: int, view: memoryview) -> bool:
+        """:meth:`_fetch_range`'s presigned GET written into ``view`` (:class:`.read_cache.DirectReads`)."""
+        if not self._presigned_reads():
+            return False
+        small = self.fs.small
+        return bool(
+            sync(
+                self.fs.loop,
+                small.read_range_into,
+                self.bucket,
+                self.key,
+                start,
+                view,
+                self.read_kw.get("IfMatch"),
+            )
+        )
+
+    def _presigned_reads(self) -> bool:
+        """Whether reads may be presigned GETs: not a version, requester pays or an expiry check."""
+        plain = not (self.version_id or self.read_kw.get("RequestPayer") or self.fs.local_expiry_check)
+        return bool(plain and self.fs.small.enabled)
 
 
 class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):

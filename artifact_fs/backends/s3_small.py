@@ -387,20 +387,42 @@ class SmallRequests:
         """Bytes ``start`` to ``stop`` of the object (pinned to ``etag`` when given), or ``None``
         when the SDK should read them (:meth:`get`'s ``None``, a changed object's 412 included,
         which the SDK then reports; or anything but a ranged answer of exactly that length)."""
-        request = {"Range": f"bytes={start}-{stop - 1}", **({"IfMatch": etag} if etag else {})}
-        answer = await self.get(bucket, key, **request)
-        if answer is None:
+        body = await self._ranged_body(bucket, key, start, stop, etag)
+        if body is None:
             return None
-        body = answer["Body"]
         try:
-            if not answer["ContentRange"]:  # a 200: the store ignored the range
-                return None
             data = bytes(await body.read())
         except (TimeoutError, aiohttp.ClientError):
             return None  # a cut body: the SDK asks again (and retries)
         finally:
             body.close()
         return data if len(data) == stop - start else None
+
+    async def read_range_into(
+        self, bucket: str, key: str, start: int, view: memoryview, etag: str | None
+    ) -> bool:
+        """:meth:`read_range` of ``len(view)`` bytes written into ``view`` as they arrive (no joined
+        copy); ``False`` where :meth:`read_range` answers ``None`` (``view`` then holds no promise)."""
+        body = await self._ranged_body(bucket, key, start, start + len(view), etag)
+        if body is None:
+            return False
+        try:
+            return await body.readinto(view) == len(view)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return False  # a cut or overlong body: the SDK asks again (and retries)
+        finally:
+            body.close()
+
+    async def _ranged_body(self, bucket: str, key: str, start: int, stop: int, etag: str | None) -> Any:
+        """The body of a ranged (206) answer for bytes ``start`` to ``stop``, or ``None``."""
+        request = {"Range": f"bytes={start}-{stop - 1}", **({"IfMatch": etag} if etag else {})}
+        answer = await self.get(bucket, key, **request)
+        if answer is None:
+            return None
+        if not answer["ContentRange"]:  # a 200: the store ignored the range
+            answer["Body"].close()
+            return None
+        return answer["Body"]
 
     async def cat(self, bucket: str, key: str) -> bytes | None:
         """A whole small object, ``FileNotFoundError`` if it does not exist, or ``None``."""

@@ -15,6 +15,7 @@ import requests
 from fsspec.spec import AbstractBufferedFile
 
 from artifact_fs import http as af_http
+from artifact_fs.backends import read_cache
 from artifact_fs.backends.mlflow_artifacts.body_digests import WholeBodyDigest
 from artifact_fs.backends.mlflow_artifacts.versions import VersionPin, iter_body, read_between
 
@@ -22,8 +23,11 @@ if TYPE_CHECKING:
     from artifact_fs.backends.mlflow_artifacts.reads import ArtifactsReads
 
 
-class MlflowArtifactFile(AbstractBufferedFile):
-    """Random-access reads (fsspec's ``HTTPFile``): ranged GETs, a kept stream where ``Range`` is ignored."""
+class MlflowArtifactFile(read_cache.DirectReads, AbstractBufferedFile):
+    """Random-access reads (fsspec's ``HTTPFile``): ranged GETs, a kept stream where ``Range`` is ignored.
+
+    A read of a block or more where ranges are known to work goes straight into the caller's
+    memory (:class:`~artifact_fs.backends.read_cache.DirectReads`)."""
 
     fs: ArtifactsReads
 
@@ -54,6 +58,11 @@ class MlflowArtifactFile(AbstractBufferedFile):
                 return read_between(response, offset, start, end, self.path)
         self._replace_stream(response, offset)
         return self._read_sequential(start, end)
+
+    def _fetch_range_into(self, start: int, view: memoryview) -> bool:
+        if self.fs.proxy_honours_range is not True and not self.fs.multipart_download_enabled():
+            return False  # the first ranged read learns how the server answers (_fetch_range)
+        return self.fs.fetch_range_into(self.path, start, view, self._pin) == len(view)
 
     def _replace_stream(self, response: requests.Response | None, position: int = 0) -> None:
         if self._stream is not None:

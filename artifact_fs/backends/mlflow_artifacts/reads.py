@@ -14,7 +14,7 @@ import errno
 import io
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from artifact_fs.backends.mlflow_artifacts.versions import (
     changed_error,
     iter_body,
     read_between,
+    read_between_into,
     resuming,
 )
 
@@ -159,14 +160,41 @@ class ArtifactsReads(ArtifactsListing):
         """
         if end <= start:
             return b""
+        data: bytes = self._pinned_read(
+            path, start, end, pin, lambda response, offset: read_between(response, offset, start, end, path)
+        )
+        return data
+
+    def fetch_range_into(self, path: str, start: int, view: memoryview, pin: VersionPin | None = None) -> int:
+        """:meth:`fetch_range` of ``len(view)`` bytes written into ``view`` as they arrive; the bytes
+        written (fewer only where the artifact ends first)."""
+        written: int = self._pinned_read(
+            path,
+            start,
+            start + len(view),
+            pin,
+            lambda response, offset: read_between_into(response, offset, start, view, path),
+        )
+        return written
+
+    def _pinned_read(
+        self,
+        path: str,
+        start: int,
+        end: int,
+        pin: VersionPin | None,
+        read: Callable[[requests.Response, int], Any],
+    ) -> Any:
+        """``read(response, offset)`` of a GET of ``[start, end)``, pinned and resumed as
+        :meth:`fetch_range` says."""
         pin = pin if pin is not None else VersionPin()
         for attempt in resuming(self.policy):
             with attempt:
                 response, offset = self.open_stream(path, start, end, etag=pin.etag)
                 with response:
                     pin.check(response, path)
-                    data = read_between(response, offset, start, end, path)
-        return data
+                    result = read(response, offset)
+        return result
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if start is None and end is None:

@@ -104,15 +104,32 @@ def read_between(
     response: requests.Response, offset: int, start: int, end: int, path: str | None = None
 ) -> bytes:
     """Bytes ``[start, end)`` from a stream that begins at ``offset``; stops reading at ``end``."""
+    return b"".join(_pieces_between(response, offset, start, end, path))
+
+
+def read_between_into(
+    response: requests.Response, offset: int, start: int, view: memoryview, path: str | None = None
+) -> int:
+    """:func:`read_between` of ``len(view)`` bytes written into ``view``; the bytes written."""
+    filled = 0
+    for piece in _pieces_between(response, offset, start, start + len(view), path):
+        view[filled : filled + len(piece)] = piece
+        filled += len(piece)
+    return filled
+
+
+def _pieces_between(
+    response: requests.Response, offset: int, start: int, end: int, path: str | None
+) -> Iterator[bytes | memoryview]:
     if response.raw is None:
-        return response.content[start - offset : end - offset] if response.content else b""
-    out = bytearray()
+        if response.content:
+            yield response.content[start - offset : end - offset]
+        return
     position = offset
     for chunk in iter_body(response, path):
         chunk_end = position + len(chunk)
         if chunk_end > start:
-            out += chunk[max(0, start - position) : end - position]
+            yield memoryview(chunk)[max(0, start - position) : end - position]
         position = chunk_end
         if position >= end:
             break
-    return bytes(out)
