@@ -26,6 +26,7 @@ from fsspec.callbacks import Callback
 
 import artifact_fs
 from artifact_fs import integrity, settings
+from artifact_fs.backends import object_store
 from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.policy import DOWNLOAD_PART_SIZE
 from conformance.helpers import RequestCountingProxy, random_bytes, write_tree
@@ -369,6 +370,72 @@ def test_gcs_download_without_ranges_is_one_get(
     received, kinds = store.proxy.received["get"], store.proxy.reset()
     assert kinds == {"get": 1} and received == len(data), kinds
     assert (tmp_path / "whole.bin").read_bytes() == data
+
+
+def _info_requests(kinds: Mapping[str, int]) -> int:
+    """Requests asking for an object's details: GCS's metadata GETs, Azure's HEADs."""
+    return kinds["metadata"] + kinds["head"]
+
+
+def test_an_open_right_after_an_info_takes_its_answer(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow asks ``isfile`` before each open: the open takes that answer (once, within
+    ``object_store.OPEN_AFTER_HEAD``) instead of asking again. An info of a file is one request
+    (gcsfs asks for the object and lists its prefix at once: three). A write through the
+    filesystem in between, a second open, or an older answer makes the open ask."""
+    fs, root = artifact_fs.url_to_fs(store.uri, **store.options)
+    path = f"{root}/model.bin"
+    first, second = random_bytes(200_000, seed=33), random_bytes(100_000, seed=34)
+    fs.pipe_file(path, first)
+    store.proxy.reset()
+
+    assert fs.isfile(path)
+    with fs.open(path, "rb") as handle:
+        assert handle.read() == first
+    kinds = store.proxy.reset()
+    assert _info_requests(kinds) == 1 and kinds["get"] == 1 and sum(kinds.values()) == 2, kinds
+    with fs.open(path, "rb") as handle:  # the answer is taken once: this open asks its own
+        assert handle.read(10) == first[:10]
+    assert _info_requests(store.proxy.reset()) == 1
+
+    assert fs.isfile(path)
+    fs.pipe_file(path, second)  # through this filesystem: the kept answer is dropped
+    with fs.open(path, "rb") as handle:
+        assert handle.read() == second
+
+    monkeypatch.setattr(object_store, "OPEN_AFTER_HEAD", 0.0)
+    assert fs.info(path)["size"] == len(second)
+    store.proxy.reset()
+    with fs.open(path, "rb") as handle:  # an answer older than the window: the open asks
+        assert handle.read() == second
+    kinds = store.proxy.reset()
+    assert _info_requests(kinds) == 1, kinds
+
+    assert not fs.isfile(f"{root}/missing.bin")
+    with pytest.raises(FileNotFoundError):
+        fs.info(f"{root}/missing.bin")
+    assert fs.info(root)["type"] == "directory"
+
+
+def test_pyarrow_reading_one_parquet_column_asks_what_its_own_readers_ask(store: Store) -> None:
+    """``pq.read_table`` opens the file twice and asks ``isfile`` before each open: three detail
+    requests (as pyarrow's own S3 reader makes; gcsfs made ten and five listings) and one GET for
+    the footer and one for the column."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, root = artifact_fs.url_to_fs(store.uri, **store.options)
+    table = pa.table({f"c{i}": np.arange(300_000, dtype="float64") * i for i in range(4)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="none")
+    fs.pipe_file(f"{root}/table.parquet", buffer.getvalue())
+    store.proxy.reset()
+    read = pq.read_table(f"{root}/table.parquet", columns=["c1"], filesystem=fs)
+    kinds = store.proxy.reset()
+    assert read.column("c1").equals(table.column("c1"))
+    assert _info_requests(kinds) == 3 and kinds["get"] == 2 and sum(kinds.values()) == 5, kinds
 
 
 def test_a_version_stream_is_one_pinned_get_of_its_range(store: Store) -> None:

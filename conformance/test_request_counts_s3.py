@@ -225,7 +225,7 @@ def test_one_parquet_column_moves_at_most_1_2x_its_bytes_in_no_more_requests_tha
     assert read.column("c0").equals(table.column("c0"))
     assert peer_read.column("c0").equals(table.column("c0"))
     # pyarrow opens the file twice and asks isfile before each open: an open takes that HEAD's
-    # answer (s3.OPEN_AFTER_HEAD), so the read asks what pyarrow's own S3 reader asks
+    # answer (object_store.OPEN_AFTER_HEAD), so the read asks what pyarrow's own S3 reader asks
     print(f"\ncolumn {column} B; {received / column:.2f}x in {dict(kinds)}, pyarrow {dict(peer_kinds)}")
     assert sum(kinds.values()) <= sum(peer_kinds.values()), (kinds, peer_kinds)
     assert received <= COLUMN_BYTES_LIMIT * column, (received, column, kinds)

@@ -23,7 +23,7 @@ from fsspec.asyn import sync
 
 import artifact_fs
 from artifact_fs import settings
-from artifact_fs.backends import s3, s3_small, s3_upload
+from artifact_fs.backends import object_store, s3_small, s3_upload
 from conformance.backends.s3 import BUCKET
 from conformance.helpers import RequestCountingProxy, random_bytes
 from conformance.servers.faulty_proxy import FaultyProxy
@@ -448,7 +448,7 @@ def test_an_open_right_after_a_head_of_the_object_takes_its_answer_and_pins_its_
     seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pyarrow asks ``isfile`` before each open: the open takes that HEAD's answer (once, within
-    ``s3.OPEN_AFTER_HEAD``) instead of asking again, and pins the ETag it names. A write through the
+    ``object_store.OPEN_AFTER_HEAD``) instead of asking again, and pins the ETag it names. A write through the
     filesystem in between, or an older answer, makes the open ask; an object another writer replaced
     in between fails the read (as one replaced after the open's own HEAD does), never mixes."""
     options = {
@@ -484,7 +484,7 @@ def test_an_open_right_after_a_head_of_the_object_takes_its_answer_and_pins_its_
     with fs.open(path, "rb") as handle, pytest.raises(OSError, match="pre-conditions"):
         handle.read()
 
-    monkeypatch.setattr(s3, "OPEN_AFTER_HEAD", 0.0)
+    monkeypatch.setattr(object_store, "OPEN_AFTER_HEAD", 0.0)
     assert fs.isfile(path)
     proxy.reset()
     with fs.open(path, "rb") as handle:  # an answer older than the window: the open asks

@@ -39,6 +39,7 @@ from typing import Any, TypedDict
 import aiohttp
 from adlfs import AzureBlobFile, AzureBlobFileSystem
 from adlfs.spec import _USER_AGENT, make_callback
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient
 from fsspec.asyn import AsyncFileSystem
@@ -194,9 +195,10 @@ def fs_path(uri: ArtifactURI, options: AzureOptions) -> str:
     return object_store.fs_path(uri, key=urllib.parse.unquote(uri.key) if uri.scheme == "abfss" else None)
 
 
-class ArtifactAzureBlobFile(DiscardOnError, AzureBlobFile):
+class ArtifactAzureBlobFile(DiscardOnError, object_store.KnownDetails, AzureBlobFile):
     """A blob file that commits nothing when its ``with`` block fails (staged, uncommitted blocks are
-    invisible and Azure drops them)."""
+    invisible and Azure drops them); opened for reading with ``details`` (an ``info`` just made,
+    :data:`.object_store.OPEN_AFTER_HEAD`) it asks for none."""
 
 
 class StallBoundedTransport(AioHttpTransport):
@@ -241,7 +243,7 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
     # Errors leaving these are builtin OSErrors (azure.core's pass through errors.translate).
     translated_methods = (
         "_info", "_ls", "_cat_file", "_pipe_file", "_put_file", "_get_file", "_rm_file", "_rm", "_cp_file",
-        "_mkdir", "_find",
+        "_mkdir", "_find", "_isfile",
     )  # fmt: skip
 
     def __init__(self, *, account_url: str | None = None, **kwargs: Any) -> None:
@@ -291,9 +293,29 @@ class ArtifactAzureBlobFileSystem(ObjectStoreFileSystem, AzureBlobFileSystem):
         if "x" in mode and self.exists(path):
             # Fail at open, as fsspec expects; the commit's If-None-Match still guards the race.
             raise FileExistsError(errno.EEXIST, "artifact already exists", path)
+        latest = not (kwargs.get("version_id") or self.split_path(path)[2] or "size" in kwargs)
+        if mode == "rb" and latest:
+            kwargs["details"] = self.recent_info(path)
         return ArtifactAzureBlobFile(
             fs=self, path=path, mode=mode, block_size=block_size or self.blocksize, **kwargs
         )
+
+    async def _isfile(self, path: str) -> bool:
+        """adlfs's answer from one HEAD of the blob, whose answer is kept for the next open
+        (:data:`.object_store.OPEN_AFTER_HEAD`); adlfs's own keeps it for nothing. A missing blob is
+        ``False``; any other failure is raised (translated), where adlfs answers ``False`` to all."""
+        container, key, version_id = self.split_path(path)
+        parent = self._parent(self._strip_protocol(path))
+        if not key or version_id or self._ls_from_cache(parent) is not None:
+            return bool(await super()._isfile(path))
+        try:
+            async with self.service_client.get_blob_client(container, key) as blob:
+                properties = await blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return False
+        info = (await self._details([properties]))[0]
+        self.remember_info(info)
+        return bool(info["type"] == "file")
 
     def unstrip_protocol(self, name: str) -> str:
         """A ``wasbs://`` URL that :func:`artifact_fs.url_to_fs` resolves back to this path.

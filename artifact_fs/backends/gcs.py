@@ -173,9 +173,10 @@ abort_multipart_upload = object_store.abort_multipart_upload
 presigned_download_url = object_store.presigned_download_url
 
 
-class ArtifactGCSFile(DiscardOnError, GCSFile):
+class ArtifactGCSFile(DiscardOnError, object_store.KnownDetails, GCSFile):
     """A GCS file that cancels its resumable upload when its ``with`` block fails (an object smaller
-    than one chunk was never sent)."""
+    than one chunk was never sent); opened for reading with ``details`` (an ``info`` just made,
+    :data:`.object_store.OPEN_AFTER_HEAD`) it asks for none."""
 
 
 class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
@@ -295,7 +296,27 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
             block_size = chunk or self.default_block_size
         const = kwargs.pop("consistency", None) or self.consistency
         kwargs.setdefault("cache_type", read_cache.NAME)
+        latest = not (kwargs.get("generation") or self.split_path(path)[2] or "size" in kwargs)
+        if mode == "rb" and latest:
+            kwargs["details"] = self.recent_info(path)
         return ArtifactGCSFile(self, path, mode, block_size, consistency=const, **kwargs)
+
+    async def _info(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        """gcsfs's ``info``, with an object asked for alone first. gcsfs asks for the object and
+        lists its prefix at once, three requests for every file; here a file is one metadata GET,
+        and only a missing object or a directory marker goes on to gcsfs's own (its listing)."""
+        stripped = self._strip_protocol(path).rstrip("/")
+        _, key, generation = self.split_path(stripped)
+        cached = self._ls_from_cache(self._parent(stripped)) or self._ls_from_cache(stripped)
+        if key and not generation and not args and not kwargs.get("generation") and not cached:
+            try:
+                found: dict[str, Any] = await self._get_object(stripped)
+            except FileNotFoundError:
+                found = {}
+            if found and not (found.get("size") == 0 and found["name"].endswith("/")):
+                self.remember_info(found)
+                return found
+        return await super()._info(path, *args, **kwargs)
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
@@ -50,6 +51,28 @@ def fs_path(uri: ArtifactURI, options: Mapping[str, Any] | None = None, *, key: 
     return f"{uri.bucket}/{uri.key if key is None else key}".rstrip("/")
 
 
+OPEN_AFTER_HEAD = 1.0
+"""Seconds an object's ``info`` (``isfile``, ``exists``: a HEAD or metadata GET) answers the next
+open of it for reading instead of asking again: pyarrow asks ``isfile`` and then opens every file it
+reads. The open takes that answer's size and version (S3 pins its ETag with ``If-Match``), so an
+object replaced in between is read as one replaced after the open's own request would be."""
+HEADS_KEPT = 64
+"""Recent ``info`` answers a filesystem keeps for :data:`OPEN_AFTER_HEAD`."""
+VERSION_ARGUMENTS = ("version_id", "generation")
+"""``info`` arguments naming a version other than the latest: such an answer is never kept."""
+
+
+class KnownDetails:
+    """A file opened with the object's ``info`` already in hand (``details``, from
+    :meth:`ObjectStoreFileSystem.recent_info`) asks for none: fsspec's, s3fs's, gcsfs's and adlfs's
+    files all read ``details`` before asking."""
+
+    def __init__(self, *args: Any, details: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        if details is not None:
+            self._details = dict(details)  # fsspec's ``details``, read by the size and version pins
+        super().__init__(*args, **kwargs)
+
+
 class ObjectStoreFileSystem(AsyncFileSystem):
     """Object-store semantics every backend here needs and s3fs, gcsfs or adlfs lack or differ on.
 
@@ -73,10 +96,54 @@ class ObjectStoreFileSystem(AsyncFileSystem):
             setattr(cls, name[1:], sync_wrapper(translated))
 
     def __init__(self, *args: Any, batch_size: int | None = None, **kwargs: Any) -> None:
+        self._heads: dict[str, tuple[float, dict[str, Any]]] = {}
+        """Recent ``info`` answers of objects by path, for the next open (:data:`OPEN_AFTER_HEAD`)."""
         super().__init__(*args, **kwargs)
         if batch_size is not None:
             self.batch_size = batch_size  # not every SDK passes it on to fsspec
         report_timeouts(self)  # a stalled transfer is the builtin TimeoutError, not fsspec's
+
+    # -- an open right after an info takes its answer (OPEN_AFTER_HEAD) --------------------------------
+    async def _info(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``info``; an object's answer for the latest version is kept for the next open."""
+        info = await super()._info(path, *args, **kwargs)  # type: ignore[misc]
+        if not any(kwargs.get(name) for name in VERSION_ARGUMENTS) and not self.split_path(path)[2]:  # type: ignore[attr-defined]
+            self.remember_info(info)
+        return info
+
+    def remember_info(self, info: Mapping[str, Any]) -> None:
+        """Keep an object's ``info`` answer for the next open of it (:data:`OPEN_AFTER_HEAD`)."""
+        if info.get("type") != "file":
+            return
+        heads = self._heads
+        name = self._strip_protocol(info["name"]).rstrip("/")
+        heads.pop(name, None)
+        heads[name] = (time.monotonic(), dict(info))
+        while len(heads) > HEADS_KEPT:
+            heads.pop(next(iter(heads)), None)
+
+    def recent_info(self, path: str) -> dict[str, Any] | None:
+        """The ``info`` answer of ``path`` made less than :data:`OPEN_AFTER_HEAD` ago, taken once."""
+        entry = self._heads.pop(self._strip_protocol(path).rstrip("/"), None)
+        if entry is None or time.monotonic() - entry[0] > OPEN_AFTER_HEAD:
+            return None
+        return entry[1]
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """The SDK's, and the answers kept for opens (:data:`OPEN_AFTER_HEAD`) of ``path`` and below
+        it (all of them when ``path`` is ``None``): a write through this filesystem is never read as
+        what was there before."""
+        super().invalidate_cache(path)
+        heads = getattr(self, "_heads", None)
+        if not heads:
+            return
+        if path is None:
+            heads.clear()
+            return
+        stripped = self._strip_protocol(path).rstrip("/")
+        for name in tuple(heads):  # a snapshot: the event loop's thread may add one meanwhile
+            if name == stripped or name.startswith(stripped + "/"):
+                heads.pop(name, None)
 
     def object_path(self, path: str) -> tuple[str, str]:
         """``(bucket, key)`` of an object; a path naming only a bucket is refused."""

@@ -17,7 +17,6 @@ import functools
 import mimetypes
 import os
 import socket
-import time
 import urllib.parse
 import weakref
 from collections.abc import Mapping
@@ -73,14 +72,6 @@ def _carry(arguments: dict[str, Any], record: integrity.Record) -> None:
     """Put ``record`` in the upload ``arguments``' ``Metadata`` (``x-amz-meta-artifact-fs-digest``)."""
     arguments["Metadata"] = {**arguments.get("Metadata", {}), integrity.METADATA_KEY: record.header()}
 
-
-OPEN_AFTER_HEAD = 1.0
-"""Seconds an object's HEAD (``info``, ``isfile``, ``exists``) answers the next open of it for
-reading instead of a second HEAD: pyarrow asks ``isfile`` and then opens every file it reads. The
-open pins the version that HEAD saw (``If-Match`` its ETag), so an object replaced in between fails
-the read, as one replaced after the open's own HEAD does."""
-HEADS_KEPT = 64
-"""Recent HEAD answers a filesystem keeps for :data:`OPEN_AFTER_HEAD`."""
 
 _LOADERS: dict[tuple[str, ...], Any] = {}
 
@@ -159,7 +150,9 @@ def guess_content_headers(name: str) -> dict[str, str]:
     return guessed
 
 
-class ArtifactS3File(DiscardOnError, ConcurrentParts, read_cache.DirectReads, S3File):
+class ArtifactS3File(
+    DiscardOnError, ConcurrentParts, object_store.KnownDetails, read_cache.DirectReads, S3File
+):
     """An S3 file whose failed write leaves nothing behind: no object, no pending multipart upload.
 
     Parts go up several at a time (:class:`~artifact_fs.backends.s3_parts.ConcurrentParts`).
@@ -168,13 +161,9 @@ class ArtifactS3File(DiscardOnError, ConcurrentParts, read_cache.DirectReads, S3
     ``discard``); a part or the final commit that fails aborts the upload too.
 
     ``details``: the object's ``info`` when the filesystem already has it (a HEAD just made,
-    :data:`OPEN_AFTER_HEAD`): a file opened for reading then asks none, and pins its ETag.
+    :data:`.object_store.OPEN_AFTER_HEAD`): a file opened for reading then asks none, and pins its
+    ETag.
     """
-
-    def __init__(self, *args: Any, details: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        if details is not None:
-            self._details = dict(details)  # fsspec's ``details``, read by the size and ETag pin
-        super().__init__(*args, **kwargs)
 
     def discard(self) -> None:
         """s3fs's discard (abort the multipart upload), except a failing abort does not hide the error
@@ -349,8 +338,6 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         self.retries = 2
         self.presigned_small_requests = presigned_small_requests
         self.small = s3_small.SmallRequests(self)
-        self._heads: dict[str, tuple[float, dict[str, Any]]] = {}
-        """Recent HEAD answers by path, for the next open (:data:`OPEN_AFTER_HEAD`)."""
 
     async def set_session(self, refresh: bool = False, kwargs: Mapping[str, Any] | None = None) -> Any:
         """s3fs's client, made from a botocore session shared while the credential environment is
@@ -549,40 +536,10 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         ):
             head = await self.small.head(bucket_name, object_key)
             if head is not None:
-                self._remember_head(head)
+                self.remember_info(head)  # the presigned HEAD: kept for the next open (object_store)
                 return head
         info: dict[str, Any] = await super()._info(path, bucket, key, refresh=refresh, version_id=version_id)
         return info
-
-    def _remember_head(self, head: Mapping[str, Any]) -> None:
-        heads = self._heads
-        heads.pop(head["name"], None)
-        heads[head["name"]] = (time.monotonic(), dict(head))
-        while len(heads) > HEADS_KEPT:
-            heads.pop(next(iter(heads)), None)
-
-    def _recent_head(self, path: str) -> dict[str, Any] | None:
-        """The HEAD answer of ``path`` made less than :data:`OPEN_AFTER_HEAD` ago, taken once."""
-        entry = self._heads.pop(self._strip_protocol(path), None)
-        if entry is None or time.monotonic() - entry[0] > OPEN_AFTER_HEAD:
-            return None
-        return entry[1]
-
-    def invalidate_cache(self, path: str | None = None) -> None:
-        """s3fs's, and the HEAD answers kept for opens (:data:`OPEN_AFTER_HEAD`) of ``path`` and
-        below it (all of them when ``path`` is ``None``): a write through this filesystem is never
-        read as what was there before."""
-        super().invalidate_cache(path)
-        heads = getattr(self, "_heads", None)
-        if not heads:
-            return
-        if path is None:
-            heads.clear()
-            return
-        stripped = self._strip_protocol(path).rstrip("/")
-        for name in tuple(heads):  # a snapshot: the event loop's thread may add one meanwhile
-            if name == stripped or name.startswith(stripped + "/"):
-                heads.pop(name, None)
 
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:
@@ -709,7 +666,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         acl = kwargs.pop("acl", False)
         additional = {**self.s3_additional_kwargs, **kwargs}
         plain_read = mode == "rb" and version_id is None and "size" not in file_options and not requester_pays
-        details = self._recent_head(path) if plain_read else None
+        details = self.recent_info(path) if plain_read else None
         return ArtifactS3File(
             self,
             path,
