@@ -63,6 +63,20 @@ def _store(
     )
 
 
+def _filesystem(
+    seaweedfs_server: SeaweedFS, proxy: RequestCountingProxy | FaultyProxy, store: artifact_fs.ArtifactStore
+) -> tuple[Any, str]:
+    """A filesystem of its own (no instance cache) through ``proxy``, and ``store``'s root in it."""
+    fs, root = artifact_fs.url_to_fs(
+        str(store.uri),
+        endpoint_url=proxy.url,
+        key=seaweedfs_server.access_key,
+        secret=seaweedfs_server.secret_key,
+        skip_instance_cache=True,
+    )
+    return fs, root
+
+
 def _tree(source: Path, count: int = FILES) -> dict[str, bytes]:
     expected = {}
     for index in range(count):
@@ -423,13 +437,7 @@ def test_reads_of_an_open_file_are_presigned_ranges_pinned_to_the_version_it_ope
     """``fs.open(..., "rb")`` asks one presigned HEAD and reads presigned ranges with ``If-Match``:
     an object replaced under an open file fails the next read instead of mixing two versions."""
     store = _store(seaweedfs_server, proxy)
-    fs, root = artifact_fs.url_to_fs(
-        str(store.uri),
-        endpoint_url=proxy.url,
-        key=seaweedfs_server.access_key,
-        secret=seaweedfs_server.secret_key,
-        skip_instance_cache=True,
-    )
+    fs, root = _filesystem(seaweedfs_server, proxy, store)
     first, second = random_bytes(300_000, seed=21), random_bytes(300_000, seed=22)
     fs.pipe_file(f"{root}/model.bin", first)
     proxy.reset()
@@ -501,13 +509,7 @@ def test_a_large_read_is_one_get_written_into_the_callers_memory_or_a_pyarrow_bu
     import pyarrow as pa
 
     store = _store(seaweedfs_server, proxy)
-    fs, root = artifact_fs.url_to_fs(
-        str(store.uri),
-        endpoint_url=proxy.url,
-        key=seaweedfs_server.access_key,
-        secret=seaweedfs_server.secret_key,
-        skip_instance_cache=True,
-    )
+    fs, root = _filesystem(seaweedfs_server, proxy, store)
     path = f"{root}/table.parquet"
     data = random_bytes(3 * 1024 * 1024 + 5, seed=41)
     fs.pipe_file(path, data)
@@ -545,13 +547,7 @@ def test_a_large_read_cut_mid_body_is_read_again_never_short(seaweedfs_server: S
 
     faulty = FaultyProxy(int(seaweedfs_server.endpoint_url.rsplit(":", 1)[1]), reset_within=2 * 1024 * 1024)
     try:
-        fs, root = artifact_fs.url_to_fs(
-            str(_store(seaweedfs_server, faulty).uri),
-            endpoint_url=faulty.url,
-            key=seaweedfs_server.access_key,
-            secret=seaweedfs_server.secret_key,
-            skip_instance_cache=True,
-        )
+        fs, root = _filesystem(seaweedfs_server, faulty, _store(seaweedfs_server, faulty))
         path = f"{root}/weights.bin"
         data = random_bytes(2 * 1024 * 1024, seed=42)
         fs.pipe_file(path, data)
@@ -582,13 +578,7 @@ def test_pandas_writes_through_a_file_object_as_one_presigned_put_read_back_by_b
     import pandas as pd
 
     store = _store(seaweedfs_server, proxy)
-    fs, root = artifact_fs.url_to_fs(
-        str(store.uri),
-        endpoint_url=proxy.url,
-        key=seaweedfs_server.access_key,
-        secret=seaweedfs_server.secret_key,
-        skip_instance_cache=True,
-    )
+    fs, root = _filesystem(seaweedfs_server, proxy, store)
     frame = pd.DataFrame({"a": range(5000), "b": [f"row {i}" for i in range(5000)]})
     proxy.reset()
 
