@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from pathlib import PurePath
 from urllib.parse import unquote, urlparse, urlunparse
 
@@ -111,6 +112,52 @@ def validate_path_within_directory(base: str | os.PathLike[str], candidate: str 
     if resolved != real_base and not resolved.startswith(real_base.rstrip(os.sep) + os.sep):
         raise InvalidArtifactPathError(str(candidate), "resolved path is outside the artifact directory")
     return absolute
+
+
+class Confinement:
+    """:func:`validate_path_within_directory` for many paths under one ``root`` (a tree's files).
+
+    The root is resolved once, when it exists. A path under it through plain names (no ``.``,
+    ``..`` or empty name) is then checked with one ``lstat`` per name below the root, where the full
+    check resolves every name of the root and of the path again for each file. Anything else (a
+    symbolic link below the root, a path outside it as written, a root not made yet) gets the full
+    check, so the answer is always the full check's.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self._resolved: str | None = None
+
+    def inside(self, candidate: str) -> str:
+        """``candidate`` (absolute, or relative to the root) as an absolute path, if it resolves
+        inside the root; :class:`InvalidArtifactPathError` if not."""
+        if os.path.isabs(candidate):
+            prefix = self.root.rstrip(os.sep) + os.sep
+            rest = candidate[len(prefix) :] if candidate.startswith(prefix) else None
+        else:
+            rest = candidate
+        if rest is not None and self._plain(rest.split(os.sep)):
+            assert self._resolved is not None
+            return candidate if os.path.isabs(candidate) else os.path.join(self._resolved, rest)
+        return validate_path_within_directory(self.root, candidate)
+
+    def _plain(self, names: list[str]) -> bool:
+        if any(name in ("", ".", "..") or (os.altsep and os.altsep in name) for name in names):
+            return False
+        if self._resolved is None:
+            if not os.path.isdir(self.root):
+                return False
+            self._resolved = os.path.realpath(self.root)
+        current = self._resolved
+        for name in names:
+            current = os.path.join(current, name)
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return True  # nothing below a missing name exists, so no link either
+            if stat.S_ISLNK(mode):
+                return False
+        return True
 
 
 def join_artifact_path(*parts: str | None) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from artifact_fs.errors import InvalidArtifactPathError
 from artifact_fs.paths import (
+    Confinement,
     fully_decode,
     join_artifact_path,
     to_artifact_path,
@@ -124,6 +125,63 @@ def test_sibling_with_common_prefix_is_outside(tmp_path: os.PathLike[str]) -> No
     os.makedirs(os.path.join(tmp_path, "rootother"))
     with pytest.raises(InvalidArtifactPathError):
         validate_path_within_directory(base, "../rootother/x")
+
+
+CONFINEMENT_CASES = [
+    "d/f.txt",
+    "d/new/deeper.txt",
+    "missing/f.txt",
+    "inner-link/f.txt",
+    "link",
+    "link/new-file",
+    "d/../../outside/x",
+    "d/./f.txt",
+    "../root-sibling/x",
+    "/etc/passwd",
+]
+
+
+@pytest.mark.parametrize("candidate", CONFINEMENT_CASES)
+def test_confinement_answers_as_the_full_check(tmp_path: os.PathLike[str], candidate: str) -> None:
+    """The one-lstat-per-name check of a tree's files gives the full check's answer for every
+    path: plain names, missing ones, links inside and outside, ``..``, ``.``, absolute paths."""
+    base = os.path.join(tmp_path, "root")
+    os.makedirs(os.path.join(base, "d"))
+    os.makedirs(os.path.join(tmp_path, "outside"))
+    os.makedirs(os.path.join(tmp_path, "root-sibling"))
+    os.symlink(os.path.join(tmp_path, "outside"), os.path.join(base, "link"))
+    os.symlink(os.path.join(base, "d"), os.path.join(base, "inner-link"))
+    within = Confinement(base)
+    for form in (candidate, os.path.join(base, candidate)):
+        try:
+            expected = validate_path_within_directory(base, form)
+        except InvalidArtifactPathError:
+            with pytest.raises(InvalidArtifactPathError):
+                within.inside(form)
+        else:
+            assert within.inside(form) == expected
+
+
+def test_confinement_sees_a_link_made_after_an_earlier_check(tmp_path: os.PathLike[str]) -> None:
+    """Only the root is resolved once: a directory replaced by a link to the outside between two
+    files of a tree is refused for the second."""
+    base = os.path.join(tmp_path, "root")
+    os.makedirs(os.path.join(base, "d"))
+    os.makedirs(os.path.join(tmp_path, "outside"))
+    within = Confinement(base)
+    assert within.inside("d/first.txt") == os.path.join(os.path.realpath(base), "d", "first.txt")
+    os.rmdir(os.path.join(base, "d"))
+    os.symlink(os.path.join(tmp_path, "outside"), os.path.join(base, "d"))
+    with pytest.raises(InvalidArtifactPathError):
+        within.inside("d/second.txt")
+
+
+def test_confinement_of_a_root_made_later(tmp_path: os.PathLike[str]) -> None:
+    base = os.path.join(tmp_path, "later")
+    within = Confinement(base)
+    assert within.inside("f.txt") == validate_path_within_directory(base, "f.txt")
+    os.makedirs(base)
+    assert within.inside("f.txt") == os.path.join(os.path.realpath(base), "f.txt")
 
 
 def test_join_and_posix_conversion() -> None:
