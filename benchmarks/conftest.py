@@ -2,27 +2,21 @@
 
 Run everything with ``.venv/bin/python benchmarks/run.py`` (a ratio table at the end; ``--quick``
 for reduced sizes), or one suite with ``.venv/bin/pytest benchmarks/test_s3.py --benchmark-only``.
-Sizes are in ``sizes.py``. Peers (``cp -r``, MLflow's own
-repository in its virtual environment) are timed here with ``time.perf_counter`` over the same
-number of rounds, so each artifact_fs benchmark can report its ratio to them in ``extra_info``.
+Sizes are in ``sizes.py``. Each suite times its peers (``cp -r``, MLflow's own repository in its
+virtual environment, boto3, s3fs) in the same run, so each artifact_fs benchmark can report its
+ratio to them in ``extra_info``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import statistics
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sizes import LARGE_SIZE, ROUNDS, SMALL_FILES, SMALL_SIZE
+from sizes import LARGE_SIZE, SMALL_FILES, SMALL_SIZE
 
 
 @dataclass(frozen=True)
@@ -76,74 +70,14 @@ class Scratch:
         self.current: Path | None = None
 
     def fresh(self) -> Path:
-        if self.current is not None:
-            shutil.rmtree(self.current, ignore_errors=True)
+        self.clear()
         self.current = Path(tempfile.mkdtemp(dir=self.base))
         return self.current
 
-
-@pytest.fixture
-def scratch(workdir: Path) -> Iterator[Scratch]:
-    holder = Scratch(workdir)
-    yield holder
-    holder.fresh()
-
-
-def time_rounds(operation: Callable[[Path], Any], scratch: Scratch, rounds: int = ROUNDS) -> float:
-    """Median seconds of ``operation(fresh_destination)`` (destination made outside the timing)."""
-    timings = []
-    for _ in range(rounds):
-        destination = scratch.fresh()
-        start = time.perf_counter()
-        operation(destination)
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
-MLFLOW_TIMER = r"""
-import json, os, shutil, statistics, tempfile, time
-from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
-
-args = json.loads(os.environ["AF_BENCH_ARGS"])
-out = {}
-for name, data in args["datasets"].items():
-    for operation in ("upload", "download"):
-        timings = []
-        for _ in range(args["rounds"]):
-            destination = tempfile.mkdtemp(dir=args["scratch"])
-            if operation == "upload":
-                repo = LocalArtifactRepository(destination)
-                start = time.perf_counter()
-                if os.path.isdir(data["source"]):
-                    repo.log_artifacts(data["source"])
-                else:
-                    repo.log_artifact(data["source"])
-            else:
-                repo = LocalArtifactRepository(data["logged"])
-                start = time.perf_counter()
-                repo.download_artifacts("", destination)
-            timings.append(time.perf_counter() - start)
-            shutil.rmtree(destination)
-        out[f"{name}-{operation}"] = statistics.median(timings)
-print(json.dumps(out))
-"""
-
-
-@pytest.fixture(scope="session")
-def mlflow_timings(small: Dataset, large: Dataset, workdir: Path) -> dict[str, float]:
-    """Median seconds of MLflow's LocalArtifactRepository, timed in-process in MLflow's venv."""
-    from conformance.servers.mlflow_env import run_mlflow_python
-
-    scratch = workdir / "mlflow-scratch"
-    scratch.mkdir()
-    args = {
-        "rounds": ROUNDS,
-        "scratch": str(scratch),
-        "datasets": {d.name: {"source": str(d.source), "logged": str(d.logged)} for d in (small, large)},
-    }
-    completed = run_mlflow_python(MLFLOW_TIMER, env={"AF_BENCH_ARGS": json.dumps(args)}, timeout=900)
-    timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return timings
+    def clear(self) -> None:
+        if self.current is not None:
+            shutil.rmtree(self.current, ignore_errors=True)
+            self.current = None
 
 
 def cp_command(source: Path, destination: Path) -> list[str]:
@@ -151,29 +85,3 @@ def cp_command(source: Path, destination: Path) -> list[str]:
     if source.is_dir():
         return ["cp", "-r", f"{source}/.", str(destination)]
     return ["cp", str(source), str(destination)]
-
-
-@pytest.fixture(scope="session")
-def rounds() -> int:
-    return ROUNDS
-
-
-@pytest.fixture(scope="session")
-def copy_command() -> Callable[[Path, Path], list[str]]:
-    return cp_command
-
-
-@pytest.fixture(scope="session")
-def cp_timings(small: Dataset, large: Dataset, workdir: Path) -> dict[str, float]:
-    """Median seconds of ``cp`` for each scenario (process start included, as a user would see it)."""
-    scratch = Scratch(workdir)
-    timings = {}
-    for dataset in (small, large):
-        timings[f"{dataset.name}-upload"] = time_rounds(
-            lambda dst, d=dataset: subprocess.run(cp_command(d.source, dst), check=True), scratch
-        )
-        timings[f"{dataset.name}-download"] = time_rounds(
-            lambda dst, d=dataset: subprocess.run(cp_command(d.logged, dst), check=True), scratch
-        )
-    scratch.fresh()
-    return timings

@@ -9,8 +9,9 @@ afterwards, and each download is checked for the expected number of files.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MLFLOW_REPOSITORY_TIMER = r"""
 import importlib, json, os, shutil, statistics, tempfile, time
@@ -84,3 +85,48 @@ def mlflow_repository_timings(
     )
     timings: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
     return timings
+
+
+class MlflowRounds:
+    """One round of an MLflow operation at a time, on request, in a process of MLflow's venv kept
+    for the session: so MLflow's rounds can be interleaved with artifact_fs's (one of each in
+    turn) like the other peers', where :func:`mlflow_repository_timings` runs them in a block.
+
+    ``code`` reads one JSON job per line from stdin and answers each with the seconds it took (a
+    JSON number on one line), timed inside MLflow's process; its stderr goes to ``log``.
+    """
+
+    def __init__(self, code: str, log: Path, env: dict[str, str] | None = None) -> None:
+        from conformance.servers.mlflow_env import mlflow_python
+
+        self.log = log
+        self._stderr: IO[bytes] = log.open("wb")
+        self.process = subprocess.Popen(
+            [mlflow_python(), "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+
+    def run(self, **job: Any) -> float:
+        """Seconds MLflow took for ``job``; an AssertionError with its stderr if it failed."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            self.close()
+            raise AssertionError(f"MLflow's process ended on {job}:\n{self.log.read_text()[-6000:]}")
+        return float(json.loads(answer))
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stderr.close()
