@@ -92,3 +92,30 @@ def test_a_local_tree_resolves_no_path_and_makes_no_directory_per_file(
     for counts in (uploaded, downloaded):
         assert counts["realpath"] <= 5, counts
         assert counts["makedirs"] <= DIRECTORIES + 3, counts
+
+
+def test_writes_through_open_make_a_directory_only_when_it_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's uploads to a local destination write through ``open(..., "wb")``: a file in an
+    existing directory makes none (it used to look for its parents every time), a file in a new one
+    makes it."""
+    fs = ArtifactLocalFileSystem(root=str(tmp_path))
+    (tmp_path / "d").mkdir()
+    made: list[str] = []
+    real_makedirs = os.makedirs
+
+    def makedirs(name: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(os.path.relpath(name, tmp_path))
+        real_makedirs(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    for index in range(10):
+        with fs.open(str(tmp_path / "d" / f"f{index}.txt"), "wb") as f:
+            f.write(b"x" * index)
+    assert made == []
+    with fs.open(str(tmp_path / "new" / "deeper" / "g.txt"), "wb") as f:
+        f.write(b"g")
+    assert made[0] == os.path.join("new", "deeper") and set(made) <= {"new", os.path.join("new", "deeper")}
+    assert (tmp_path / "new" / "deeper" / "g.txt").read_bytes() == b"g"
+    assert sorted(os.listdir(tmp_path / "d")) == sorted(f"f{index}.txt" for index in range(10))

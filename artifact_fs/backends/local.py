@@ -18,7 +18,7 @@ import os
 import shutil
 import stat
 from collections.abc import Mapping
-from typing import IO, Any, TypedDict
+from typing import Any, TypedDict
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
@@ -92,14 +92,10 @@ def _refuse_reserved(path: str) -> None:
         )
 
 
-def _create(temporary: str, mode: str = "wb") -> IO[Any]:
-    """Create the temporary file, never an existing one, with the mode (umask applied) a new file gets."""
-    return os.fdopen(_create_descriptor(temporary), mode)
-
-
 def _create_descriptor(temporary: str, *, make_parent: bool = False) -> int:
-    """:func:`_create` as a bare descriptor; ``make_parent`` creates a missing parent directory
-    when the create finds none (no look before every file of a tree whose directories exist)."""
+    """Create the temporary file, never an existing one, with the mode (umask applied) a new file
+    gets; ``make_parent`` creates a missing parent directory when the create finds none (no look
+    before every file of a tree whose directories exist)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         return os.open(temporary, flags, 0o666)
@@ -200,7 +196,8 @@ class AtomicLocalFile(DiscardOnError, LocalFileOpener):  # type: ignore[misc]
             raise FileExistsError(errno.EEXIST, "File exists", self.path)
         self.beside = write_beside(self.path, exclusive="x" in self.mode)
         self.temp = self.beside.temporary
-        self.f = self._raw = _create(self.temp, self.mode.replace("x", "w"))
+        created = _create_descriptor(self.temp, make_parent=getattr(self.fs, "auto_mkdir", False))
+        self.f = self._raw = os.fdopen(created, self.mode.replace("x", "w"))
         if self.compression:
             from fsspec.compression import compr
 
@@ -333,9 +330,9 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory", stripped)
             return LocalFileOpener(stripped, mode, fs=self, **kwargs)
         stripped = self._writable(path)
-        self._make_parent(stripped)
         compression = kwargs.pop("inner_compression", None)
         if "+" in mode or "a" in mode:  # in-place updates cannot be atomic; MLflow never makes them
+            self._make_parent(stripped)
             return LocalFileOpener(stripped, mode, fs=self, compression=compression, **kwargs)
         return AtomicLocalFile(stripped, mode, fs=self, compression=compression, **kwargs)
 
