@@ -39,9 +39,10 @@ class Capabilities:
     """``find`` is one flat, paginated listing of a prefix (object stores), not a directory walk: a tree
     is listed in about one request per thousand objects, and no listing can make it loop."""
     local_copies: bool = False
-    """Transfers are copies this machine's kernel makes (local paths, NFS mounts): a small file's
-    copy is a few system calls, cheaper than handing it to a thread, so a tree's small files are
-    copied in the calling thread and only larger ones on the transfer pool."""
+    """Transfers are copies this machine's kernel makes on a local disk: a small file's copy is a
+    few system calls, cheaper than handing it to a thread, so a tree's small files are copied in
+    the calling thread and only larger ones on the transfer pool. A local root on a network mount
+    (NFS, SMB, FUSE) says False: each operation there waits on a round trip, which threads overlap."""
     fork_safe: bool = False
     """The *same* filesystem object keeps working in a child after ``os.fork()``. fsspec's async
     filesystems refuse this ("not fork-safe") until a backend resets its loop and sessions in the

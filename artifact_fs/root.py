@@ -71,6 +71,11 @@ class ArtifactRoot:
 
     @property
     def capabilities(self) -> Capabilities:
+        """The backend's, as its ``capabilities_of(fs)`` narrows them for this root's filesystem
+        where it has one (a local root on a network mount)."""
+        narrowed = getattr(self.backend, "capabilities_of", None)
+        if narrowed is not None:
+            return narrowed(self.backend_fs)  # type: ignore[no-any-return]
         return self.backend.CAPABILITIES  # type: ignore[no-any-return]
 
     def backend_path(self, relative: str) -> str:

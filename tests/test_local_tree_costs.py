@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from artifact_fs import store as store_module
+from artifact_fs.backends import local
 from artifact_fs.backends.local import ArtifactLocalFileSystem
 from artifact_fs.store import ArtifactStore
 
@@ -119,3 +120,52 @@ def test_writes_through_open_make_a_directory_only_when_it_is_missing(
     assert made[0] == os.path.join("new", "deeper") and set(made) <= {"new", os.path.join("new", "deeper")}
     assert (tmp_path / "new" / "deeper" / "g.txt").read_bytes() == b"g"
     assert sorted(os.listdir(tmp_path / "d")) == sorted(f"f{index}.txt" for index in range(10))
+
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+server:/export /mnt/nfs nfs4 rw,relatime 0 0
+/dev/vdb /mnt/nfs/local-inside ext4 rw 0 0
+sshfs#me@host: /mnt/with\\040space fuse.sshfs rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "network"),
+    [
+        ("/home/run/artifacts", False),
+        ("/mnt/nfs", True),
+        ("/mnt/nfs/experiments/1/artifacts", True),
+        ("/mnt/nfs/local-inside/artifacts", False),
+        ("/mnt/nfsother/artifacts", False),
+        ("/mnt/with space/artifacts", True),
+        ("/tmp/artifacts", False),
+    ],
+)
+def test_a_root_on_a_network_mount_is_known_by_its_longest_mount_point(path: str, network: bool) -> None:
+    assert local.on_network_filesystem(path, MOUNTS) is network
+
+
+def test_small_files_go_on_the_pool_where_the_root_is_on_a_network_mount(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file operation on NFS waits on a round trip: there the pool's threads overlap them."""
+    assert ArtifactStore(str(tmp_path / "disk")).capabilities.local_copies  # this machine's disk
+    monkeypatch.setattr(local, "on_network_filesystem", lambda path: True)
+    store = ArtifactStore(str(tmp_path / "nfs"))
+    assert not store.capabilities.local_copies
+    contents = _tree(tmp_path / "tree")
+    caller = threading.get_ident()
+    here: list[str] = []
+    real_put_file = ArtifactLocalFileSystem.put_file
+
+    def put_file(self: Any, source: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == caller:
+            here.append(str(source))
+        return real_put_file(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(ArtifactLocalFileSystem, "put_file", put_file)
+    store.log_artifacts(str(tmp_path / "tree"))
+    assert here == []
+    assert _read(tmp_path / "nfs") == contents

@@ -6,7 +6,9 @@ Each backend module (``artifact_fs.backends.<name>``) provides:
 * ``options(uri, environ, **overrides) -> dict`` - MLflow's variables turned into the storage
   options of the underlying filesystem (explicit overrides win);
 * ``filesystem(options) -> fsspec.AbstractFileSystem``;
-* ``fs_path(uri, options) -> str`` - where ``uri`` points inside that filesystem.
+* ``fs_path(uri, options) -> str`` - where ``uri`` points inside that filesystem;
+* optionally ``capabilities_of(fs) -> Capabilities`` - ``CAPABILITIES`` narrowed for one
+  filesystem (a local root on a network mount).
 
 Modules are imported lazily so a missing optional dependency only affects its own scheme.
 """

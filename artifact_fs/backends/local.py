@@ -15,11 +15,13 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import shutil
 import stat
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from fsspec.utils import isfilelike
@@ -41,6 +43,13 @@ CAPABILITIES = Capabilities(
     local_copies=True,
     fork_safe=True,
 )
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs", "beegfs", "9p", "afs"}
+)
+"""Mount types (``/proc/self/mounts``) whose file operations wait on a network; FUSE mounts
+(``fuse``, ``fuse.*``: sshfs, gcsfuse, blobfuse, rclone, ...) count too."""
+MOUNTS = "/proc/self/mounts"
+
 DIGESTS = XattrDigests()
 """Digest records in each file's ``user.artifact_fs.digest`` attribute (invisible to MLflow's listings)."""
 
@@ -69,6 +78,43 @@ def options(
     result: LocalOptions = {"auto_mkdir": True, "root": os.path.abspath(uri.local_path)}
     result.update(overrides)  # type: ignore[typeddict-item]
     return result
+
+
+def capabilities_of(fs: AbstractFileSystem) -> Capabilities:
+    """:data:`CAPABILITIES` for this filesystem's root: on a network mount (NFS, SMB, FUSE, ...)
+    each file operation waits on a round trip, so a tree's small files go on the transfer pool
+    there, not one by one in the calling thread (``local_copies``). Looked up once per filesystem."""
+    known: Capabilities | None = getattr(fs, "_capabilities", None)
+    if known is None:
+        root = getattr(fs, "root", None)
+        network = isinstance(root, str) and on_network_filesystem(root)
+        known = CAPABILITIES.narrowed({"local_copies": False}) if network else CAPABILITIES
+        with contextlib.suppress(AttributeError):
+            fs._capabilities = known  # type: ignore[attr-defined]
+    return known
+
+
+def on_network_filesystem(path: str, mounts: str | None = None) -> bool:
+    """Whether ``path`` lies on a network (or FUSE) mount: the type of the longest mount point
+    holding it in ``mounts`` (the text of ``/proc/self/mounts``); ``False`` where that cannot be
+    read (not Linux), as for a local disk."""
+    if mounts is None:
+        try:
+            with open(MOUNTS, encoding="utf-8", errors="replace") as file:
+                mounts = file.read()
+        except OSError:
+            return False
+    resolved = os.path.realpath(path)
+    best, kind = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), fields[1])
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind in NETWORK_FILESYSTEMS or kind == "fuse" or kind.startswith("fuse.")
 
 
 def filesystem(options: LocalOptions) -> ArtifactLocalFileSystem:
@@ -258,6 +304,8 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
         super().__init__(auto_mkdir=auto_mkdir, **kwargs)
         self.root = None if root is None else self._strip_protocol(os.path.abspath(root))
         self._confinement = None if self.root is None else Confinement(self.root)
+        self._capabilities: Capabilities | None = None
+        """Set by :func:`capabilities_of`."""
 
     # -- path checks ----------------------------------------------------------------------------
     def _inside(self, path: Any) -> str:
