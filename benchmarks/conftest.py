@@ -80,6 +80,14 @@ class Scratch:
             self.current = None
 
 
+def file_sizes(path: Path) -> dict[str, int]:
+    """``{relative POSIX path: size}`` of every file under a directory, or ``{name: size}`` of one file:
+    what a copy of ``path`` must hold, and what it holds."""
+    if path.is_file():
+        return {path.name: path.stat().st_size}
+    return {p.relative_to(path).as_posix(): p.stat().st_size for p in path.rglob("*") if p.is_file()}
+
+
 def cp_command(source: Path, destination: Path) -> list[str]:
     """``cp -r`` of a directory's contents, or ``cp`` of one file, into ``destination``."""
     if source.is_dir():

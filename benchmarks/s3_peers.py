@@ -84,7 +84,11 @@ class PeerRounds:
     def run(self, operation: Callable[[], Any]) -> None:
         start = time.perf_counter()
         operation()
-        self.timings.append(time.perf_counter() - start)
+        self.record(time.perf_counter() - start)
+
+    def record(self, seconds: float) -> None:
+        """A round the peer timed itself (MLflow's, inside its own process)."""
+        self.timings.append(seconds)
 
     def median(self) -> float:
         return statistics.median(self.timings[self.warmup_rounds :])

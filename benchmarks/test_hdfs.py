@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import file_sizes
 from mlflow_peers import mlflow_repository_timings
 
 from artifact_fs.store import ArtifactStore
@@ -75,12 +76,6 @@ def _store(namenode: str, prefix: str, engine: str) -> ArtifactStore:
     return ArtifactStore(f"{namenode}/bench/{prefix}", engine=engine)
 
 
-def _sizes(root: Path) -> dict[str, int]:
-    if root.is_file():
-        return {root.name: root.stat().st_size}
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
 @pytest.fixture(scope="session")
 def logged(namenode: str, datasets: dict[str, Path]) -> dict[str, str]:
     """Each dataset logged once under ``bench/logged/<name>``, to download from."""
@@ -105,7 +100,7 @@ def mlflow_hdfs(
         f"{namenode}/bench",
         {},
         {
-            name: {"source": str(source), "logged": logged[name], "files": len(_sizes(source))}
+            name: {"source": str(source), "logged": logged[name], "files": len(file_sizes(source))}
             for name, source in datasets.items()
         },
         scratch=tmp_path_factory.mktemp("mlflow-hdfs-scratch"),
@@ -147,7 +142,7 @@ def test_artifact_fs_hdfs(
         check = tmp_path / "check"
         check.mkdir()
         _store(namenode, prefixes[-1], engine).download_artifacts("", str(check))
-        assert _sizes(check) == _sizes(source)
+        assert file_sizes(check) == file_sizes(source)
         for prefix in prefixes:
             _store(namenode, prefix, engine).delete_artifacts()
     else:
@@ -165,7 +160,7 @@ def test_artifact_fs_hdfs(
         benchmark.pedantic(
             download, setup=download_round, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
-        assert _sizes(destinations[-1]) == _sizes(source)
+        assert file_sizes(destinations[-1]) == file_sizes(source)
 
     ours = benchmark.stats.stats.median
     theirs = mlflow_hdfs[scenario]

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Scratch
 from s3_peers import BUCKET, PeerRounds, boto3_client, list_sizes
 from sizes import ROUNDS, WARMUP_ROUNDS
-from test_s3 import FreshDirs, Prefixes
+from test_s3 import Prefixes
 
 from artifact_fs import integrity, paths
 from artifact_fs.store import ArtifactStore
@@ -117,7 +118,7 @@ def test_large_upload_digests_on_vs_off(benchmark: Any, server: SeaweedFS, large
 def test_large_download_digests_on_vs_off(
     benchmark: Any, server: SeaweedFS, large: Any, logged: str, workdir: Path
 ) -> None:
-    locals_ = {"on": FreshDirs(workdir), "off": FreshDirs(workdir)}
+    locals_ = {"on": Scratch(workdir), "off": Scratch(workdir)}
     off = PeerRounds(WARMUP_ROUNDS)
 
     def download_on(destination: Path) -> None:

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import Scratch, file_sizes
 from mlflow_peers import mlflow_repository_timings
 from s3_peers import (
     BUCKET,
@@ -79,24 +78,6 @@ PARQUET_ROUNDS = 4 * ROUNDS
 """Rounds of the one-column read: at ~80 ms a read, five rounds left the ratio within +-30%."""
 PARQUET_COLUMNS = 8
 LISTING_PREFIX = "listing/flat"
-
-
-class FreshDirs:
-    """Fresh local directories under ``base``, each removed when the next one is made."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.current: Path | None = None
-
-    def fresh(self) -> Path:
-        self.clear()
-        self.current = Path(tempfile.mkdtemp(dir=self.base))
-        return self.current
-
-    def clear(self) -> None:
-        if self.current is not None:
-            shutil.rmtree(self.current, ignore_errors=True)
-            self.current = None
 
 
 class Prefixes:
@@ -219,16 +200,6 @@ def _artifacts_only(sizes: dict[str, int]) -> dict[str, int]:
     return {key: size for key, size in sizes.items() if DIGEST_DIRECTORY not in key.split("/")}
 
 
-def _expected_sizes(source: Path) -> dict[str, int]:
-    if source.is_file():
-        return {source.name: source.stat().st_size}
-    return {p.relative_to(source).as_posix(): p.stat().st_size for p in source.rglob("*") if p.is_file()}
-
-
-def _local_sizes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
 # -- MLflow: timed once per session, before the artifact_fs benchmarks read it ---------------------
 @pytest.fixture(scope="session")
 def mlflow_s3(s3: S3Bench, small: Any, large: Any, workdir: Path) -> dict[str, float]:
@@ -237,7 +208,7 @@ def mlflow_s3(s3: S3Bench, small: Any, large: Any, workdir: Path) -> dict[str, f
         d.name: {
             "source": str(d.source),
             "logged": s3.logged[d.name],
-            "files": len(_expected_sizes(d.source)),
+            "files": len(file_sizes(d.source)),
         }
         for d in (small, large)
     }
@@ -300,10 +271,10 @@ def test_artifact_fs_s3(
         )
         for who, remote in remotes.items():
             stored = _artifacts_only(list_sizes(s3_client, remote.current or ""))
-            assert stored == _expected_sizes(source), who
+            assert stored == file_sizes(source), who
             remote.clear()
     else:
-        locals_ = {who: FreshDirs(workdir) for who in ("artifact_fs", *peers)}
+        locals_ = {who: Scratch(workdir) for who in ("artifact_fs", *peers)}
         downloads = {
             "boto3_tuned": lambda destination: tuned_boto3_download(s3_client, logged, destination),
             "s3fs": lambda destination: s3fs_download(s3fs_fs, logged, destination),
@@ -323,7 +294,7 @@ def test_artifact_fs_s3(
             download, setup=download_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
         for who, local in locals_.items():
-            assert _local_sizes(local.current or Path()) == _expected_sizes(source), who
+            assert file_sizes(local.current or Path()) == file_sizes(source), who
             local.clear()
 
     ours = benchmark.stats.stats.median

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import psutil
 import pytest
+from conftest import file_sizes
 from sizes import LARGE_SIZE, ROUNDS, SMALL_FILES, SMALL_SIZE, WARMUP_ROUNDS
 
 from artifact_fs.store import ArtifactStore
@@ -243,18 +244,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         for server in served:
             for name, source in datasets.items():
                 client.call(op="upload", url=f"{server.artifacts_url}/logged/{name}", source=str(source))
-                assert _sizes(server.destination / "logged" / name) == _expected(source)
+                assert file_sizes(server.destination / "logged" / name) == file_sizes(source)
         yield Bench(served[0], served[1], client, datasets)
-
-
-def _expected(source: Path) -> dict[str, int]:
-    if source.is_file():
-        return {source.name: source.stat().st_size}
-    return _sizes(source)
-
-
-def _sizes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -296,13 +287,13 @@ def test_artifact_server(benchmark: Any, bench: Bench, scenario: str, tmp_path: 
     for server in (ours, theirs):
         if operation == "upload":
             stored = server.destination / server.last_prefix
-            assert _sizes(stored) == _expected(source), server.name
+            assert file_sizes(stored) == file_sizes(source), server.name
             shutil.rmtree(server.destination / "upload")
         else:
-            assert _sizes(local[server.name]) == _expected(source), server.name
+            assert file_sizes(local[server.name]) == file_sizes(source), server.name
 
     ours_median, theirs_median = ours.median(), theirs.median()
-    size = sum(_expected(source).values())
+    size = sum(file_sizes(source).values())
     info = benchmark.extra_info
     info["scenario"] = f"server-{scenario}"
     info["bytes"] = size
@@ -363,7 +354,7 @@ def test_artifact_fs_client(benchmark: Any, bench: Bench, scenario: str, tmp_pat
         lambda run: run(), setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
     )
     if operation == "download":
-        assert _sizes(local) == _expected(source)
+        assert file_sizes(local) == file_sizes(source)
     median = benchmark.stats.stats.median
     mlflow_proxied = theirs.median()
     through_mlflow = statistics.median(ours_through_mlflow[WARMUP_ROUNDS:])

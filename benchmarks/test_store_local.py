@@ -16,16 +16,15 @@ is faster) in ``extra_info``, and checks every copy's files and sizes.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Dataset, Scratch, cp_command
+from conftest import Dataset, Scratch, cp_command, file_sizes
 from mlflow_peers import MlflowRounds
+from s3_peers import PeerRounds
 from sizes import ROUNDS, WARMUP_ROUNDS
 
 from artifact_fs.store import ArtifactStore
@@ -68,10 +67,6 @@ def _ours(operation: str, dataset: Dataset, destination: Path) -> None:
         ArtifactStore(str(destination)).log_artifact(dataset.source)
 
 
-def _sizes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_artifact_fs(
     benchmark: Any,
@@ -84,18 +79,16 @@ def test_artifact_fs(
     dataset: Dataset = request.getfixturevalue(dataset_name)
     source = dataset.source if operation == "upload" else dataset.logged
     scratches = {who: Scratch(workdir) for who in ("artifact_fs", "cp", "mlflow")}
-    timings: dict[str, list[float]] = {"cp": [], "mlflow": []}
+    peers = {"cp": PeerRounds(WARMUP_ROUNDS), "mlflow": PeerRounds(WARMUP_ROUNDS)}
 
     def peers_then_ours() -> tuple[tuple[str, Dataset, Path], dict[str, Any]]:
         destination = scratches["cp"].fresh()
         os.sync()
-        start = time.perf_counter()
-        subprocess.run(cp_command(source, destination), check=True)
-        timings["cp"].append(time.perf_counter() - start)
+        peers["cp"].run(lambda: subprocess.run(cp_command(source, destination), check=True))
         job = {"operation": operation, "source": str(source), "directory": source.is_dir()}
         destination = scratches["mlflow"].fresh()
         os.sync()
-        timings["mlflow"].append(mlflow_local.run(**job, destination=str(destination)))
+        peers["mlflow"].record(mlflow_local.run(**job, destination=str(destination)))
         destination = scratches["artifact_fs"].fresh()
         os.sync()
         return (operation, dataset, destination), {}
@@ -104,9 +97,8 @@ def test_artifact_fs(
         benchmark.pedantic(
             _ours, setup=peers_then_ours, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS
         )
-        expected = _sizes(source) if source.is_dir() else {source.name: source.stat().st_size}
         for who, scratch in scratches.items():
-            assert _sizes(scratch.current or Path()) == expected, who
+            assert file_sizes(scratch.current or Path()) == file_sizes(source), who
     finally:
         for scratch in scratches.values():
             scratch.clear()
@@ -115,7 +107,7 @@ def test_artifact_fs(
     info = benchmark.extra_info
     info["scenario"] = f"local-{scenario}"
     info["median_s"] = ours
-    for peer, rounds in timings.items():
-        theirs = statistics.median(rounds[WARMUP_ROUNDS:])
+    for peer, rounds in peers.items():
+        theirs = rounds.median()
         info[f"{peer}_median_s"] = theirs
         info[f"ratio_vs_{peer}"] = ours / theirs
