@@ -562,11 +562,12 @@ class ArtifactStore:
     ) -> None:
         """``records``: which files of the tree being downloaded have a record."""
         try:
+            received: integrity.Digest | None = None
             if self.root.digests_enabled and integrity.carried(self.backend):
-                expected = await self._get_carried(remote, local, progress, records)
+                expected, received = await self._get_carried(remote, local, progress, records)
             else:
                 expected = await self._get_beside_record(remote, local, progress, records)
-            await self._check_downloaded(remote, local, progress, expected)
+            await self._check_downloaded(remote, local, progress, expected, received)
         except BaseException:
             _remove_partial(local)
             raise
@@ -589,13 +590,15 @@ class ArtifactStore:
 
     async def _get_carried(
         self, remote: str, local: str, progress: FileProgress, records: TreeRecords | None
-    ) -> integrity.Record | None:
+    ) -> tuple[integrity.Record | None, integrity.Digest | None]:
         """The object's GET answer carries its record (one request, not two); the hidden record is
-        asked only when it carries none (a large file, or one written by another tool)."""
-        sink: dict[str, str | None] = {}
+        asked only when it carries none (a large file, or one written by another tool). Also the
+        digest of the bytes received, where the filesystem hashes them as they arrive."""
+        sink: dict[str, Any] = {}
         await self._get_async(remote, local, progress, digest_sink=sink)
         carried = integrity.carried_record(sink.get("digest"))
-        return carried if carried is not None else await self._recorded(remote, records)
+        expected = carried if carried is not None else await self._recorded(remote, records)
+        return expected, sink.get("received")
 
     async def _recorded(self, remote: str, records: TreeRecords | None) -> integrity.Record | None:
         """The file's record; in a tree, asked only if the tree's listing of records has one."""
@@ -604,11 +607,20 @@ class ArtifactStore:
         return await self.root.arecorded_digest(remote)
 
     async def _check_downloaded(
-        self, remote: str, local: str, progress: FileProgress, expected: integrity.Record | None
+        self,
+        remote: str,
+        local: str,
+        progress: FileProgress,
+        expected: integrity.Record | None,
+        received: integrity.Digest | None = None,
     ) -> None:
+        """Check the downloaded file against its record: ``received``, the digest of the bytes as they
+        arrived, when it is the record's quickest; else the file as written, read back."""
         if expected is None:
             return
-        if _hashed_first(progress.size):
+        if received is not None and received.algorithm == expected.quick.algorithm:
+            integrity.check(remote, expected.quick, received)  # the caller removes the file
+        elif _hashed_first(progress.size):
             integrity.check_local_file(remote, local, expected)  # microseconds: no hand-off
         else:  # CRC-32C from the page cache: 256 MiB in ~0.03 s (integrity.md)
             loop = asyncio.get_running_loop()

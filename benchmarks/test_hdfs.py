@@ -10,6 +10,11 @@ MLflow's repository runs in its own virtual environment through the same libhdfs
 rounds timed inside it); artifact_fs runs with the ``hdfs-native`` and the ``pyarrow`` engine. Each
 artifact_fs benchmark stores MLflow's median and ``ratio_vs_mlflow`` (ours / theirs; below 1 is faster)
 in ``extra_info``. Repositories and stores are constructed inside the timing, as a user would.
+
+Everything lives under one run's artifact root in MLflow's layout, ``bench/0/<run id>/artifacts``, as
+MLflow hands it out: artifact_fs keeps its digest records at ``<run id>/.artifact.digests/``, outside
+the directory MLflow's repository lists and downloads (elsewhere a record sits beside its file, where
+MLflow's client would take it for an artifact).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,8 @@ WARMUP_ROUNDS = 1
 TREE_FILES = 40
 TREE_FILE_SIZE = 64 * 1024
 LARGE_SIZE = 32 * 1024 * 1024
+RUN_ARTIFACTS = f"bench/0/{uuid.uuid4().hex}/artifacts"
+"""The benchmark's artifact root: one run's, in MLflow's layout."""
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +81,12 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _store(namenode: str, prefix: str, engine: str) -> ArtifactStore:
-    return ArtifactStore(f"{namenode}/bench/{prefix}", engine=engine)
+    return ArtifactStore(f"{namenode}/{RUN_ARTIFACTS}/{prefix}", engine=engine)
 
 
 @pytest.fixture(scope="session")
 def logged(namenode: str, datasets: dict[str, Path]) -> dict[str, str]:
-    """Each dataset logged once under ``bench/logged/<name>``, to download from."""
+    """Each dataset logged once under ``<run artifacts>/logged/<name>``, to download from."""
     prefixes = {}
     for name, source in datasets.items():
         prefixes[name] = f"logged/{name}"
@@ -97,7 +105,7 @@ def mlflow_hdfs(
     """Median seconds of MLflow's HdfsArtifactRepository per scenario, timed inside MLflow's venv."""
     return mlflow_repository_timings(
         "mlflow.store.artifact.hdfs_artifact_repo:HdfsArtifactRepository",
-        f"{namenode}/bench",
+        f"{namenode}/{RUN_ARTIFACTS}",
         {},
         {
             name: {"source": str(source), "logged": logged[name], "files": len(file_sizes(source))}

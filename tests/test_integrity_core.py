@@ -7,6 +7,7 @@ import base64
 import errno
 import hashlib
 import io
+import random
 from pathlib import Path
 
 import google_crc32c
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artifact_fs import integrity
+from artifact_fs.backends.ranged_download import ReceivedCrc32c
 from artifact_fs.integrity import Digest, Record, RecordingWriter, combined_crc32c, crc32c_combine
 
 
@@ -78,6 +80,32 @@ def test_parts_combine_into_the_whole_files_crc32c(data: bytes, size: int) -> No
     parts = [data[offset : offset + size] for offset in range(0, len(data), size)]
     whole = combined_crc32c((integrity.crc32c_of(part), len(part)) for part in parts)
     assert whole == Digest("crc32c", google_crc32c.value(data).to_bytes(4, "big"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.binary(min_size=1, max_size=20_000),
+    st.integers(min_value=1, max_value=4096),
+    st.integers(min_value=1, max_value=700),
+    st.randoms(use_true_random=False),
+)
+def test_ranges_hashed_as_they_arrive_give_the_whole_files_crc32c(
+    data: bytes, part: int, piece: int, order: random.Random
+) -> None:
+    """A ranged download's pieces reach ``ReceivedCrc32c`` interleaved across ranges, each range's
+    in its own order; the result is the whole file's CRC-32C."""
+    pieces = [
+        [(start, data[at : at + piece]) for at in range(start, min(start + part, len(data)), piece)]
+        for start in range(0, len(data), part)
+    ]
+    received = ReceivedCrc32c()
+    while pieces:
+        queue = order.choice(pieces)
+        start, chunk = queue.pop(0)
+        received.add(start, chunk)
+        if not queue:
+            pieces.remove(queue)
+    assert received.digest() == Digest("crc32c", google_crc32c.value(data).to_bytes(4, "big"))
 
 
 class Discardable(io.BytesIO):

@@ -20,7 +20,13 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
 from artifact_fs import errors
-from artifact_fs.backends.ranged_download import GetObject, ResponseBody, download, prepared_target
+from artifact_fs.backends.ranged_download import (
+    GetObject,
+    ReceivedCrc32c,
+    ResponseBody,
+    download,
+    prepared_target,
+)
 
 GENERATION_HEADER = "x-goog-generation"
 METADATA_HEADER_PREFIX = "x-goog-meta-"
@@ -41,7 +47,12 @@ async def _opened(fs: Any, url: str, headers: Mapping[str, str]) -> Any:
 
 
 async def get_file(
-    fs: Any, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK
+    fs: Any,
+    rpath: str,
+    lpath: str,
+    callback: Callback = DEFAULT_CALLBACK,
+    *,
+    received: ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
     """``GCSFileSystem._get_file`` as :func:`download`: its first answer (``Headers``: the aiohttp
     headers, metadata included), ``None`` for a local directory, which is left as it is (gcsfs's rule)."""
@@ -49,7 +60,12 @@ async def get_file(
         return None
     get_object = object_getter(fs, rpath)
     return await download(
-        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
+        get_object,
+        lpath,
+        part_size=fs.download_part_size,
+        concurrency=fs.max_concurrency,
+        callback=callback,
+        received=received,
     )
 
 

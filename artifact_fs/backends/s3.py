@@ -544,11 +544,16 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
     # -- fsspec semantics s3fs misses ----------------------------------------------------------------
     async def _get_file(self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kw: Any) -> None:
         """Concurrent ranged GETs into a preallocated ``lpath``, parents made (:mod:`.s3_download`);
-        ``digest_sink["digest"]`` gets the record the object carries in its metadata, if any."""
-        first = await s3_download.get_file(self, rpath, lpath, callback, version_id=kw.get("version_id"))
+        ``digest_sink["digest"]`` gets the record the object carries in its metadata, if any, and
+        ``digest_sink["received"]`` the CRC-32C of the bytes received."""
         sink = kw.get("digest_sink")
-        if sink is not None and first is not None:
+        received = ranged_download.ReceivedCrc32c() if sink is not None else None
+        first = await s3_download.get_file(
+            self, rpath, lpath, callback, version_id=kw.get("version_id"), received=received
+        )
+        if sink is not None and first is not None and received is not None:
             sink["digest"] = (first.get("Metadata") or {}).get(integrity.METADATA_KEY)
+            sink["received"] = received.digest()
 
     async def _read_small(self, path: str, limit: int) -> tuple[bytes, dict[str, Any]] | None:
         """The whole object ``path`` in one GET if it has at most ``limit`` bytes, with the info of

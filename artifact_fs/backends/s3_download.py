@@ -13,11 +13,24 @@ from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, download, object_size, prepared_target
+from artifact_fs.backends.ranged_download import (
+    READ_SIZE,
+    GetObject,
+    ReceivedCrc32c,
+    download,
+    object_size,
+    prepared_target,
+)
 
 
 async def get_file(
-    fs: Any, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK, *, version_id: str | None = None
+    fs: Any,
+    rpath: str,
+    lpath: str,
+    callback: Callback = DEFAULT_CALLBACK,
+    *,
+    version_id: str | None = None,
+    received: ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
     """``S3FileSystem._get_file`` as :func:`download` (its first answer, ``None`` for a local
     directory, which is left as it is: s3fs's rule)."""
@@ -25,7 +38,12 @@ async def get_file(
         return None
     get_object = object_getter(fs, rpath, version_id=version_id)
     return await download(
-        get_object, lpath, part_size=fs.download_part_size, concurrency=fs.max_concurrency, callback=callback
+        get_object,
+        lpath,
+        part_size=fs.download_part_size,
+        concurrency=fs.max_concurrency,
+        callback=callback,
+        received=received,
     )
 
 
