@@ -385,7 +385,9 @@ class DigestStore(Protocol):
         """Where the record of ``path`` is kept (for tests and tools; the file itself for xattrs)."""
         ...
 
-    # optional: ``checks_gets = True`` where the filesystem's own ``get_file`` checks whole
+    # optional: ``kept_by_writes = True`` where the filesystem's ``put_file`` and ``pipe_file``
+    # take ``digest=`` and keep the record themselves, before the file appears (:func:`kept_by_writes`);
+    # ``checks_gets = True`` where the filesystem's own ``get_file`` checks whole
     # downloads (the store then does not check twice); ``records_uploads = False`` where the
     # receiving server records (the store then does not hash uploads); ``remove_tree(fs, path)``
     # for records that do not live inside the directory they describe (a deleted directory's
@@ -535,6 +537,12 @@ def checks_gets(backend: Any) -> bool:
     return bool(getattr(digest_store(backend), "checks_gets", False))
 
 
+def kept_by_writes(backend: Any) -> bool:
+    """Whether the backend's filesystem keeps the record itself when a write is given ``digest=``
+    (``put_file``, ``pipe_file``): the store then records nothing after it."""
+    return bool(getattr(digest_store(backend), "kept_by_writes", False))
+
+
 def records_uploads(backend: Any) -> bool:
     """Whether an upload's digests are recorded on this side (not by a server that receives it)."""
     return bool(getattr(digest_store(backend), "records_uploads", True))
@@ -679,9 +687,14 @@ def record(backend: Any, fs: AbstractFileSystem, path: str, digest: Record) -> N
     caller a lie, so an unrecordable digest is logged (``artifact-fs verify`` lists the file as
     digest-less, ``--record`` adds it later).
     """
+    record_in(digest_store(backend), fs, path, digest)
+
+
+def record_in(store: DigestStore, fs: AbstractFileSystem, path: str, digest: Record) -> None:
+    """:func:`record` in a given digest store (a filesystem keeping its own records, ``kept_by_writes``)."""
     try:
         with errors.translating(path):
-            digest_store(backend).record(fs, path, digest)
+            store.record(fs, path, digest)
     except OSError as exc:
         logger.warning("could not record the digest of %r: %s", path, exc)
 
@@ -804,8 +817,10 @@ __all__ = [
     "enabled",
     "field",
     "file_digest",
+    "kept_by_writes",
     "native_digests",
     "parse_field",
     "record",
+    "record_in",
     "recorded",
 ]

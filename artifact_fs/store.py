@@ -422,9 +422,10 @@ class ArtifactStore:
 
     def _upload(self, source: str, destination: str, progress: FileProgress) -> None:
         hashing = _hash_beside(source, progress.size) if self._records_uploads else None
+        carried = self._carried(hashing, progress)
         with errors.translating(self._full(destination)):
-            self.fs.put_file(source, destination, callback=progress, **self._carried(hashing, progress))
-        if hashing is not None:
+            self.fs.put_file(source, destination, callback=progress, **carried)
+        if hashing is not None and not (carried and integrity.kept_by_writes(self.backend)):
             self.root.record_digest(destination, hashing.result())
         progress.finish()
 
@@ -433,7 +434,7 @@ class ArtifactStore:
         carried = self._carried(hashing, progress)
         with errors.translating(self._full(destination)):
             await self.fs._put_file(source, destination, callback=progress, **carried)
-        if hashing is not None:
+        if hashing is not None and not (carried and integrity.kept_by_writes(self.backend)):
             await self.root.arecord_digest(destination, await asyncio.wrap_future(hashing))
         progress.finish()
 
@@ -462,8 +463,12 @@ class ArtifactStore:
         return record
 
     def _carried(self, hashing: Future[integrity.Record] | None, progress: FileProgress) -> dict[str, Any]:
-        """``digest=``: a small file's record, to ride in its object's metadata where objects carry one."""
-        if hashing is None or not _hashed_first(progress.size) or not integrity.carried(self.backend):
+        """``digest=``: a small file's record, to ride in its object's metadata where objects carry one,
+        or to be kept by the write itself where the filesystem keeps records so (a local file's
+        attribute, set before the file appears: :func:`integrity.kept_by_writes`)."""
+        if hashing is None or not _hashed_first(progress.size):
+            return {}
+        if not (integrity.carried(self.backend) or integrity.kept_by_writes(self.backend)):
             return {}
         if hashing.exception() is not None:
             return {}  # an unreadable file: its upload reports why, as on every other store

@@ -95,7 +95,10 @@ def test_ranges_hashed_as_they_arrive_give_the_whole_files_crc32c(
     """A ranged download's pieces reach ``ReceivedCrc32c`` interleaved across ranges, each range's
     in its own order; the result is the whole file's CRC-32C."""
     pieces = [
-        [(start, data[at : at + piece]) for at in range(start, min(start + part, len(data)), piece)]
+        [
+            (start, data[at : min(at + piece, start + part)])
+            for at in range(start, min(start + part, len(data)), piece)
+        ]
         for start in range(0, len(data), part)
     ]
     received = ReceivedCrc32c()

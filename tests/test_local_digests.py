@@ -132,6 +132,18 @@ def test_the_store_lists_local_digests_without_asking(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "root" / "d") == ["source.txt"]
 
 
+def _small_files_and_a_large_one(tmp_path: Path, count: int) -> Path:
+    """``tree/small-<n>.bin`` (16 KiB each) and ``tree/large.bin``, just over the inline hashing limit."""
+    from artifact_fs import store as store_module
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for index in range(count):
+        (tree / f"small-{index}.bin").write_bytes(os.urandom(16 * 1024))
+    (tree / "large.bin").write_bytes(os.urandom(store_module.INLINE_HASH_LIMIT + 1))
+    return tree
+
+
 def test_small_files_are_hashed_without_a_hand_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A hand-off to the hashing pool costs more than hashing a small file (local trees of 16 KiB
     files were 4x slower with digests on); only a file over the limit is hashed beside its upload."""
@@ -145,14 +157,79 @@ def test_small_files_are_hashed_without_a_hand_off(tmp_path: Path, monkeypatch: 
         return real_submit(function, source)
 
     monkeypatch.setattr(store_module._HASHING, "submit", submit)
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for index in range(20):
-        (tree / f"small-{index}.bin").write_bytes(os.urandom(16 * 1024))
-    (tree / "large.bin").write_bytes(os.urandom(store_module.INLINE_HASH_LIMIT + 1))
+    tree = _small_files_and_a_large_one(tmp_path, 20)
     store = ArtifactStore(str(tmp_path / "root"))
     store.log_artifacts(str(tree))
 
     assert handed_off == ["large.bin"]
     for info in store.list_artifacts():  # and every one of them is recorded
         assert info.digest == str(integrity.file_digests(tree / info.path).identity)
+
+
+def test_a_local_upload_appears_with_its_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file's record is set on its temporary file before the rename that makes it appear
+    (``XattrDigests.kept_by_writes``): no reader ever sees it unrecorded, and nothing is recorded by
+    path afterwards. A file over the inline limit is hashed beside its copy and recorded after it."""
+    published: dict[str, bytes | None] = {}
+    rename = local._rename_into_place
+
+    def checked_rename(temporary: str, destination: str, **kwargs: Any) -> None:
+        try:
+            published[os.path.basename(destination)] = os.getxattr(temporary, ATTRIBUTE)
+        except OSError:
+            published[os.path.basename(destination)] = None
+        rename(temporary, destination, **kwargs)
+
+    by_path: list[str] = []
+    setxattr = os.setxattr
+
+    def counted_setxattr(target: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(target, int):
+            by_path.append(os.path.basename(target))
+        setxattr(target, *args, **kwargs)
+
+    monkeypatch.setattr(local, "_rename_into_place", checked_rename)
+    monkeypatch.setattr(os, "setxattr", counted_setxattr)
+    tree = _small_files_and_a_large_one(tmp_path, 5)
+    store = ArtifactStore(str(tmp_path / "root"))
+    store.log_artifacts(str(tree))
+
+    for index in range(5):
+        expected = integrity.file_digests(tree / f"small-{index}.bin").header().encode()
+        assert published[f"small-{index}.bin"] == expected
+    assert published["large.bin"] is None
+    assert by_path == ["large.bin"]
+    for info in store.list_artifacts():
+        assert info.digest == str(integrity.file_digests(tree / info.path).identity)
+
+
+def test_pipe_file_keeps_the_record_it_is_given(fs: local.ArtifactLocalFileSystem, tmp_path: Path) -> None:
+    target = tmp_path / "d" / "model.bin"
+    fs.pipe_file(str(target), b"weights", digest=DIGEST)
+    assert target.read_bytes() == b"weights"
+    assert os.getxattr(target, ATTRIBUTE) == DIGEST.header().encode()
+    with pytest.raises(FileExistsError):
+        fs.pipe_file(str(target), b"other", mode="create", digest=DIGEST)
+    assert target.read_bytes() == b"weights"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.bin"]  # no temporary left
+    fs.pipe_file(str(target), b"replaced")  # no digest: a new file, no record
+    with pytest.raises(OSError):
+        os.getxattr(target, ATTRIBUTE)
+
+
+def test_a_record_refused_on_the_open_file_is_kept_by_path(
+    fs: local.ArtifactLocalFileSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the attribute cannot be set on the file being written (some FUSE mounts refuse it on a
+    descriptor), the write still succeeds and the record is kept by path once the file is in place."""
+    setxattr = os.setxattr
+
+    def no_descriptors(target: Any, *args: Any) -> None:
+        if isinstance(target, int):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        setxattr(target, *args)
+
+    monkeypatch.setattr(os, "setxattr", no_descriptors)
+    target = tmp_path / "model.bin"
+    fs.pipe_file(str(target), b"weights", digest=DIGEST)
+    assert os.getxattr(target, ATTRIBUTE) == DIGEST.header().encode()

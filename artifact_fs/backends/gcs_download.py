@@ -20,13 +20,8 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
 from artifact_fs import errors
-from artifact_fs.backends.ranged_download import (
-    GetObject,
-    ReceivedCrc32c,
-    ResponseBody,
-    download,
-    prepared_target,
-)
+from artifact_fs.backends import ranged_download
+from artifact_fs.backends.ranged_download import GetObject, ReceivedCrc32c, ResponseBody
 
 GENERATION_HEADER = "x-goog-generation"
 METADATA_HEADER_PREFIX = "x-goog-meta-"
@@ -54,19 +49,9 @@ async def get_file(
     *,
     received: ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
-    """``GCSFileSystem._get_file`` as :func:`download`: its first answer (``Headers``: the aiohttp
-    headers, metadata included), ``None`` for a local directory, which is left as it is (gcsfs's rule)."""
-    if not prepared_target(lpath):
-        return None
-    get_object = object_getter(fs, rpath)
-    return await download(
-        get_object,
-        lpath,
-        part_size=fs.download_part_size,
-        concurrency=fs.max_concurrency,
-        callback=callback,
-        received=received,
-    )
+    """``GCSFileSystem._get_file`` as :func:`.ranged_download.get_file`: its first answer (``Headers``:
+    the aiohttp headers, metadata included)."""
+    return await ranged_download.get_file(fs, object_getter(fs, rpath), lpath, callback, received=received)
 
 
 def object_getter(fs: Any, rpath: str) -> GetObject:

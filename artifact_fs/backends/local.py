@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypedDict
 
 from fsspec import AbstractFileSystem
@@ -26,11 +26,13 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 from fsspec.utils import isfilelike
 
+from artifact_fs import integrity
 from artifact_fs.backends.atomic import WriteBeside, is_temporary
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.local_digests import XattrDigests
 from artifact_fs.capabilities import Capabilities
 from artifact_fs.errors import InvalidArtifactPathError
+from artifact_fs.integrity import Record
 from artifact_fs.paths import RESERVED_PREFIX, Confinement
 from artifact_fs.policy import TransferPolicy
 from artifact_fs.uris import ArtifactURI
@@ -179,22 +181,57 @@ def write_beside(destination: str, *, exclusive: bool = False) -> WriteBeside:
     )
 
 
-def atomic_copy(source: str, destination: str, *, exclusive: bool = False, make_parent: bool = False) -> int:
+def atomic_copy(
+    source: str,
+    destination: str,
+    *,
+    exclusive: bool = False,
+    make_parent: bool = False,
+    prepare: Callable[[int], object] | None = None,
+) -> int:
     """Copy a file so ``destination`` shows either its old content or the whole new one; the
-    number of bytes copied. ``make_parent`` creates the destination's directory if missing.
+    number of bytes copied. ``make_parent`` creates the destination's directory if missing;
+    ``prepare`` gets the new file's descriptor once it is written, before it appears.
 
     Descriptors only, no file objects: a tree of small files spends its time in the kernel's file
     creation, and each file object costs a few more system calls and allocations per file."""
     reader = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        with write_beside(destination, exclusive=exclusive) as temporary:
-            writer = _create_descriptor(temporary, make_parent=make_parent)
-            try:
-                return _copy_contents(reader, writer)
-            finally:
-                os.close(writer)
+        return _write_atomically(
+            destination,
+            lambda writer: _copy_contents(reader, writer),
+            exclusive=exclusive,
+            make_parent=make_parent,
+            prepare=prepare,
+        )
     finally:
         os.close(reader)
+
+
+def _write_atomically(
+    destination: str,
+    fill: Callable[[int], int],
+    *,
+    exclusive: bool,
+    make_parent: bool,
+    prepare: Callable[[int], object] | None,
+) -> int:
+    with write_beside(destination, exclusive=exclusive) as temporary:
+        writer = _create_descriptor(temporary, make_parent=make_parent)
+        try:
+            written = fill(writer)
+            if prepare is not None:
+                prepare(writer)
+            return written
+        finally:
+            os.close(writer)
+
+
+def _write_all(writer: int, data: bytes | memoryview) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(writer, view) :]
+    return len(data)
 
 
 def _copy_contents(reader: int, writer: int) -> int:
@@ -209,10 +246,7 @@ def _copy_contents(reader: int, writer: int) -> int:
         if offset or getattr(exc, "errno", errno.ENOSYS) not in _NO_SENDFILE:
             raise
     while chunk := os.read(reader, COPY_BUFFER_SIZE):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(writer, view) :]
-        offset += len(chunk)
+        offset += _write_all(writer, chunk)
     return offset
 
 
@@ -385,10 +419,46 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
         return AtomicLocalFile(stripped, mode, fs=self, compression=compression, **kwargs)
 
     # -- writing ----------------------------------------------------------------------------------
-    def pipe_file(self, path: Any, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
-        """Write ``value``; ``mode="create"`` refuses an existing file atomically (``FileExistsError``)."""
-        with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as f:
-            f.write(value)
+    def pipe_file(
+        self, path: Any, value: bytes, mode: str = "overwrite", digest: Record | None = None, **kwargs: Any
+    ) -> None:
+        """Write ``value``; ``mode="create"`` refuses an existing file atomically (``FileExistsError``).
+        ``digest``: the bytes' record, kept with the file before it appears (:meth:`_recorded_as`)."""
+        if kwargs:  # compression and other options of open()
+            with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as f:
+                f.write(value)
+            if digest is not None:
+                integrity.record_in(DIGESTS, self, self._strip_protocol(path), digest)
+            return
+        destination = self._writable(path)
+        if mode == "create" and os.path.lexists(destination):
+            raise FileExistsError(errno.EEXIST, "File exists", destination)
+        with self._recorded_as(destination, digest) as prepare:
+            _write_atomically(
+                destination,
+                lambda writer: _write_all(writer, value),
+                exclusive=mode == "create",
+                make_parent=self.auto_mkdir,
+                prepare=prepare,
+            )
+
+    @contextlib.contextmanager
+    def _recorded_as(self, path: str, digest: Record | None) -> Iterator[Callable[[int], object] | None]:
+        """A write's ``prepare`` that sets ``digest`` as the new file's attribute before it appears
+        (``DIGESTS.kept_by_writes``); where that fails, the record is kept by path once the write
+        succeeded (an attribute, or a sidecar where the filesystem keeps none)."""
+        if digest is None:
+            yield None
+            return
+        kept = False
+
+        def prepare(descriptor: int) -> None:
+            nonlocal kept
+            kept = DIGESTS.record_open(descriptor, digest)
+
+        yield prepare
+        if not kept:
+            integrity.record_in(DIGESTS, self, path, digest)
 
     def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> None:
         self._copy_in(self._inside(path1), self._writable(path2))
@@ -399,14 +469,22 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
         rpath: Any,
         callback: Callback = DEFAULT_CALLBACK,
         mode: str = "overwrite",
+        digest: Record | None = None,
         **kwargs: Any,
     ) -> None:
+        """``digest``: the file's record, kept with it before it appears (:meth:`_recorded_as`)."""
         source = self._strip_protocol(lpath)
         destination = self._writable(rpath)
-        self._copy_in(source, destination, exclusive=mode == "create", callback=callback)
+        self._copy_in(source, destination, exclusive=mode == "create", callback=callback, digest=digest)
 
     def _copy_in(
-        self, source: str, destination: str, *, exclusive: bool = False, callback: Callback = DEFAULT_CALLBACK
+        self,
+        source: str,
+        destination: str,
+        *,
+        exclusive: bool = False,
+        callback: Callback = DEFAULT_CALLBACK,
+        digest: Record | None = None,
     ) -> None:
         """One ``stat`` of ``source`` decides: a file is copied atomically (its directory made if
         missing), a directory is made."""
@@ -418,7 +496,10 @@ class ArtifactLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
             os.makedirs(destination, exist_ok=True)
         elif stat.S_ISREG(status.st_mode):
             callback.set_size(status.st_size)
-            copied = atomic_copy(source, destination, exclusive=exclusive, make_parent=self.auto_mkdir)
+            with self._recorded_as(destination, digest) as prepare:
+                copied = atomic_copy(
+                    source, destination, exclusive=exclusive, make_parent=self.auto_mkdir, prepare=prepare
+                )
             callback.relative_update(copied)
         else:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", source)

@@ -34,9 +34,14 @@ kept apart from the root (``<id>/.artifact.digests``) could be neither written n
 
 
 class XattrDigests:
-    """:class:`~artifact_fs.integrity.DigestStore` in the ``user.artifact_fs.digest`` attribute."""
+    """:class:`~artifact_fs.integrity.DigestStore` in the ``user.artifact_fs.digest`` attribute.
+
+    ``kept_by_writes``: the local filesystem's ``put_file`` and ``pipe_file`` take ``digest=`` and set
+    the attribute on the temporary file before it is renamed into place (:meth:`record_open`), so a
+    file never appears without its record, and the store records nothing after the write."""
 
     cheap_lookup = True
+    kept_by_writes = True
 
     def location(self, path: str) -> str:
         return path  # an attribute of the file itself (or its sidecar where there are no xattrs)
@@ -51,6 +56,19 @@ class XattrDigests:
                 if exc.errno not in NO_XATTRS:
                     raise
         SIDECARS.record(fs, path, digest)
+
+    @staticmethod
+    def record_open(descriptor: int, digest: Record) -> bool:
+        """Set the attribute on a file still being written, before it appears at its name; ``False``
+        where it could not be set (no user attributes here, or refused): the writer then records
+        by path once the file is in place (:meth:`record`, which falls back to a sidecar)."""
+        if not HAS_XATTRS:
+            return False
+        try:
+            os.setxattr(descriptor, ATTRIBUTE, digest.header().encode("ascii"))
+        except OSError:
+            return False
+        return True
 
     def lookup(self, fs: AbstractFileSystem, path: str, info: Mapping[str, Any] | None) -> Record | None:
         local = fs._strip_protocol(path)

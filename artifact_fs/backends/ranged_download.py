@@ -249,6 +249,29 @@ async def write_range(
     return written
 
 
+async def get_file(
+    fs: Any,
+    get_object: GetObject,
+    lpath: str,
+    callback: Callback = DEFAULT_CALLBACK,
+    *,
+    received: ReceivedCrc32c | None = None,
+) -> Mapping[str, Any] | None:
+    """A filesystem's ``_get_file`` as :func:`download`, with its ``download_part_size`` and
+    ``max_concurrency``: the first answer, ``None`` for a local directory, which is left as it is
+    (s3fs's and gcsfs's rule)."""
+    if not prepared_target(lpath):
+        return None
+    return await download(
+        get_object,
+        lpath,
+        part_size=fs.download_part_size,
+        concurrency=fs.max_concurrency,
+        callback=callback,
+        received=received,
+    )
+
+
 async def download(
     get_object: GetObject,
     lpath: str,

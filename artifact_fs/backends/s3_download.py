@@ -13,14 +13,8 @@ from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from artifact_fs.backends.ranged_download import (
-    READ_SIZE,
-    GetObject,
-    ReceivedCrc32c,
-    download,
-    object_size,
-    prepared_target,
-)
+from artifact_fs.backends import ranged_download
+from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, ReceivedCrc32c, download, object_size
 
 
 async def get_file(
@@ -32,19 +26,9 @@ async def get_file(
     version_id: str | None = None,
     received: ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
-    """``S3FileSystem._get_file`` as :func:`download` (its first answer, ``None`` for a local
-    directory, which is left as it is: s3fs's rule)."""
-    if not prepared_target(lpath):
-        return None
+    """``S3FileSystem._get_file`` as :func:`.ranged_download.get_file`."""
     get_object = object_getter(fs, rpath, version_id=version_id)
-    return await download(
-        get_object,
-        lpath,
-        part_size=fs.download_part_size,
-        concurrency=fs.max_concurrency,
-        callback=callback,
-        received=received,
-    )
+    return await ranged_download.get_file(fs, get_object, lpath, callback, received=received)
 
 
 def object_getter(fs: Any, rpath: str, *, version_id: str | None = None) -> GetObject:
