@@ -74,7 +74,10 @@ class PeerRounds:
     """A peer's rounds, timed with ``time.perf_counter`` one at a time between artifact_fs's rounds.
 
     Interleaving (one peer round, then one of ours, from ``benchmark.pedantic``'s ``setup``) keeps a
-    busy machine's load changes out of the ratio; the first ``warmup_rounds`` are dropped.
+    busy machine's load changes out of the ratio; the first ``warmup_rounds`` are dropped. Each round
+    starts after ``os.sync()``, as each of ours does (the suites' setups end with it): a round that
+    follows another's 256 MiB download would otherwise wait on that one's writeback, and on this
+    machine's disk the order alone moved a ratio by 0.4.
     """
 
     def __init__(self, warmup_rounds: int) -> None:
@@ -82,6 +85,7 @@ class PeerRounds:
         self.timings: list[float] = []
 
     def run(self, operation: Callable[[], Any]) -> None:
+        os.sync()
         start = time.perf_counter()
         operation()
         self.record(time.perf_counter() - start)

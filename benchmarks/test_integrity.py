@@ -14,6 +14,7 @@ up and checks the received file; the "off" download does neither. Sizes come fro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def test_large_upload_digests_on_vs_off(benchmark: Any, server: SeaweedFS, large
         remotes["on"].clear()
         prefix = remotes["off"].fresh()
         off.run(lambda: store(server, prefix, digests=False).log_artifact(large.source))
+        os.sync()  # as before the "off" round (PeerRounds.run)
         return (remotes["on"].fresh(),), {}
 
     benchmark.pedantic(
@@ -128,7 +130,9 @@ def test_large_download_digests_on_vs_off(
         locals_["on"].clear()
         destination = locals_["off"].fresh()
         off.run(lambda: store(server, logged, digests=False).download_artifacts("", destination))
-        return (locals_["on"].fresh(),), {}
+        destination = locals_["on"].fresh()
+        os.sync()  # as before the "off" round (PeerRounds.run)
+        return (destination,), {}
 
     benchmark.pedantic(
         download_on,

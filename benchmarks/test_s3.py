@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +265,7 @@ def test_artifact_fs_s3(
             for peer, rounds in peers.items():
                 prefix = remotes[peer].fresh()
                 rounds.run(lambda peer=peer, prefix=prefix: uploads[peer](prefix))
+            os.sync()  # as before each peer round (PeerRounds.run)
             return (remotes["artifact_fs"].fresh(),), {}
 
         benchmark.pedantic(
@@ -288,7 +290,9 @@ def test_artifact_fs_s3(
             for peer, rounds in peers.items():
                 destination = locals_[peer].fresh()
                 rounds.run(lambda peer=peer, destination=destination: downloads[peer](destination))
-            return (locals_["artifact_fs"].fresh(),), {}
+            destination = locals_["artifact_fs"].fresh()
+            os.sync()  # as before each peer round (PeerRounds.run)
+            return (destination,), {}
 
         benchmark.pedantic(
             download, setup=download_round, rounds=S3_ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS

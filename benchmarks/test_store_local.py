@@ -83,7 +83,6 @@ def test_artifact_fs(
 
     def peers_then_ours() -> tuple[tuple[str, Dataset, Path], dict[str, Any]]:
         destination = scratches["cp"].fresh()
-        os.sync()
         peers["cp"].run(lambda: subprocess.run(cp_command(source, destination), check=True))
         job = {"operation": operation, "source": str(source), "directory": source.is_dir()}
         destination = scratches["mlflow"].fresh()

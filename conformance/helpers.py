@@ -37,6 +37,21 @@ def write_tree(source: Path, tree: Mapping[str, int]) -> dict[str, bytes]:
     return expected
 
 
+def counting_read_backs(monkeypatch: Any) -> list[str]:
+    """The local files a download reads back to check them (``integrity.file_digests``), from now on."""
+    from artifact_fs import integrity
+
+    read_back: list[str] = []
+    hashed = integrity.file_digests
+
+    def counted(path: Any, *args: Any) -> Any:
+        read_back.append(str(path))
+        return hashed(path, *args)
+
+    monkeypatch.setattr(integrity, "file_digests", counted)
+    return read_back
+
+
 def run_python(code: str, timeout: float = 120.0, **values: Any) -> None:
     """Run ``code`` in a fresh interpreter with ``values`` (pickled) bound as globals; fail with its
     output unless it exits 0.

@@ -36,7 +36,7 @@ from artifact_fs.paths import DIGEST_DIRECTORY
 from artifact_fs.store import ArtifactStore
 from conformance.backends.mlflow_artifacts import BUCKET as MLFLOW_BUCKET
 from conformance.harness import BackendUnderTest, Target
-from conformance.helpers import random_bytes
+from conformance.helpers import counting_read_backs, random_bytes
 
 SIZE = 4096
 NO_RECORDS = (
@@ -493,14 +493,7 @@ def test_a_checked_download_hashes_what_it_received_and_reads_nothing_back(
     large = random_bytes(5 * part + 1234, seed=42)
     log(target, tmp_path, "large.bin", large, store=store)
     log(target, tmp_path, "small.bin", random_bytes(SIZE, seed=43), store=store)
-    read_back: list[str] = []
-    hashed = integrity.file_digests
-
-    def counted(path: Any, *args: Any) -> integrity.Record:
-        read_back.append(str(path))
-        return hashed(path, *args)
-
-    monkeypatch.setattr(integrity, "file_digests", counted)
+    read_back = counting_read_backs(monkeypatch)
 
     local = store.download_artifacts(dst_path=str(destination(tmp_path)))
     assert (Path(local) / "large.bin").read_bytes() == large

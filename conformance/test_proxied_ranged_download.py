@@ -22,7 +22,7 @@ import requests
 import artifact_fs
 from artifact_fs.backends.mlflow_artifacts import MlflowArtifactsFileSystem
 from artifact_fs.integrity import DigestMismatchError
-from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy
+from conformance.helpers import MLFLOW_ARTIFACTS, RequestCountingProxy, counting_read_backs
 from conformance.servers.artifact_server import ArtifactServer
 
 pytestmark = [pytest.mark.server, pytest.mark.mlflow_artifacts]
@@ -75,12 +75,14 @@ def test_a_file_of_k_ranges_is_k_pinned_ranged_gets_moving_its_bytes_once(
     data = os.urandom(RANGES * RANGE - 123)  # the last range is short
     fs.pipe_file(f"{prefix}/big.bin", data)
     headers = recording_range_headers(fs, monkeypatch)
+    read_back = counting_read_backs(monkeypatch)
     proxy.reset()
 
     fs.get_file(f"{prefix}/big.bin", str(tmp_path / "big.bin"))
 
     received = proxy.received["download"]
     kinds = proxy.reset()
+    assert read_back == []  # checked against Repr-Digest as the ranges arrived, nothing read back
     assert (tmp_path / "big.bin").read_bytes() == data
     assert kinds["download"] == RANGES, kinds
     assert sum(kinds.values()) == RANGES + kinds["server-info"], kinds

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artifact_fs import integrity
-from artifact_fs.backends.ranged_download import ReceivedCrc32c
 from artifact_fs.integrity import Digest, Record, RecordingWriter, combined_crc32c, crc32c_combine
 
 
@@ -92,7 +91,7 @@ def test_parts_combine_into_the_whole_files_crc32c(data: bytes, size: int) -> No
 def test_ranges_hashed_as_they_arrive_give_the_whole_files_crc32c(
     data: bytes, part: int, piece: int, order: random.Random
 ) -> None:
-    """A ranged download's pieces reach ``ReceivedCrc32c`` interleaved across ranges, each range's
+    """A ranged download's pieces reach ``integrity.ReceivedCrc32c`` interleaved across ranges, each range's
     in its own order; the result is the whole file's CRC-32C."""
     pieces = [
         [
@@ -101,7 +100,7 @@ def test_ranges_hashed_as_they_arrive_give_the_whole_files_crc32c(
         ]
         for start in range(0, len(data), part)
     ]
-    received = ReceivedCrc32c()
+    received = integrity.ReceivedCrc32c()
     while pieces:
         queue = order.choice(pieces)
         start, chunk = queue.pop(0)

@@ -40,7 +40,7 @@ from artifact_fs.backends import gcs_download, object_store, read_cache
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
-from artifact_fs.backends.ranged_download import GetObject, ReceivedCrc32c, discarding
+from artifact_fs.backends.ranged_download import GetObject, discarding
 from artifact_fs.policy import (
     DEFAULT_CONNECT_TIMEOUT,
     DOWNLOAD_PART_SIZE,
@@ -281,14 +281,15 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         """Concurrent ranged GETs into a preallocated ``lpath`` (:mod:`.gcs_download`), no metadata
         asked first; ``digest_sink["digest"]`` gets the record the object carries, if any, and
         ``digest_sink["received"]`` the CRC-32C of the bytes received."""
-        received = ReceivedCrc32c() if digest_sink is not None else None
+        received = integrity.ReceivedCrc32c() if digest_sink is not None else None
         with discarding(lpath):
             first = await gcs_download.get_file(
                 self, rpath, lpath, callback or DEFAULT_CALLBACK, received=received
             )
-        if digest_sink is not None and received is not None:
+        if digest_sink is not None:
             digest_sink["digest"] = gcs_download.carried_metadata(first, DIGESTS.metadata_key)
-            digest_sink["received"] = received.digest()
+            if first is not None and received is not None:  # not a local directory left as it was
+                digest_sink["received"] = received.digest()
 
     def version_getter(self, path: str, info: Mapping[str, Any]) -> tuple[GetObject, str] | None:
         """A media GET of ``path`` (:mod:`.gcs_download`) pinned to the generation ``info`` names."""

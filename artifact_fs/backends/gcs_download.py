@@ -19,9 +19,9 @@ from typing import Any
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
-from artifact_fs import errors
+from artifact_fs import errors, integrity
 from artifact_fs.backends import ranged_download
-from artifact_fs.backends.ranged_download import GetObject, ReceivedCrc32c, ResponseBody
+from artifact_fs.backends.ranged_download import GetObject, ResponseBody
 
 GENERATION_HEADER = "x-goog-generation"
 METADATA_HEADER_PREFIX = "x-goog-meta-"
@@ -47,7 +47,7 @@ async def get_file(
     lpath: str,
     callback: Callback = DEFAULT_CALLBACK,
     *,
-    received: ReceivedCrc32c | None = None,
+    received: integrity.ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
     """``GCSFileSystem._get_file`` as :func:`.ranged_download.get_file`: its first answer (``Headers``:
     the aiohttp headers, metadata included)."""

@@ -547,7 +547,7 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         ``digest_sink["digest"]`` gets the record the object carries in its metadata, if any, and
         ``digest_sink["received"]`` the CRC-32C of the bytes received."""
         sink = kw.get("digest_sink")
-        received = ranged_download.ReceivedCrc32c() if sink is not None else None
+        received = integrity.ReceivedCrc32c() if sink is not None else None
         first = await s3_download.get_file(
             self, rpath, lpath, callback, version_id=kw.get("version_id"), received=received
         )

@@ -13,8 +13,9 @@ from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
+from artifact_fs import integrity
 from artifact_fs.backends import ranged_download
-from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, ReceivedCrc32c, download, object_size
+from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, download, object_size
 
 
 async def get_file(
@@ -24,7 +25,7 @@ async def get_file(
     callback: Callback = DEFAULT_CALLBACK,
     *,
     version_id: str | None = None,
-    received: ReceivedCrc32c | None = None,
+    received: integrity.ReceivedCrc32c | None = None,
 ) -> Mapping[str, Any] | None:
     """``S3FileSystem._get_file`` as :func:`.ranged_download.get_file`."""
     get_object = object_getter(fs, rpath, version_id=version_id)

@@ -99,6 +99,7 @@ class RangedDownload:
         self.header: str | None = None
         self.etag: str | None = None
         self._hasher: integrity.Hasher | None = None
+        self._received: integrity.ReceivedCrc32c | None = None
         self._failed = threading.Event()
 
     def run(self, first: requests.Response) -> None:
@@ -114,6 +115,8 @@ class RangedDownload:
         starts = range(self.part_size, size, self.part_size)
         if self.expected is not None and not starts:
             self._hasher = integrity.Hasher(self.expected.algorithm)
+        elif self.expected is not None and self.expected.algorithm == "crc32c":
+            self._received = integrity.ReceivedCrc32c()  # each range hashed as it arrives
         if self.callback is not None:
             self.callback.set_size(size)
         descriptor = os.open(
@@ -174,7 +177,7 @@ class RangedDownload:
                     for received in iter_body(response, self.path):
                         if self._failed.is_set():
                             return
-                        written += self._write(descriptor, received[: end - start - written], start + written)
+                        written += self._write(descriptor, received[: end - start - written], start, written)
                         if written >= end - start:
                             break
                 if written < end - start:
@@ -182,10 +185,13 @@ class RangedDownload:
                     cut.resumable = True  # type: ignore[attr-defined]
                     raise cut
 
-    def _write(self, descriptor: int, data: bytes, offset: int) -> int:
-        os.pwrite(descriptor, data, offset)
+    def _write(self, descriptor: int, data: bytes, start: int, written: int) -> int:
+        """``data`` at ``written`` bytes into the range from ``start``, hashed on the way."""
+        os.pwrite(descriptor, data, start + written)
         if self._hasher is not None:
             self._hasher.update(data)
+        if self._received is not None:
+            self._received.add(start, data)
         if self.callback is not None:
             self.callback.relative_update(len(data))
         return len(data)
@@ -195,5 +201,7 @@ class RangedDownload:
             return
         if self._hasher is not None:
             integrity.check(self.path, self.expected, self._hasher.digest())
+        elif self._received is not None:
+            integrity.check(self.path, self.expected, self._received.digest())
         else:
             integrity.check_local_file(self.path, self.lpath, self.expected)
