@@ -36,7 +36,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from gcsfs.core import GCSFile, GCSFileSystem
 from gcsfs.retry import retry_request
 
-from artifact_fs.backends import gcs_download, object_store, read_cache
+from artifact_fs.backends import gcs_download, object_store, ranged_download, read_cache
 from artifact_fs.backends.buffered import DiscardOnError
 from artifact_fs.backends.gcs_presign import GCSPresigner
 from artifact_fs.backends.object_store import ObjectStoreFileSystem
@@ -283,8 +283,9 @@ class ArtifactGCSFileSystem(ObjectStoreFileSystem, GCSFileSystem):
         ``digest_sink["received"]`` the CRC-32C of the bytes received."""
         received = integrity.ReceivedCrc32c() if digest_sink is not None else None
         with discarding(lpath):
-            first = await gcs_download.get_file(
-                self, rpath, lpath, callback or DEFAULT_CALLBACK, received=received
+            get_object = gcs_download.object_getter(self, rpath)
+            first = await ranged_download.get_file(
+                self, get_object, lpath, callback or DEFAULT_CALLBACK, received=received
             )
         if digest_sink is not None:
             digest_sink["digest"] = gcs_download.carried_metadata(first, DIGESTS.metadata_key)

@@ -8,6 +8,7 @@ pins the later ranges, so an object replaced mid-download fails it instead of mi
 and the custom metadata (``x-goog-meta-*``, where a record rides). A small object is one GET; an
 empty one (GCS answers 416 to any range of it) one more. Each request is retried as gcsfs retries
 its own; the headers are read before the body, which streams to its offset.
+``GCSFileSystem._get_file`` is :func:`.ranged_download.get_file` with :func:`object_getter`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import errno
 from collections.abc import Mapping
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from gcsfs.retry import retry_request, validate_response
 
-from artifact_fs import errors, integrity
-from artifact_fs.backends import ranged_download
+from artifact_fs import errors
 from artifact_fs.backends.ranged_download import GetObject, ResponseBody
 
 GENERATION_HEADER = "x-goog-generation"
@@ -39,19 +38,6 @@ async def _opened(fs: Any, url: str, headers: Mapping[str, str]) -> Any:
         finally:
             response.release()
     return response
-
-
-async def get_file(
-    fs: Any,
-    rpath: str,
-    lpath: str,
-    callback: Callback = DEFAULT_CALLBACK,
-    *,
-    received: integrity.ReceivedCrc32c | None = None,
-) -> Mapping[str, Any] | None:
-    """``GCSFileSystem._get_file`` as :func:`.ranged_download.get_file`: its first answer (``Headers``:
-    the aiohttp headers, metadata included)."""
-    return await ranged_download.get_file(fs, object_getter(fs, rpath), lpath, callback, received=received)
 
 
 def object_getter(fs: Any, rpath: str) -> GetObject:

@@ -548,9 +548,8 @@ class ArtifactS3FileSystem(ObjectStoreFileSystem, S3FileSystem):
         ``digest_sink["received"]`` the CRC-32C of the bytes received."""
         sink = kw.get("digest_sink")
         received = integrity.ReceivedCrc32c() if sink is not None else None
-        first = await s3_download.get_file(
-            self, rpath, lpath, callback, version_id=kw.get("version_id"), received=received
-        )
+        get_object = s3_download.object_getter(self, rpath, version_id=kw.get("version_id"))
+        first = await ranged_download.get_file(self, get_object, lpath, callback, received=received)
         if sink is not None and first is not None and received is not None:
             sink["digest"] = (first.get("Metadata") or {}).get(integrity.METADATA_KEY)
             sink["received"] = received.digest()

@@ -4,6 +4,7 @@
 s3fs's ``_get_file`` opens a whole-object GET, abandons it when the object is large, and then fetches
 ranges in batches that each wait for their slowest member. Here the first request is already the
 first range, and a small object is one GET; an empty one (S3 refuses a range on it) one more.
+``S3FileSystem._get_file`` is :func:`.ranged_download.get_file` with :func:`object_getter`.
 """
 
 from __future__ import annotations
@@ -11,25 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
-
-from artifact_fs import integrity
-from artifact_fs.backends import ranged_download
 from artifact_fs.backends.ranged_download import READ_SIZE, GetObject, download, object_size
-
-
-async def get_file(
-    fs: Any,
-    rpath: str,
-    lpath: str,
-    callback: Callback = DEFAULT_CALLBACK,
-    *,
-    version_id: str | None = None,
-    received: integrity.ReceivedCrc32c | None = None,
-) -> Mapping[str, Any] | None:
-    """``S3FileSystem._get_file`` as :func:`.ranged_download.get_file`."""
-    get_object = object_getter(fs, rpath, version_id=version_id)
-    return await ranged_download.get_file(fs, get_object, lpath, callback, received=received)
 
 
 def object_getter(fs: Any, rpath: str, *, version_id: str | None = None) -> GetObject:
@@ -53,4 +36,4 @@ def object_getter(fs: Any, rpath: str, *, version_id: str | None = None) -> GetO
     return get_object
 
 
-__all__ = ["READ_SIZE", "GetObject", "download", "get_file", "object_getter", "object_size"]
+__all__ = ["READ_SIZE", "GetObject", "download", "object_getter", "object_size"]
